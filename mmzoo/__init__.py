@@ -1,0 +1,18 @@
+"""mmzoo: a Keras 3 functional-API model zoo for multimodal (text, image, audio) models.
+
+Examples:
+```python
+import mmzoo
+mmzoo.list_models(task="captioning")
+model = mmzoo.build("vqa_cnn_lstm")
+```
+"""
+
+from mmzoo import data, layers
+from mmzoo.export import export
+from mmzoo.registry import build, describe, list_models, register
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "build", "data", "describe", "export", "layers", "list_models",
+           "register"]

@@ -1,0 +1,59 @@
+"""`adapt`: the data-dependent config of a model (vocabulary, class names) from a training split."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.data.easy_vqa import END, START
+from mmzoo.data.pipeline import SOURCE_KEYS
+
+
+def adapt(name, dataset, *, max_tokens=None):
+    """Config overrides adapted on `dataset` (the training split): `vocabulary` and `labels`.
+
+    Only the fields the model's config has are returned, so the result can go straight to
+    `mmzoo.build(name, **overrides)`. Vocabulary tokens are ordered by frequency (as
+    `TextVectorization.adapt` orders them); class names are sorted.
+
+    Args:
+        name: str. A registered model name.
+        dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load` (training split).
+        max_tokens: int or None. Keep at most this many tokens (padding and OOV included).
+
+    Examples:
+    ```python
+    train = mmzoo.data.load("easy_vqa", split="train")
+    model = mmzoo.build("vqa_cnn_lstm", **mmzoo.data.adapt("vqa_cnn_lstm", train))
+    ```
+    """
+    from mmzoo.registry import get_spec
+
+    spec = get_spec(name)
+    fields = {f.name for f in dataclasses.fields(spec.config)}
+    overrides = {}
+    text_inputs = [i for i in spec.inputs if i in ("text", "question")]
+    if text_inputs and "vocabulary" in fields:
+        key = next((k for k in SOURCE_KEYS[text_inputs[0]] if k in dataset.element_spec), None)
+        if key is None:
+            raise ValueError(f"cannot adapt {name!r}: its examples have no text "
+                             f"({sorted(dataset.element_spec)})")
+        vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens)
+        vectorizer.adapt(dataset.map(lambda e: e[key], num_parallel_calls=tf.data.AUTOTUNE)
+                         .batch(1024))
+        tokens = tuple(str(t) for t in vectorizer.get_vocabulary()[2:])
+        if spec.task == "captioning":
+            tokens = (START, END) + tokens
+        overrides["vocabulary"] = tokens
+    if spec.task in ("classification", "vqa") and "labels" in fields:
+        if "label" not in dataset.element_spec:
+            raise ValueError(f"cannot adapt {name!r}: its examples have no 'label'")
+        seen = set()
+        for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+            seen.update(np.asarray(batch).tolist())
+        labels = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
+        overrides["labels"] = tuple(labels)
+    return overrides

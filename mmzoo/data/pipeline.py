@@ -1,0 +1,140 @@
+"""`pipeline`: raw example dicts -> batched `(inputs, targets)` shaped for one model."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from mmzoo.data.easy_vqa import END, START
+from mmzoo.layers.vocab import model_labels, model_vocabulary
+
+# Example keys each model input may be fed from, in order of preference.
+SOURCE_KEYS = {"image": ("image",), "audio": ("audio",), "text": ("text", "question"),
+               "question": ("question", "text")}
+
+
+def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10_000, seed=None,
+             cache=True):
+    """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
+
+    Per example (parallel `map`): images resized to the model's size, waveforms padded or cropped
+    to its length; then `cache`, `shuffle` (training only), `batch`; per batch: text tokenized
+    with the vocabulary the model carries, labels turned into class ids (or caption shifted for
+    teacher forcing); then `prefetch`.
+
+    Args:
+        model: keras.Model. A model built by `mmzoo.build` (it carries its vocabularies).
+        dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load`.
+        batch_size: int. Examples per batch.
+        training: bool. Shuffle (each epoch anew) when True.
+        shuffle_buffer: int. Size of the shuffle buffer.
+        seed: int or None. Shuffle seed.
+        cache: bool. Cache the decoded examples in memory after the first pass.
+
+    Examples:
+    ```python
+    model = mmzoo.build("vqa_cnn_lstm")
+    train = mmzoo.data.pipeline(model, mmzoo.data.load("easy_vqa", split="train"), training=True)
+    model.fit(train, epochs=1)
+    ```
+    """
+    from mmzoo.registry import get_spec
+
+    spec = get_spec(model.name)
+    keys = {}
+    for name in spec.inputs:
+        found = [k for k in SOURCE_KEYS[name] if k in dataset.element_spec]
+        if not found:
+            raise ValueError(
+                f"model {model.name!r} needs input {name!r} but the dataset's examples have only "
+                f"{sorted(dataset.element_spec)}; load the data for task {spec.task!r}")
+        keys[name] = found[0]
+    shapes = {t.name: tuple(t.shape[1:]) for t in model.inputs}
+    labels = model_labels(model) if spec.task in ("classification", "vqa") else None
+    if spec.task in ("classification", "vqa"):
+        if "label" not in dataset.element_spec:
+            raise ValueError(f"model {model.name!r} ({spec.task}) needs a 'label' in each "
+                             f"example; the dataset has {sorted(dataset.element_spec)}")
+        if labels is None:
+            raise ValueError(f"model {model.name!r} carries no class names (LabelNames layer)")
+
+    def prepare(example):
+        out = {}
+        for name, key in keys.items():
+            value = example[key]
+            if name == "image":
+                height, width = shapes["image"][:2]
+                value = tf.image.resize(value, (height, width), antialias=True)
+                value = tf.cast(tf.clip_by_value(tf.round(value), 0, 255), tf.uint8)
+            elif name == "audio":
+                value = _fit_length(tf.cast(value, tf.float32), shapes["audio"][0])
+            out[name] = value
+        if labels is not None:
+            out["label"] = example["label"]
+        return out
+
+    ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(_batch_fn(model, spec, keys, shapes, labels), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _fit_length(wave, length):
+    wave = wave[:length]
+    return tf.pad(wave, [[0, length - tf.shape(wave)[0]]])
+
+
+def _batch_fn(model, spec, keys, shapes, labels):
+    tokenizers = {}
+    for name in keys:
+        if name in ("text", "question"):
+            tokens = model_vocabulary(model, name)
+            if tokens is None:
+                raise ValueError(f"model {model.name!r} carries no vocabulary for input {name!r} "
+                                 f"(a Vocabulary layer named '{name}_vocabulary')")
+            if spec.task == "captioning":
+                tokenizers[name] = (keras.layers.TextVectorization(vocabulary=tokens, ragged=True),
+                                    tokens)
+            else:
+                tokenizers[name] = (keras.layers.TextVectorization(
+                    vocabulary=tokens, output_sequence_length=shapes[name][0]), tokens)
+    label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=0)
+                    if labels is not None else None)
+
+    def fn(batch):
+        inputs = {name: batch[name] for name in keys}
+        targets = None
+        for name, (tokenizer, tokens) in tokenizers.items():
+            ids = tokenizer(batch[name])
+            if spec.task == "captioning":
+                full = _wrap_caption(ids, tokens, shapes[name][0] + 1)
+                inputs[name], targets = full[:, :-1], full[:, 1:]
+            else:
+                inputs[name] = tf.cast(ids, tf.int32)
+        if "image" in inputs:
+            inputs["image"] = tf.cast(inputs["image"], tf.float32)
+        if label_lookup is not None:
+            ids = label_lookup(batch["label"])
+            check = tf.debugging.assert_non_negative(
+                ids, message=f"a label is not one of the model's classes {labels}")
+            with tf.control_dependencies([check]):
+                targets = tf.cast(tf.identity(ids), tf.int32)
+        elif spec.task == "retrieval":
+            targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
+        return inputs, targets
+
+    return fn
+
+
+def _wrap_caption(ragged_ids, tokens, length):
+    """`[start] ids [end]` padded or cut to `length` (the input plus the shifted target)."""
+    start_id, end_id = tokens.index(START) + 2, tokens.index(END) + 2
+    n = ragged_ids.nrows()
+    start = tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(start_id, ragged_ids.dtype)))
+    end = tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(end_id, ragged_ids.dtype)))
+    full = tf.concat([start, ragged_ids, end], axis=1)
+    return tf.cast(full.to_tensor(default_value=0, shape=[None, length]), tf.int32)

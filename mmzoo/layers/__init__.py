@@ -1,0 +1,8 @@
+"""Custom serializable Keras layers (registered under the package name `mmzoo`)."""
+
+from mmzoo.layers.fusion import Similarity, WeightedAverage, contrastive_loss
+from mmzoo.layers.mfcc import MFCC
+from mmzoo.layers.vocab import LabelNames, Vocabulary
+
+__all__ = ["MFCC", "LabelNames", "Similarity", "Vocabulary", "WeightedAverage",
+           "contrastive_loss"]

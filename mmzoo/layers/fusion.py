@@ -1,0 +1,92 @@
+"""Fusion and similarity layers with learned weights that plain Keras layers do not offer."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class WeightedAverage(keras.layers.Layer):
+    """Decision-level fusion: a learned convex combination of per-modality predictions.
+
+    The weights are `softmax(w)` over the inputs, so they stay positive and sum to one; they start
+    equal (plain averaging, i.e. soft voting).
+
+    Args:
+        (none beyond the usual layer arguments)
+
+    Examples:
+    ```python
+    probs = mmzoo.layers.WeightedAverage(name="fusion_late")([text_probs, image_probs])
+    ```
+    """
+
+    def build(self, input_shape):
+        self.logits = self.add_weight(shape=(len(input_shape),), initializer="zeros",
+                                      name="logits")
+
+    def weights_normalized(self):
+        """The current combination weights, one per input."""
+        return ops.softmax(self.logits)
+
+    def call(self, inputs):
+        w = ops.softmax(self.logits)
+        stacked = ops.stack(inputs, axis=-1)
+        return ops.sum(stacked * w, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class Similarity(keras.layers.Layer):
+    """Scaled cosine similarities between every text and every image of a batch (CLIP).
+
+    Inputs are L2-normalised embeddings `[batch, dim]`; the output is `[batch_text, batch_image]`
+    logits `exp(t) * text @ image.T` with a learned temperature `t` (clipped at 100, as in CLIP).
+
+    Args:
+        init_scale: float. Initial value of `exp(t)`.
+
+    Examples:
+    ```python
+    logits = mmzoo.layers.Similarity(name="similarity")([text_embedding, image_embedding])
+    ```
+    """
+
+    def __init__(self, init_scale=10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.init_scale = float(init_scale)
+
+    def build(self, input_shape):
+        import math
+        self.log_scale = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(math.log(self.init_scale)),
+            name="log_scale")
+
+    def call(self, inputs):
+        text, image = inputs
+        scale = ops.minimum(ops.exp(self.log_scale), 100.0)
+        return scale * ops.matmul(text, ops.transpose(image))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[1][0])
+
+    def get_config(self):
+        return {**super().get_config(), "init_scale": self.init_scale}
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+def contrastive_loss(y_true, logits):
+    """Symmetric InfoNCE over a batch's similarity matrix: pair `i` of the batch is the match.
+
+    `y_true` is ignored: the targets are the diagonal, computed from the batch itself so the loss
+    stays right under any batch split (per-replica batches included).
+    """
+    n = ops.shape(logits)[0]
+    labels = ops.arange(n)
+    text_to_image = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    image_to_text = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.transpose(logits), from_logits=True)
+    return (text_to_image + image_to_text) / 2.0

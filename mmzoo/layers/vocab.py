@@ -1,0 +1,108 @@
+"""Layers that carry a model's data-dependent vocabularies inside its graph.
+
+A zoo model takes token ids and returns class scores, so it trains on any backend and device.
+The strings those ids and scores stand for (the token vocabulary adapted on the training split,
+the class names) travel with the model in these two layers: they are part of the saved
+`.keras` file, show in `summary()`, and are what `mmzoo.data.pipeline` tokenizes with and what
+`mmzoo.export` turns back into strings. On the tensors they are the identity.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PAD, OOV = "", "[UNK]"
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class Vocabulary(keras.layers.Layer):
+    """Token ids in, the same ids out; carries the vocabulary the ids index.
+
+    Id 0 is padding and id 1 the out-of-vocabulary token, as in `keras.layers.TextVectorization`;
+    `tokens[i]` has id `i + 2`.
+
+    Args:
+        tokens: list of str. The vocabulary, without the padding and OOV entries.
+
+    Examples:
+    ```python
+    ids = keras.Input(shape=(12,), dtype="int32", name="question")
+    x = mmzoo.layers.Vocabulary(["what", "color", "is"], name="question_vocabulary")(ids)
+    ```
+    """
+
+    def __init__(self, tokens, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = [str(t) for t in tokens]
+        reserved = [t for t in self.tokens if t in (PAD, OOV)]
+        if reserved:
+            raise ValueError(f"Vocabulary: tokens must not contain the reserved {reserved}")
+        if len(set(self.tokens)) != len(self.tokens):
+            raise ValueError("Vocabulary: tokens must be unique")
+
+    @property
+    def size(self):
+        """Number of ids, padding and OOV included (the embedding's `input_dim`)."""
+        return len(self.tokens) + 2
+
+    def call(self, ids):
+        return ops.cast(ids, "int32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "tokens": list(self.tokens)}
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class LabelNames(keras.layers.Layer):
+    """Class scores in, the same scores out; carries the class names, in score order.
+
+    Args:
+        names: list of str. `names[i]` is the class of score `i`.
+
+    Examples:
+    ```python
+    scores = mmzoo.layers.LabelNames(["no", "yes"], name="scores")(probabilities)
+    ```
+    """
+
+    def __init__(self, names, **kwargs):
+        super().__init__(**kwargs)
+        self.names = [str(n) for n in names]
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"LabelNames: names must be unique, got {self.names}")
+
+    def call(self, scores):
+        return scores
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "names": list(self.names)}
+
+
+def _walk(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _walk(layer)
+
+
+def model_vocabulary(model, input_name):
+    """The tokens of the `Vocabulary` layer that reads `input_name`, or None when it has none."""
+    for layer in _walk(model):
+        if isinstance(layer, Vocabulary) and layer.name == f"{input_name}_vocabulary":
+            return list(layer.tokens)
+    return None
+
+
+def model_labels(model):
+    """The class names carried by the model's `LabelNames` layer, or None when it has none."""
+    for layer in _walk(model):
+        if isinstance(layer, LabelNames):
+            return list(layer.names)
+    return None

@@ -1,0 +1,169 @@
+"""Classifiers: text, image, audio, and their fusions (feature-level and decision-level)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import keras
+
+from mmzoo.blocks import classifier_head, fuse, late_fusion
+from mmzoo.models.common import (DIGITS, AudioConfig, HeadConfig, ImageConfig, TextConfig,
+                                 audio_input, compile_classifier, encode_audio, encode_image,
+                                 encode_text, image_input, text_input)
+from mmzoo.layers.vocab import LabelNames
+from mmzoo.registry import register
+
+FusionMethod = Literal["concat", "sum", "product", "attention", "gated"]
+TINY_TEXT = dict(sequence_length=6, embed_dim=8, text_units=8)
+TINY_IMAGE = dict(image_size=16, filters=(4, 8))
+TINY_AUDIO = dict(sample_rate=4000, clip_seconds=0.25, n_fft=128, hop_length=64, n_mels=20,
+                  audio_filters=(8, 8), audio_units=8)
+TINY_HEAD = dict(hidden_units=(8,), labels=("a", "b", "c"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TextImageConfig(TextConfig, ImageConfig, HeadConfig):
+    fusion: FusionMethod = "concat"
+    fusion_dim: int = 64
+
+
+@register("text_image_concat", task="classification", inputs=("text", "image"),
+          config=TextImageConfig, test_config={**TINY_TEXT, **TINY_IMAGE, **TINY_HEAD,
+                                               "fusion_dim": 8})
+def text_image_concat(cfg):
+    """Embedding+LSTM text and Conv2D/MaxPool image branches, fused (concat), softmax head."""
+    text, ids, vocab_size = text_input(cfg)
+    image = image_input(cfg)
+    x = fuse({"text": encode_text(cfg, ids, vocab_size), "image": encode_image(cfg, image)},
+             cfg.fusion, dim=cfg.fusion_dim)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    return compile_classifier(keras.Model({"text": text, "image": image}, scores,
+                                          name="text_image_concat"), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrimodalConfig(TextConfig, ImageConfig, AudioConfig, HeadConfig):
+    audio_encoder: Literal["cnn", "lstm"] = "cnn"
+    fusion: FusionMethod = "gated"
+    fusion_dim: int = 64
+
+
+@register("trimodal_classifier", task="classification", inputs=("text", "image", "audio"),
+          config=TrimodalConfig, test_config={**TINY_TEXT, **TINY_IMAGE, **TINY_AUDIO,
+                                              **TINY_HEAD, "fusion_dim": 8})
+def trimodal_classifier(cfg):
+    """Text (LSTM), image (CNN) and audio (MFCC+CNN) branches, fused (gated), softmax head."""
+    text, ids, vocab_size = text_input(cfg)
+    image, audio = image_input(cfg), audio_input(cfg)
+    features = {"text": encode_text(cfg, ids, vocab_size), "image": encode_image(cfg, image),
+                "audio": encode_audio(cfg, audio, kind=cfg.audio_encoder)}
+    x = fuse(features, cfg.fusion, dim=cfg.fusion_dim)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    inputs = {"text": text, "image": image, "audio": audio}
+    return compile_classifier(keras.Model(inputs, scores, name="trimodal_classifier"), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class LateFusionConfig(TextConfig, ImageConfig, HeadConfig):
+    pass
+
+
+@register("late_fusion_classifier", task="classification", inputs=("text", "image"),
+          config=LateFusionConfig, test_config={**TINY_TEXT, **TINY_IMAGE, **TINY_HEAD})
+def late_fusion_classifier(cfg):
+    """Decision-level fusion: a softmax per modality, combined by a learned weighted average."""
+    text, ids, vocab_size = text_input(cfg)
+    image = image_input(cfg)
+    per_modality = []
+    for name, features in (("text", encode_text(cfg, ids, vocab_size)),
+                           ("image", encode_image(cfg, image))):
+        x = features
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, name=f"{name}_head_dropout")(x)
+        per_modality.append(keras.layers.Dense(len(cfg.labels), activation="softmax",
+                                               name=f"{name}_softmax")(x))
+    scores = LabelNames(cfg.labels, name="scores")(late_fusion(per_modality))
+    return compile_classifier(keras.Model({"text": text, "image": image}, scores,
+                                          name="late_fusion_classifier"), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioClassifierConfig(AudioConfig, HeadConfig):
+    labels: tuple[str, ...] = DIGITS
+    dropout: float = 0.1
+
+
+@register("audio_mfcc_cnn", task="classification", inputs=("audio",),
+          config=AudioClassifierConfig, test_config={**TINY_AUDIO, **TINY_HEAD})
+def audio_mfcc_cnn(cfg):
+    """Raw waveform -> MFCC (in the graph) -> Conv1D/MaxPool stack -> softmax."""
+    return _audio_classifier(cfg, "cnn", "audio_mfcc_cnn")
+
+
+@register("audio_mfcc_lstm", task="classification", inputs=("audio",),
+          config=AudioClassifierConfig, test_config={**TINY_AUDIO, **TINY_HEAD})
+def audio_mfcc_lstm(cfg):
+    """Raw waveform -> MFCC (in the graph) -> LSTM over the frames -> softmax."""
+    return _audio_classifier(cfg, "lstm", "audio_mfcc_lstm")
+
+
+def _audio_classifier(cfg, kind, name):
+    audio = audio_input(cfg)
+    x = encode_audio(cfg, audio, kind=kind)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    return compile_classifier(keras.Model({"audio": audio}, scores, name=name), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextClassifierConfig(TextConfig, HeadConfig):
+    pass
+
+
+def _text_classifier(cfg, kind, name):
+    text, ids, vocab_size = text_input(cfg)
+    x = encode_text(cfg, ids, vocab_size, kind=kind)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    return compile_classifier(keras.Model({"text": text}, scores, name=name), cfg)
+
+
+TINY_TEXT_CLASSIFIER = {**TINY_TEXT, **TINY_HEAD}
+
+
+@register("text_word_vector_mlp", task="classification", inputs=("text",),
+          config=TextClassifierConfig, test_config=TINY_TEXT_CLASSIFIER)
+def text_word_vector_mlp(cfg):
+    """Averaged word vectors and an MLP (fastText-style), softmax head."""
+    return _text_classifier(cfg, "word_vector_mlp", "text_word_vector_mlp")
+
+
+@register("text_lstm", task="classification", inputs=("text",), config=TextClassifierConfig,
+          test_config=TINY_TEXT_CLASSIFIER)
+def text_lstm(cfg):
+    """Embedding + LSTM (bidirectional with `bidirectional=True`), softmax head."""
+    return _text_classifier(cfg, "lstm", "text_lstm")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerClassifierConfig(TextClassifierConfig):
+    num_heads: int = 2
+    num_layers: int = 1
+
+
+@register("text_transformer", task="classification", inputs=("text",),
+          config=TransformerClassifierConfig, test_config=TINY_TEXT_CLASSIFIER)
+def text_transformer(cfg):
+    """BERT-style Transformer encoder (keras_hub layers), mean-pooled, softmax head."""
+    from mmzoo.blocks.text import transformer_encoder
+    text, ids, vocab_size = text_input(cfg)
+    x = transformer_encoder(ids, vocab_size=vocab_size, sequence_length=cfg.sequence_length,
+                            embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
+                            intermediate_dim=2 * cfg.text_units, num_layers=cfg.num_layers,
+                            dropout=cfg.dropout)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    return compile_classifier(keras.Model({"text": text}, scores, name="text_transformer"), cfg)

@@ -1,0 +1,112 @@
+"""Config fields and graph helpers shared by the model builders."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+import keras
+
+from mmzoo.blocks.audio import audio_encoder
+from mmzoo.blocks.image import image_encoder
+from mmzoo.blocks.text import text_encoder
+from mmzoo.data import easy_vqa
+from mmzoo.layers.vocab import Vocabulary
+
+DIGITS = tuple(str(d) for d in range(10))
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Text branch: `vocabulary` is adapted on the training split (`mmzoo.data.adapt`)."""
+
+    vocabulary: tuple[str, ...] = easy_vqa.QUESTION_VOCABULARY
+    sequence_length: int = 12
+    embed_dim: int = 64
+    text_units: int = 64
+    bidirectional: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConfig:
+    """Image branch: a Conv2D/MaxPool stack or a keras.applications ResNet V2."""
+
+    image_size: int = 64
+    image_encoder: Literal["cnn", "resnet"] = "cnn"
+    filters: tuple[int, ...] = (32, 64, 128)
+    image_pooling: Literal["avg", "max", "flatten"] = "avg"
+    resnet_depth: int = 50
+    resnet_weights: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """Audio branch: a raw waveform of `clip_seconds` at `sample_rate`, MFCCs in the graph."""
+
+    sample_rate: int = 8000
+    clip_seconds: float = 1.0
+    n_mfcc: int = 13
+    n_fft: int = 256
+    hop_length: int = 80
+    n_mels: int = 40
+    audio_filters: tuple[int, ...] = (64, 128, 128)
+    audio_units: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """Softmax head and training defaults."""
+
+    labels: tuple[str, ...] = easy_vqa.ANSWERS
+    hidden_units: tuple[int, ...] = (64,)
+    dropout: float = 0.2
+    l1: float = 0.0
+    l2: float = 0.0
+    learning_rate: float = 1e-3
+
+
+def text_input(cfg, name="text"):
+    """`(input, ids)`: an int32 token-id input named `name` and its ids through the Vocabulary."""
+    inp = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name=name)
+    vocab = Vocabulary(cfg.vocabulary, name=f"{name}_vocabulary")
+    return inp, vocab(inp), vocab.size
+
+
+def image_input(cfg):
+    """A float32 image input `[size, size, 3]` with values in [0, 255], named `image`."""
+    return keras.Input(shape=(cfg.image_size, cfg.image_size, 3), name="image")
+
+
+def audio_input(cfg):
+    """A float32 waveform input `[clip_seconds * sample_rate]`, named `audio`."""
+    return keras.Input(shape=(int(round(cfg.clip_seconds * cfg.sample_rate)),), name="audio")
+
+
+def encode_text(cfg, ids, vocab_size, kind="lstm", prefix="text"):
+    """The text branch of `cfg` over `ids`."""
+    return text_encoder(kind, ids, vocab_size=vocab_size, sequence_length=cfg.sequence_length,
+                        embed_dim=cfg.embed_dim, units=cfg.text_units,
+                        bidirectional=cfg.bidirectional, dropout=getattr(cfg, "dropout", 0.0),
+                        prefix=prefix)
+
+
+def encode_image(cfg, image, prefix="image"):
+    """The image branch of `cfg` over `image`."""
+    return image_encoder(cfg.image_encoder, image, filters=cfg.filters, pooling=cfg.image_pooling,
+                         resnet_depth=cfg.resnet_depth, resnet_weights=cfg.resnet_weights,
+                         prefix=prefix)
+
+
+def encode_audio(cfg, waveform, kind="cnn", prefix="audio"):
+    """The audio branch of `cfg` over `waveform`: `kind` is `cnn` or `lstm`."""
+    return audio_encoder(kind, waveform, sample_rate=cfg.sample_rate,
+                         n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                         n_mels=cfg.n_mels, filters=cfg.audio_filters, units=cfg.audio_units,
+                         prefix=prefix)
+
+
+def compile_classifier(model, cfg):
+    """Compile with Adam, sparse categorical cross-entropy and accuracy; returns `model`."""
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model

@@ -1,0 +1,70 @@
+"""Text-image matching: a dual encoder trained with a contrastive (CLIP) loss."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import keras
+from keras import layers, ops
+
+from mmzoo.data.easy_vqa import COLORS, SHAPES
+from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
+from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
+from mmzoo.layers.fusion import Similarity, contrastive_loss
+from mmzoo.layers.vocab import Vocabulary
+from mmzoo.registry import register
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+def in_batch_accuracy(y_true, logits):
+    """Share of texts whose best-scoring image in the batch is their own."""
+    n = ops.shape(logits)[0]
+    return ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.arange(n)), "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class DualEncoderConfig(TextConfig, ImageConfig):
+    vocabulary: tuple[str, ...] = ("a",) + COLORS + SHAPES
+    sequence_length: int = 8
+    text_encoder: Literal["lstm", "word_vector_mlp", "transformer"] = "lstm"
+    embedding_dim: int = 64
+    dropout: float = 0.0
+    learning_rate: float = 1e-3
+
+
+@register("dual_encoder", task="retrieval", inputs=("image", "text"), config=DualEncoderConfig,
+          test_config={**TINY_TEXT, **TINY_IMAGE, "embedding_dim": 8})
+def dual_encoder(cfg):
+    """Separate text and image encoders into one L2-normalised space, contrastive loss (CLIP)."""
+    text_in = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="text")
+    vocab = Vocabulary(cfg.vocabulary, name="text_vocabulary")
+    t = encode_text(cfg, vocab(text_in), vocab.size, kind=cfg.text_encoder)
+    t = layers.Dense(cfg.embedding_dim, name="text_projection")(t)
+    t = layers.UnitNormalization(name="text_normalize")(t)
+    text_encoder = keras.Model(text_in, t, name="text_encoder")
+
+    image_in = image_input(cfg)
+    v = layers.Dense(cfg.embedding_dim, name="image_projection")(encode_image(cfg, image_in))
+    v = layers.UnitNormalization(name="image_normalize")(v)
+    image_encoder = keras.Model(image_in, v, name="image_encoder")
+
+    text, image = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="text"), \
+        image_input(cfg)
+    logits = Similarity(name="similarity")([text_encoder(text), image_encoder(image)])
+    model = keras.Model({"image": image, "text": text}, logits, name="dual_encoder")
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=contrastive_loss,
+                  metrics=[in_batch_accuracy])
+    return model
+
+
+def encoders(model):
+    """The separate embedding models of a dual encoder: `(text_encoder, image_encoder)`.
+
+    Examples:
+    ```python
+    text_encoder, image_encoder = mmzoo.models.retrieval.encoders(model)
+    image_embeddings = image_encoder.predict(images)
+    ```
+    """
+    return model.get_layer("text_encoder"), model.get_layer("image_encoder")

@@ -1,0 +1,35 @@
+"""Visual question answering: image + question -> answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import keras
+
+from mmzoo.blocks import classifier_head, fuse
+from mmzoo.models.classification import TINY_HEAD, TINY_IMAGE, TINY_TEXT
+from mmzoo.models.common import (HeadConfig, ImageConfig, TextConfig, compile_classifier,
+                                 encode_image, encode_text, image_input, text_input)
+from mmzoo.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class VQAConfig(TextConfig, ImageConfig, HeadConfig):
+    fusion: Literal["concat", "sum", "product", "attention", "gated"] = "product"
+    fusion_dim: int = 64
+
+
+@register("vqa_cnn_lstm", task="vqa", inputs=("image", "question"), config=VQAConfig,
+          test_config={**TINY_TEXT, **TINY_IMAGE, **TINY_HEAD, "fusion_dim": 8})
+def vqa_cnn_lstm(cfg):
+    """CNN image and LSTM question encoders, fused (element-wise product), softmax over answers."""
+    image = image_input(cfg)
+    question, ids, vocab_size = text_input(cfg, "question")
+    x = fuse({"image": encode_image(cfg, image),
+              "question": encode_text(cfg, ids, vocab_size, prefix="question")},
+             cfg.fusion, dim=cfg.fusion_dim)
+    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    return compile_classifier(keras.Model({"image": image, "question": question}, scores,
+                                          name="vqa_cnn_lstm"), cfg)

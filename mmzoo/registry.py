@@ -1,0 +1,273 @@
+"""The model registry: `register`, `build`, `list_models`, `describe`.
+
+A model is a name, a task, the modalities it reads, a frozen dataclass of defaults and a builder
+that returns a compiled functional `keras.Model`. Adding a model means adding one decorated
+function (timm's habit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import types
+import typing
+from typing import Any, Callable
+
+TASKS = ("classification", "captioning", "vqa", "retrieval")
+MODALITIES = ("text", "image", "audio")
+INPUT_NAMES = ("text", "image", "audio", "question")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Args:
+        name: str. The registry key, also the builder's and the model's name.
+        task: str. One of `classification`, `captioning`, `vqa`, `retrieval`.
+        inputs: tuple of str. The model's input names (`text`, `image`, `audio`, `question`).
+        config: type. A frozen dataclass of the full-size defaults.
+        builder: callable. `builder(cfg) -> keras.Model` (compiled, functional).
+        test_config: dict. Overrides for a tiny variant the generic tests build.
+        summary: str. One line on what the model is.
+    """
+
+    name: str
+    task: str
+    inputs: tuple
+    config: type
+    builder: Callable
+    test_config: dict
+    summary: str
+
+    @property
+    def modalities(self) -> tuple:
+        """The modalities read: `question` counts as text."""
+        return tuple(sorted({"text" if i == "question" else i for i in self.inputs}))
+
+    def make_config(self, **overrides):
+        """The default config with `overrides` validated and applied."""
+        return _apply_overrides(self, overrides)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name, *, task, inputs, config, test_config=None):
+    """Register a model builder under `name`.
+
+    Args:
+        name: str. The registry key (snake_case); a duplicate raises.
+        task: str. One of `mmzoo.registry.TASKS`.
+        inputs: tuple of str. Input names, each one of `text`, `image`, `audio`, `question`.
+        config: type. A frozen dataclass whose fields are the defaults and the valid overrides.
+        test_config: dict. Overrides for the tiny variant the generic tests build.
+
+    Examples:
+    ```python
+    @mmzoo.register("my_text_cnn", task="classification", inputs=("text",), config=MyConfig)
+    def my_text_cnn(cfg):
+        ...
+        return model
+    ```
+    """
+    if task not in TASKS:
+        raise ValueError(f"register({name!r}): unknown task {task!r}; use one of {list(TASKS)}")
+    bad = [i for i in inputs if i not in INPUT_NAMES]
+    if bad:
+        raise ValueError(
+            f"register({name!r}): unknown input names {bad}; inputs are named by modality: "
+            f"{list(INPUT_NAMES)}"
+        )
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise TypeError(f"register({name!r}): config must be a frozen dataclass, got {config!r}")
+
+    def decorator(builder):
+        if name in _REGISTRY:
+            raise ValueError(
+                f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__}); "
+                "choose another name"
+            )
+        spec = ModelSpec(
+            name=name,
+            task=task,
+            inputs=tuple(inputs),
+            config=config,
+            builder=builder,
+            test_config=dict(test_config or {}),
+            summary=(builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else "",
+        )
+        _apply_overrides(spec, spec.test_config)  # a bad test_config fails at import, not in CI
+        _REGISTRY[name] = spec
+        return builder
+
+    return decorator
+
+
+def _ensure_models_loaded():
+    from mmzoo import models  # noqa: F401  (registers the built-in models)
+
+
+def get_spec(name) -> ModelSpec:
+    """The `ModelSpec` registered under `name`; an unknown name suggests close ones."""
+    _ensure_models_loaded()
+    if isinstance(name, ModelSpec):
+        return name
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise KeyError(f"unknown model {name!r}; {hint}see mmzoo.list_models()")
+    return _REGISTRY[name]
+
+
+def list_models(pattern=None, *, task=None, modality=None):
+    """Sorted names of the registered models.
+
+    Args:
+        pattern: str. An fnmatch pattern on the name, e.g. `"caption_*"`.
+        task: str. Keep models of this task (`classification`, `captioning`, `vqa`, `retrieval`).
+        modality: str. Keep models that read this modality (`text`, `image`, `audio`).
+
+    Examples:
+    ```python
+    mmzoo.list_models(task="captioning")   # ['caption_lstm']
+    mmzoo.list_models(modality="audio")
+    ```
+    """
+    _ensure_models_loaded()
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {list(TASKS)}")
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; use one of {list(MODALITIES)}")
+    names = []
+    for name, spec in _REGISTRY.items():
+        if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
+            continue
+        if task is not None and spec.task != task:
+            continue
+        if modality is not None and modality not in spec.modalities:
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def build(name, **overrides):
+    """Build a registered model, compiled with its task's default loss, optimizer and metrics.
+
+    Args:
+        name: str. A name from `mmzoo.list_models()`.
+        **overrides: values for the fields of the model's config dataclass.
+
+    Returns:
+        A compiled functional `keras.Model` whose inputs are named by modality.
+
+    Examples:
+    ```python
+    model = mmzoo.build("vqa_cnn_lstm", fusion="concat", image_size=32)
+    ```
+    """
+    spec = get_spec(name)
+    cfg = _apply_overrides(spec, overrides)
+    model = spec.builder(cfg)
+    if model.name != spec.name:
+        raise RuntimeError(f"builder of {spec.name!r} returned a model named {model.name!r}")
+    return model
+
+
+def describe(name, **overrides):
+    """A model card: task, modalities, inputs, outputs, the default config and the parameter count.
+
+    Args:
+        name: str. A name from `mmzoo.list_models()`.
+        **overrides: config overrides to describe instead of the defaults.
+
+    Examples:
+    ```python
+    print(mmzoo.describe("caption_lstm"))
+    ```
+    """
+    spec = get_spec(name)
+    cfg = _apply_overrides(spec, overrides)
+    model = spec.builder(cfg)
+    lines = [f"{spec.name}: {spec.summary}", f"  task:       {spec.task}"]
+    lines.append(f"  modalities: {', '.join(spec.modalities)}")
+    lines.append("  inputs:")
+    for t in model.inputs:
+        lines.append(f"    {t.name:<10} shape={tuple(t.shape)} dtype={t.dtype}")
+    lines.append("  outputs:")
+    for t, out_name in zip(model.outputs, model.output_names):
+        lines.append(f"    {out_name:<10} shape={tuple(t.shape)} dtype={t.dtype}")
+    lines.append("  config:")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, tuple) and len(value) > 8:
+            value = f"({len(value)} items: {', '.join(map(repr, value[:4]))}, ...)"
+        lines.append(f"    {f.name} = {value}")
+    lines.append(f"  parameters: {model.count_params():,}")
+    return "\n".join(lines)
+
+
+def _apply_overrides(spec, overrides):
+    fields = {f.name: f for f in dataclasses.fields(spec.config)}
+    unknown = sorted(k for k in overrides if k not in fields)
+    if unknown:
+        raise TypeError(
+            f"unknown config key(s) {unknown} for model {spec.name!r}; valid keys: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(spec.config)
+    clean = {}
+    for key, value in overrides.items():
+        clean[key] = _check_type(spec.name, key, value, hints[key])
+    return dataclasses.replace(spec.config(), **clean)
+
+
+def _check_type(model_name, key, value, hint):
+    """`value` checked (and lists made tuples, ints made floats) against the field's type hint."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in args:
+            try:
+                return _check_type(model_name, key, value, arm)
+            except TypeError as e:
+                errors.append(e)
+        raise _type_error(model_name, key, value, hint)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _type_error(model_name, key, value, hint)
+    if hint is Any:
+        return value
+    if origin is typing.Literal:
+        if value not in args:
+            raise TypeError(
+                f"config field {key!r} of model {model_name!r} must be one of {list(args)}, "
+                f"got {value!r}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise _type_error(model_name, key, value, hint)
+        item = args[0] if args else Any
+        return tuple(_check_type(model_name, key, v, item) for v in value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(model_name, key, value, hint)
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(model_name, key, value, hint)
+        return value
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise _type_error(model_name, key, value, hint)
+    return value
+
+
+def _type_error(model_name, key, value, hint):
+    name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    return TypeError(
+        f"config field {key!r} of model {model_name!r} must be {name}, "
+        f"got {type(value).__name__} {value!r}"
+    )

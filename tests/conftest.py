@@ -1,0 +1,43 @@
+import json
+import os
+import shutil
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.environ.get("MMZOO_DATA_DIR", os.path.join(ROOT, "..", "shared", "data"))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    if not os.path.isdir(DATA_DIR):
+        pytest.skip(f"shared data not found at {DATA_DIR}; set MMZOO_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_easy_vqa(tmp_path_factory):
+    """A small folder in the easy-VQA generator's layout, made from the package's real files."""
+    from mmzoo.data import easy_vqa
+
+    root = tmp_path_factory.mktemp("easy_vqa_tiny")
+    src = easy_vqa.package_dir()
+    for split, n_images in (("train", 60), ("test", 20)):
+        with open(os.path.join(src, split, "questions.json")) as f:
+            rows = [r for r in json.load(f) if r[2] < n_images]
+        os.makedirs(root / split / "images")
+        with open(root / split / "questions.json", "w") as f:
+            json.dump(rows, f)
+        for i in range(n_images):
+            shutil.copy(os.path.join(src, split, "images", f"{i}.png"),
+                        root / split / "images" / f"{i}.png")
+    shutil.copy(os.path.join(src, "answers.txt"), root / "answers.txt")
+    return str(root)
