@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from mmzoo.blocks.image import BN_MOMENTUM, normalization
 from mmzoo.layers.mfcc import MFCC
 
 
@@ -11,11 +12,12 @@ def _mfcc(waveform, sample_rate, n_mfcc, n_fft, hop_length, n_mels, prefix):
     x = MFCC(sample_rate, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
              name=f"{prefix}_mfcc")(waveform)
     # MFCCs span very different ranges per coefficient (c0 is hundreds of dB): normalise each.
-    return layers.BatchNormalization(name=f"{prefix}_mfcc_norm")(x)
+    # Their distribution does not move with the weights, so moving statistics are reliable here.
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_mfcc_norm")(x)
 
 
 def mfcc_cnn_encoder(waveform, *, sample_rate, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40,
-                     filters=(64, 128, 128), dropout=0.0, prefix="audio"):
+                     filters=(64, 128, 128), norm=None, dropout=0.0, prefix="audio"):
     """MFCC (in the graph) then a 1-D Conv/MaxPool stack over time, globally averaged.
 
     Args:
@@ -23,6 +25,7 @@ def mfcc_cnn_encoder(waveform, *, sample_rate, n_mfcc=13, n_fft=256, hop_length=
         sample_rate: int. Sample rate in Hz.
         n_mfcc, n_fft, hop_length, n_mels: int. MFCC settings (see `mmzoo.layers.MFCC`).
         filters: tuple of int. Filters of each Conv1D stage.
+        norm: str or None. Normalisation after each convolution: None, `batch` or `group`.
         dropout: float. Spatial dropout after each stage.
         prefix: str. Prefix of the layer names.
 
@@ -34,8 +37,9 @@ def mfcc_cnn_encoder(waveform, *, sample_rate, n_mfcc=13, n_fft=256, hop_length=
     """
     x = _mfcc(waveform, sample_rate, n_mfcc, n_fft, hop_length, n_mels, prefix)
     for i, f in enumerate(filters, start=1):
-        x = layers.Conv1D(f, 3, padding="same", use_bias=False, name=f"{prefix}_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+        x = layers.Conv1D(f, 3, padding="same", use_bias=norm is None, name=f"{prefix}_conv{i}")(x)
+        if norm:
+            x = normalization(norm, f, f"{prefix}_norm{i}")(x)
         x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
         x = layers.MaxPooling1D(2, padding="same", name=f"{prefix}_pool{i}")(x)
         if dropout:

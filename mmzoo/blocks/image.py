@@ -7,17 +7,36 @@ import os
 import keras
 from keras import layers
 
+# Moving statistics that settle within a few hundred steps (Keras' 0.99 needs thousands).
+BN_MOMENTUM = 0.9
+
+
+def normalization(kind, filters, name):
+    """The normalisation layer after a convolution: `batch` or `group`.
+
+    The zoo's small conv stacks default to none. Batch normalisation's moving statistics lag
+    behind fast-changing weights in short CPU trainings (measured on easy-VQA captions: 0.02
+    training-mode loss against 0.12 inference-mode loss on the same batch after 3 epochs);
+    group normalisation with few channels per group removes each example's channel means,
+    which global pooling needs (colour intensity, a tone's pitch), and halves the speed.
+    """
+    if kind == "group":
+        return layers.GroupNormalization(groups=min(8, filters), name=name)
+    if kind == "batch":
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+    raise ValueError(f"unknown normalization {kind!r}; use 'group', 'batch' or None")
 RESNETS = {50: "ResNet50V2", 101: "ResNet101V2", 152: "ResNet152V2"}
 
 
-def cnn_encoder(image, *, filters=(32, 64, 128), pooling="avg", batch_norm=True, prefix="image"):
+def cnn_encoder(image, *, filters=(32, 64, 128), pooling="max", norm=None, prefix="image"):
     """A Conv2D/MaxPool stack: per stage a 3x3 ReLU convolution and a 2x2 max-pool.
 
     Args:
         image: Keras tensor. `[batch, height, width, 3]`, values in [0, 255] (rescaled here).
         filters: tuple of int. Filters of each stage.
-        pooling: str. `avg` or `max` (global pooling to a vector) or `flatten`.
-        batch_norm: bool. Batch normalisation after each convolution.
+        pooling: str. `max` (global max pooling: finds a feature anywhere in the image), `avg`
+            or `flatten`.
+        norm: str or None. Normalisation after each convolution: None, `batch` or `group`.
         prefix: str. Prefix of the layer names.
 
     Examples:
@@ -28,9 +47,9 @@ def cnn_encoder(image, *, filters=(32, 64, 128), pooling="avg", batch_norm=True,
     """
     x = layers.Rescaling(1.0 / 255, name=f"{prefix}_rescale")(image)
     for i, f in enumerate(filters, start=1):
-        x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+        x = layers.Conv2D(f, 3, padding="same", use_bias=norm is None, name=f"{prefix}_conv{i}")(x)
+        if norm:
+            x = normalization(norm, f, f"{prefix}_norm{i}")(x)
         x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"{prefix}_pool{i}")(x)
     return _pool(x, pooling, prefix)
@@ -72,11 +91,11 @@ def resnet_encoder(image, *, depth=50, weights=None, pooling="avg", trainable=Tr
     return _pool(x, pooling, prefix)
 
 
-def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="avg", resnet_depth=50,
-                  resnet_weights=None, prefix="image"):
+def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="max", norm=None,
+                  resnet_depth=50, resnet_weights=None, prefix="image"):
     """Dispatch on `kind` (`cnn` or `resnet`)."""
     if kind == "cnn":
-        return cnn_encoder(image, filters=filters, pooling=pooling, prefix=prefix)
+        return cnn_encoder(image, filters=filters, pooling=pooling, norm=norm, prefix=prefix)
     if kind == "resnet":
         return resnet_encoder(image, depth=resnet_depth, weights=resnet_weights, pooling=pooling,
                               prefix=prefix)

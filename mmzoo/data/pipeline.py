@@ -102,8 +102,10 @@ def _batch_fn(model, spec, keys, shapes, labels):
             else:
                 tokenizers[name] = (keras.layers.TextVectorization(
                     vocabulary=tokens, output_sequence_length=shapes[name][0]), tokens)
-    label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=0)
+    label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=1)
                     if labels is not None else None)
+    label_error = (f"labels not among the classes of model {model.name!r}: {labels}; build it with "
+                   "labels adapted on this data (mmzoo.data.adapt). Unknown labels:")
 
     def fn(batch):
         inputs = {name: batch[name] for name in keys}
@@ -118,11 +120,12 @@ def _batch_fn(model, spec, keys, shapes, labels):
         if "image" in inputs:
             inputs["image"] = tf.cast(inputs["image"], tf.float32)
         if label_lookup is not None:
-            ids = label_lookup(batch["label"])
-            check = tf.debugging.assert_non_negative(
-                ids, message=f"a label is not one of the model's classes {labels}")
+            ids = tf.cast(label_lookup(batch["label"]), tf.int32) - 1  # unknown -> -1
+            unknown = tf.boolean_mask(batch["label"], ids < 0)
+            check = tf.debugging.Assert(tf.size(unknown) == 0, [label_error, unknown],
+                                        summarize=8)
             with tf.control_dependencies([check]):
-                targets = tf.cast(tf.identity(ids), tf.int32)
+                targets = tf.identity(ids)
         elif spec.task == "retrieval":
             targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
         return inputs, targets

@@ -34,7 +34,8 @@ class ImageConfig:
     image_size: int = 64
     image_encoder: Literal["cnn", "resnet"] = "cnn"
     filters: tuple[int, ...] = (32, 64, 128)
-    image_pooling: Literal["avg", "max", "flatten"] = "avg"
+    image_pooling: Literal["max", "avg", "flatten"] = "max"
+    image_norm: Optional[Literal["batch", "group"]] = None
     resnet_depth: int = 50
     resnet_weights: Optional[str] = None
 
@@ -93,7 +94,7 @@ def encode_text(cfg, ids, vocab_size, kind="lstm", prefix="text"):
 def encode_image(cfg, image, prefix="image"):
     """The image branch of `cfg` over `image`."""
     return image_encoder(cfg.image_encoder, image, filters=cfg.filters, pooling=cfg.image_pooling,
-                         resnet_depth=cfg.resnet_depth, resnet_weights=cfg.resnet_weights,
+                         norm=cfg.image_norm, resnet_depth=cfg.resnet_depth, resnet_weights=cfg.resnet_weights,
                          prefix=prefix)
 
 

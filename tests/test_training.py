@@ -1,0 +1,108 @@
+"""Short real trainings on easy-VQA, decoding, and the `mmzoo` command."""
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo.models import captioning, retrieval
+
+
+def test_vqa_cnn_lstm_beats_the_majority_answer_on_real_easy_vqa():
+    train = mmzoo.data.load("easy_vqa", split="train").take(12000)
+    test = mmzoo.data.load("easy_vqa", split="test").take(3000)
+    model = mmzoo.build("vqa_cnn_lstm", image_size=32, filters=(16, 32), embed_dim=32,
+                        text_units=32, fusion_dim=32, hidden_units=(32,))
+    model.fit(mmzoo.data.pipeline(model, train, batch_size=64, training=True, seed=0),
+              epochs=2, verbose=0)
+    _, accuracy = model.evaluate(mmzoo.data.pipeline(model, test, batch_size=256), verbose=0)
+    train_labels = [e["label"] for e in mmzoo.data.load("easy_vqa", split="train").take(12000)
+                    .map(lambda e: {"label": e["label"]}).as_numpy_iterator()]
+    majority = collections.Counter(train_labels).most_common(1)[0][0]
+    test_labels = [e["label"] for e in test.map(lambda e: {"label": e["label"]})
+                   .as_numpy_iterator()]
+    baseline = np.mean([label == majority for label in test_labels])
+    print(f"vqa accuracy {accuracy:.3f}, majority answer {majority!r} {baseline:.3f}")
+    assert accuracy > baseline + 0.15
+
+
+@pytest.fixture(scope="module")
+def caption_model():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train = mmzoo.data.load("easy_vqa", split="train", task="captioning")
+    model = mmzoo.build("caption_lstm", image_size=32, filters=(16, 32, 64), units=64)
+    model.fit(mmzoo.data.pipeline(model, train, batch_size=32, training=True, seed=0),
+              epochs=6, verbose=0)
+    return model
+
+
+def test_caption_lstm_learns_real_captions(caption_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        val = mmzoo.data.load("easy_vqa", split="validation", task="captioning").take(64)
+    truth = [e["text"].decode() for e in val.as_numpy_iterator()]
+    images = np.stack([e["image"] for e in val.map(
+        lambda e: {"image": mmzoo.data.pipeline.__globals__["tf"].image.resize(
+            e["image"], (32, 32))}).as_numpy_iterator()])
+    greedy = captioning.generate(caption_model, images, "greedy")
+    beam = captioning.generate(caption_model, images, "beam", num_beams=3)
+    words = {"a"} | set(mmzoo.data.easy_vqa.COLORS) | set(mmzoo.data.easy_vqa.SHAPES)
+    for caption in greedy + beam:
+        assert caption and set(caption.split()) <= words, caption
+    greedy_exact = np.mean([g == t for g, t in zip(greedy, truth)])
+    beam_exact = np.mean([b == t for b, t in zip(beam, truth)])
+    print(f"exact captions: greedy {greedy_exact:.2f}, beam {beam_exact:.2f}")
+    assert greedy_exact > 0.5 and beam_exact > 0.5
+
+
+def test_beam_search_of_width_one_is_greedy(caption_model):
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    assert captioning.generate(caption_model, images, "beam", num_beams=1) == \
+        captioning.generate(caption_model, images, "greedy")
+    with pytest.raises(ValueError, match="unknown decoding method 'sample'"):
+        captioning.generate(caption_model, images, "sample")
+
+
+def test_dual_encoder_has_separate_unit_norm_encoders():
+    model = mmzoo.build("dual_encoder", image_size=16, filters=(4,), embedding_dim=8)
+    text_encoder, image_encoder = retrieval.encoders(model)
+    ids = np.array([[2, 5, 9, 0, 0, 0, 0, 0]], "int32")
+    t = text_encoder.predict(ids, verbose=0)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    v = image_encoder.predict(images, verbose=0)
+    assert t.shape == (1, 8) and v.shape == (3, 8)
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+
+
+def _mmzoo(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mmzoo.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_list_and_describe():
+    out = _mmzoo("list", "--task", "captioning")
+    assert out.returncode == 0 and out.stdout.split()[0] == "caption_lstm"
+    out = _mmzoo("describe", "vqa_cnn_lstm", "--set", "fusion=gated", "--set", "image_size=32")
+    assert out.returncode == 0 and "fusion = gated" in out.stdout and "parameters:" in out.stdout
+    out = _mmzoo("describe", "vqa_cnn_lsmt")
+    assert out.returncode == 2 and "did you mean 'vqa_cnn_lstm'?" in out.stderr
+
+
+def test_cli_train_writes_the_model_and_prints_captions(tiny_easy_vqa, tmp_path):
+    out = _mmzoo("train", "caption_lstm", "--data", f"easy_vqa:{tiny_easy_vqa}", "--epochs", "2",
+                 "--batch-size", "16", "--out", str(tmp_path / "run"), "--set", "image_size=16",
+                 "--set", "filters=(8,)")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "best epoch" in out.stdout and "truth | greedy | beam" in out.stdout
+    assert os.path.isfile(tmp_path / "run" / "model.keras")
+    config = json.load(open(tmp_path / "run" / "config.json"))
+    assert config["model"] == "caption_lstm" and config["overrides"]["image_size"] == 16
+    assert "[start]" in config["config"]["vocabulary"]
