@@ -54,7 +54,7 @@ def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", 
     history = model.fit(
         pipeline(model, train_ds, batch_size=batch_size, training=True, seed=seed),
         validation_data=pipeline(model, val_ds, batch_size=batch_size),
-        epochs=epochs, verbose=verbose,
+        epochs=epochs, verbose=verbose, shuffle=False,  # the pipeline shuffles
         callbacks=[keras.callbacks.ModelCheckpoint(path, monitor="val_loss",
                                                    save_best_only=True)])
     return keras.saving.load_model(path), history

@@ -105,8 +105,11 @@ def test_pipeline_tokenizes_with_the_model_vocabulary():
     x, y = next(iter(mmzoo.data.pipeline(model, raw, batch_size=2)))
     words = ["", "[UNK]"] + list(easy_vqa.CAPTION_VOCABULARY)
     first = [words[i] for i in x["text"].numpy()[0] if i]
-    assert first[0] == "[start]" and first[-1] == "[end]" and len(first) == 5
-    np.testing.assert_array_equal(x["text"].numpy()[:, 1:], y.numpy()[:, :-1])
+    target = [words[i] for i in y.numpy()[0] if i]
+    assert first[0] == "[start]" and len(first) == 4 and "[end]" not in first
+    assert target[:-1] == first[1:] and target[-1] == "[end]"
+    # the decoder input's padding mask covers exactly the target tokens
+    np.testing.assert_array_equal(x["text"].numpy() > 0, y.numpy() > 0)
 
 
 def test_pipeline_rejects_unknown_labels():

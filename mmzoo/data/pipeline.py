@@ -114,7 +114,11 @@ def _batch_fn(model, spec, keys, shapes, labels):
             ids = tokenizer(batch[name])
             if spec.task == "captioning":
                 full = _wrap_caption(ids, tokens, shapes[name][0] + 1)
-                inputs[name], targets = full[:, :-1], full[:, 1:]
+                # the decoder reads `[start] w1..wn` and predicts `w1..wn [end]`: no `[end]` in
+                # its input, so its padding mask covers exactly the target tokens
+                end_id = tokens.index(END) + 2
+                inputs[name] = tf.where(full[:, :-1] == end_id, 0, full[:, :-1])
+                targets = full[:, 1:]
             else:
                 inputs[name] = tf.cast(ids, tf.int32)
         if "image" in inputs:
