@@ -1,7 +1,5 @@
 """The generic test: every registered model goes through the same checks (timm's habit)."""
 
-import subprocess
-import sys
 
 import keras
 import numpy as np
