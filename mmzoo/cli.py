@@ -49,13 +49,12 @@ def _cmd_train(args):
     print(f"best epoch {best + 1}/{len(history.history['val_loss'])}: {metrics}")
     print(f"saved {os.path.join(args.out, 'model.keras')}")
     if spec.task == "captioning":
-        from mmzoo.models.captioning import generate
+        from mmzoo.layers.vocab import model_vocabulary
+        from mmzoo.models.captioning import decode, generate
         val = pipeline(model, load(args.data, split="validation", task="captioning"),
                        batch_size=8)
         inputs, targets = next(iter(val))
-        words = ["", "[UNK]"] + list(model.get_layer("text_vocabulary").tokens)
-        truth = [" ".join(words[i] for i in row if i > 0 and words[i] != "[end]")
-                 for row in targets.numpy()]
+        truth = decode(targets.numpy(), model_vocabulary(model, "text"))
         greedy = generate(model, inputs["image"], "greedy")
         beam = generate(model, inputs["image"], "beam")
         print("validation captions (truth | greedy | beam):")

@@ -227,12 +227,11 @@ def _check_type(model_name, key, value, hint):
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arm in args:
             try:
                 return _check_type(model_name, key, value, arm)
-            except TypeError as e:
-                errors.append(e)
+            except TypeError:
+                continue
         raise _type_error(model_name, key, value, hint)
     if hint is type(None):
         if value is None:

@@ -115,8 +115,9 @@ def test_pipeline_tokenizes_with_the_model_vocabulary():
 def test_pipeline_rejects_unknown_labels():
     model = mmzoo.build("vqa_cnn_lstm", labels=("yes", "no"), image_size=16, filters=(4,))
     raw = mmzoo.data.load("easy_vqa", split="test").take(64)
-    with pytest.raises(Exception, match=r"labels not among the classes of model .*vqa_cnn_lstm.*yes.*no.*"
-                       r"mmzoo.data.adapt.*Unknown labels:.*(circle|red|triangle)"):
+    with pytest.raises(Exception,
+                       match=r"labels not among the classes of model .*vqa_cnn_lstm.*yes.*no.*"
+                             r"mmzoo.data.adapt.*Unknown labels:.*(circle|red|triangle)"):
         for _ in mmzoo.data.pipeline(model, raw, batch_size=64):
             pass
 

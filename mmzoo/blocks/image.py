@@ -25,6 +25,8 @@ def normalization(kind, filters, name):
     if kind == "batch":
         return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
     raise ValueError(f"unknown normalization {kind!r}; use 'group', 'batch' or None")
+
+
 RESNETS = {50: "ResNet50V2", 101: "ResNet101V2", 152: "ResNet152V2"}
 
 

@@ -62,7 +62,7 @@ def word_vector_mlp_encoder(ids, *, vocab_size, embed_dim=64, hidden_units=(64,)
 
 def transformer_encoder(ids, *, vocab_size, sequence_length, embed_dim=64, num_heads=2,
                         intermediate_dim=128, num_layers=1, dropout=0.0, prefix="text"):
-    """Token + position embedding and BERT-style Transformer encoder layers (keras_hub), mean-pooled.
+    """Token + position embedding, BERT-style Transformer encoder layers (keras_hub), mean pool.
 
     Args:
         ids: Keras tensor. int token ids `[batch, sequence_length]`, 0 = padding (masked).

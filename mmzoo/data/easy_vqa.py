@@ -33,7 +33,8 @@ def package_dir():
     try:
         import easy_vqa
     except ImportError as e:  # pragma: no cover - a declared dependency
-        raise ImportError("the default data needs the easy-vqa package: pip install easy-vqa") from e
+        raise ImportError(
+            "the default data needs the easy-vqa package: pip install easy-vqa") from e
     return os.path.join(os.path.dirname(easy_vqa.__file__), "data")
 
 
@@ -55,7 +56,8 @@ def read_split(root, split):
     questions, answers, ids = [], [], []
     for n, row in enumerate(rows):
         if not (isinstance(row, (list, tuple)) and len(row) == 3):
-            raise ValueError(f"{qfile}: entry {n} is {row!r}, expected [question, answer, image_id]")
+            raise ValueError(
+                f"{qfile}: entry {n} is {row!r}, expected [question, answer, image_id]")
         q, a, i = row
         if not str(q).strip() or not str(a).strip():
             raise ValueError(f"{qfile}: entry {n} has an empty question or answer: {row!r}")

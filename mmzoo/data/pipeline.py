@@ -113,12 +113,7 @@ def _batch_fn(model, spec, keys, shapes, labels):
         for name, (tokenizer, tokens) in tokenizers.items():
             ids = tokenizer(batch[name])
             if spec.task == "captioning":
-                full = _wrap_caption(ids, tokens, shapes[name][0] + 1)
-                # the decoder reads `[start] w1..wn` and predicts `w1..wn [end]`: no `[end]` in
-                # its input, so its padding mask covers exactly the target tokens
-                end_id = tokens.index(END) + 2
-                inputs[name] = tf.where(full[:, :-1] == end_id, 0, full[:, :-1])
-                targets = full[:, 1:]
+                inputs[name], targets = _teacher_forcing(ids, tokens, shapes[name][0])
             else:
                 inputs[name] = tf.cast(ids, tf.int32)
         if "image" in inputs:
@@ -137,11 +132,16 @@ def _batch_fn(model, spec, keys, shapes, labels):
     return fn
 
 
-def _wrap_caption(ragged_ids, tokens, length):
-    """`[start] ids [end]` padded or cut to `length` (the input plus the shifted target)."""
+def _teacher_forcing(ragged_ids, tokens, length):
+    """Decoder input `[start] w1..wn` and target `w1..wn [end]`, each padded or cut to `length`.
+
+    The input holds no `[end]`, so its padding mask covers exactly the target tokens.
+    """
     start_id, end_id = tokens.index(START) + 2, tokens.index(END) + 2
     n = ragged_ids.nrows()
     start = tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(start_id, ragged_ids.dtype)))
     end = tf.RaggedTensor.from_tensor(tf.fill([n, 1], tf.cast(end_id, ragged_ids.dtype)))
     full = tf.concat([start, ragged_ids, end], axis=1)
-    return tf.cast(full.to_tensor(default_value=0, shape=[None, length]), tf.int32)
+    full = tf.cast(full.to_tensor(default_value=0, shape=[None, length + 1]), tf.int32)
+    decoder_input = tf.where(full[:, :-1] == end_id, 0, full[:, :-1])
+    return decoder_input, full[:, 1:]

@@ -13,7 +13,7 @@ from mmzoo.blocks import caption_decoder
 from mmzoo.data.easy_vqa import CAPTION_VOCABULARY, END, START
 from mmzoo.models.classification import TINY_IMAGE
 from mmzoo.models.common import ImageConfig, encode_image, image_input
-from mmzoo.layers.vocab import PAD, Vocabulary, model_vocabulary
+from mmzoo.layers.vocab import OOV, PAD, Vocabulary, model_vocabulary
 from mmzoo.registry import register
 
 
@@ -91,11 +91,27 @@ def generate(model, images, method="greedy", *, num_beams=3):
 
     out = sampler(next_token, prompt, cache=features, index=1, mask=ops.not_equal(prompt, 0),
                   stop_token_ids=(end_id,))
-    words = [PAD, "[UNK]"] + list(tokens)
+    return decode(ops.convert_to_numpy(out)[:, 1:], tokens)
+
+
+def decode(ids, tokens):
+    """Caption strings from token-id rows: words up to the first `[end]` or padding.
+
+    Args:
+        ids: int array `[batch, length]`, without the leading `[start]`.
+        tokens: list of str. The model's vocabulary (`Vocabulary.tokens`).
+
+    Examples:
+    ```python
+    decode(targets, model.get_layer("text_vocabulary").tokens)   # ['a blue circle', ...]
+    ```
+    """
+    words = [PAD, OOV] + list(tokens)
+    end_id = tokens.index(END) + 2
     captions = []
-    for row in ops.convert_to_numpy(out):
+    for row in np.asarray(ids):
         caption = []
-        for token_id in row[1:]:
+        for token_id in row:
             if token_id in (end_id, 0):
                 break
             caption.append(words[token_id])

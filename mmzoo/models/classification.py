@@ -7,10 +7,10 @@ from typing import Literal
 
 import keras
 
-from mmzoo.blocks import classifier_head, fuse, late_fusion
+from mmzoo.blocks import fuse, late_fusion
 from mmzoo.models.common import (DIGITS, AudioConfig, HeadConfig, ImageConfig, TextConfig,
                                  audio_input, compile_classifier, encode_audio, encode_image,
-                                 encode_text, image_input, text_input)
+                                 encode_text, head, image_input, text_input)
 from mmzoo.layers.vocab import LabelNames
 from mmzoo.registry import register
 
@@ -37,8 +37,7 @@ def text_image_concat(cfg):
     image = image_input(cfg)
     x = fuse({"text": encode_text(cfg, ids, vocab_size), "image": encode_image(cfg, image)},
              cfg.fusion, dim=cfg.fusion_dim)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    scores = head(cfg, x)
     return compile_classifier(keras.Model({"text": text, "image": image}, scores,
                                           name="text_image_concat"), cfg)
 
@@ -60,8 +59,7 @@ def trimodal_classifier(cfg):
     features = {"text": encode_text(cfg, ids, vocab_size), "image": encode_image(cfg, image),
                 "audio": encode_audio(cfg, audio, kind=cfg.audio_encoder)}
     x = fuse(features, cfg.fusion, dim=cfg.fusion_dim)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    scores = head(cfg, x)
     inputs = {"text": text, "image": image, "audio": audio}
     return compile_classifier(keras.Model(inputs, scores, name="trimodal_classifier"), cfg)
 
@@ -113,8 +111,7 @@ def audio_mfcc_lstm(cfg):
 def _audio_classifier(cfg, kind, name):
     audio = audio_input(cfg)
     x = encode_audio(cfg, audio, kind=kind)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    scores = head(cfg, x)
     return compile_classifier(keras.Model({"audio": audio}, scores, name=name), cfg)
 
 
@@ -126,8 +123,7 @@ class TextClassifierConfig(TextConfig, HeadConfig):
 def _text_classifier(cfg, kind, name):
     text, ids, vocab_size = text_input(cfg)
     x = encode_text(cfg, ids, vocab_size, kind=kind)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    scores = head(cfg, x)
     return compile_classifier(keras.Model({"text": text}, scores, name=name), cfg)
 
 
@@ -158,12 +154,4 @@ class TransformerClassifierConfig(TextClassifierConfig):
           config=TransformerClassifierConfig, test_config=TINY_TEXT_CLASSIFIER)
 def text_transformer(cfg):
     """BERT-style Transformer encoder (keras_hub layers), mean-pooled, softmax head."""
-    from mmzoo.blocks.text import transformer_encoder
-    text, ids, vocab_size = text_input(cfg)
-    x = transformer_encoder(ids, vocab_size=vocab_size, sequence_length=cfg.sequence_length,
-                            embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
-                            intermediate_dim=2 * cfg.text_units, num_layers=cfg.num_layers,
-                            dropout=cfg.dropout)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
-    return compile_classifier(keras.Model({"text": text}, scores, name="text_transformer"), cfg)
+    return _text_classifier(cfg, "transformer", "text_transformer")

@@ -8,6 +8,7 @@ from typing import Literal, Optional
 import keras
 
 from mmzoo.blocks.audio import audio_encoder
+from mmzoo.blocks.heads import classifier_head
 from mmzoo.blocks.image import image_encoder
 from mmzoo.blocks.text import text_encoder
 from mmzoo.data import easy_vqa
@@ -88,14 +89,15 @@ def encode_text(cfg, ids, vocab_size, kind="lstm", prefix="text"):
     return text_encoder(kind, ids, vocab_size=vocab_size, sequence_length=cfg.sequence_length,
                         embed_dim=cfg.embed_dim, units=cfg.text_units,
                         bidirectional=cfg.bidirectional, dropout=getattr(cfg, "dropout", 0.0),
-                        prefix=prefix)
+                        num_heads=getattr(cfg, "num_heads", 2),
+                        num_layers=getattr(cfg, "num_layers", 1), prefix=prefix)
 
 
 def encode_image(cfg, image, prefix="image"):
     """The image branch of `cfg` over `image`."""
     return image_encoder(cfg.image_encoder, image, filters=cfg.filters, pooling=cfg.image_pooling,
-                         norm=cfg.image_norm, resnet_depth=cfg.resnet_depth, resnet_weights=cfg.resnet_weights,
-                         prefix=prefix)
+                         norm=cfg.image_norm, resnet_depth=cfg.resnet_depth,
+                         resnet_weights=cfg.resnet_weights, prefix=prefix)
 
 
 def encode_audio(cfg, waveform, kind="cnn", prefix="audio"):
@@ -104,6 +106,12 @@ def encode_audio(cfg, waveform, kind="cnn", prefix="audio"):
                          n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
                          n_mels=cfg.n_mels, filters=cfg.audio_filters, units=cfg.audio_units,
                          prefix=prefix)
+
+
+def head(cfg, x):
+    """The softmax head of `cfg` (`HeadConfig` fields) over the features `x`: the class scores."""
+    return classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
+                           dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
 
 
 def compile_classifier(model, cfg):

@@ -7,10 +7,10 @@ from typing import Literal
 
 import keras
 
-from mmzoo.blocks import classifier_head, fuse
+from mmzoo.blocks import fuse
 from mmzoo.models.classification import TINY_HEAD, TINY_IMAGE, TINY_TEXT
 from mmzoo.models.common import (HeadConfig, ImageConfig, TextConfig, compile_classifier,
-                                 encode_image, encode_text, image_input, text_input)
+                                 encode_image, encode_text, head, image_input, text_input)
 from mmzoo.registry import register
 
 
@@ -29,7 +29,6 @@ def vqa_cnn_lstm(cfg):
     x = fuse({"image": encode_image(cfg, image),
               "question": encode_text(cfg, ids, vocab_size, prefix="question")},
              cfg.fusion, dim=cfg.fusion_dim)
-    scores = classifier_head(x, labels=cfg.labels, hidden_units=cfg.hidden_units,
-                             dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2)
+    scores = head(cfg, x)
     return compile_classifier(keras.Model({"image": image, "question": question}, scores,
                                           name="vqa_cnn_lstm"), cfg)
