@@ -1,4 +1,4 @@
-"""The `mmzoo` command: list, describe, train."""
+"""The `mmzoo` command: list, describe, data, train."""
 
 from __future__ import annotations
 
@@ -34,16 +34,30 @@ def _cmd_describe(args):
     print(mmzoo.describe(args.name, **_parse_set(args.set)))
 
 
+def _cmd_data(args):
+    from mmzoo.data import open_source
+
+    src = open_source(args.source, on_error=args.on_error)
+    print(f"{args.source}: every item checked")
+    for split in (*src.split_names(), None):
+        ds = src.dataset(split)
+        print(f"  {split or 'all':<11} {int(ds.cardinality()):>7} examples")
+    spec = src.dataset(None).element_spec
+    print("  example:   " + ", ".join(f"{k} {v.dtype.name}{list(v.shape)}"
+                                      for k, v in spec.items()))
+
+
 def _cmd_train(args):
     import numpy as np
 
-    from mmzoo.data import load, pipeline
+    from mmzoo.data import fit_splits, pipeline
     from mmzoo.registry import get_spec
     from mmzoo.train import train
 
     spec = get_spec(args.name)
     model, history = train(args.name, args.data, epochs=args.epochs, batch_size=args.batch_size,
-                           out=args.out, seed=args.seed, overrides=_parse_set(args.set))
+                           out=args.out, seed=args.seed, overrides=_parse_set(args.set),
+                           on_error=args.on_error)
     best = int(np.argmin(history.history["val_loss"]))
     metrics = {k: round(float(v[best]), 4) for k, v in history.history.items()}
     print(f"best epoch {best + 1}/{len(history.history['val_loss'])}: {metrics}")
@@ -51,8 +65,8 @@ def _cmd_train(args):
     if spec.task == "captioning":
         from mmzoo.layers.vocab import model_vocabulary
         from mmzoo.models.captioning import decode, generate
-        val = pipeline(model, load(args.data, split="validation", task="captioning"),
-                       batch_size=8)
+        _, val = fit_splits(args.data, task="captioning", on_error=args.on_error)
+        val = pipeline(model, val, batch_size=8)
         inputs, targets = next(iter(val))
         truth = decode(targets.numpy(), model_vocabulary(model, "text"))
         greedy = generate(model, inputs["image"], "greedy")
@@ -79,6 +93,13 @@ def main(argv=None):
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     p.set_defaults(fn=_cmd_describe)
 
+    on_error = dict(choices=("raise", "skip"), default="raise",
+                    help="bad files in the data: raise (default) or skip them, naming each")
+    p = sub.add_parser("data", help="list and check a data source, count its splits")
+    p.add_argument("source", help="e.g. fsdd:../shared/data/fsdd, csv:news.csv?text=title")
+    p.add_argument("--on-error", **on_error)
+    p.set_defaults(fn=_cmd_data)
+
     p = sub.add_parser("train", help="train a model and save DIR/model.keras")
     p.add_argument("name")
     p.add_argument("--data", default="easy_vqa", help="data source (default: easy_vqa)")
@@ -88,6 +109,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="config override, e.g. --set fusion=gated (repeatable)")
+    p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_train)
 
     args = parser.parse_args(argv)

@@ -8,13 +8,16 @@ import os
 
 import keras
 
-from mmzoo.data import adapt, load, pipeline
+from mmzoo.data import adapt, fit_splits, pipeline
 from mmzoo.registry import build, get_spec
 
 
 def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", seed=0,
-          overrides=None, verbose=1):
+          overrides=None, verbose=1, on_error="raise"):
     """Train `name` on the `train` split of `data`, validating on `validation`.
+
+    Sources without a validation split hold out every 10th training example
+    (`mmzoo.data.fit_splits`).
 
     The vocabulary and class names are adapted on the training split (`mmzoo.data.adapt`); user
     `overrides` win over them. Writes `out/model.keras` (the best epoch by validation loss) and
@@ -29,6 +32,7 @@ def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", 
         seed: int. Seed of weights initialisation and shuffling.
         overrides: dict. Config overrides for `mmzoo.build`.
         verbose: int. Keras verbosity (1: progress bars).
+        on_error: str. `raise` or `skip` bad items of the data (`mmzoo.data.load`).
 
     Returns:
         `(model, history)`: the best model (reloaded from `out/model.keras`) and the Keras History.
@@ -40,8 +44,7 @@ def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", 
     """
     spec = get_spec(name)
     keras.utils.set_random_seed(seed)
-    train_ds = load(data, split="train", task=spec.task)
-    val_ds = load(data, split="validation", task=spec.task)
+    train_ds, val_ds = fit_splits(data, task=spec.task, on_error=on_error)
     config = {**adapt(name, train_ds), **(overrides or {})}
     model = build(name, **config)
     os.makedirs(out, exist_ok=True)

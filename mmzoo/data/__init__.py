@@ -1,7 +1,8 @@
 """Data: `load` reads real sources into raw example dicts, `pipeline` shapes them for a model."""
 
 from mmzoo.data.adapt import adapt
+from mmzoo.data.checks import BadDataError
 from mmzoo.data.pipeline import pipeline
-from mmzoo.data.sources import SPLITS, load
+from mmzoo.data.sources import SPLITS, fit_splits, load, open_source
 
-__all__ = ["SPLITS", "adapt", "load", "pipeline"]
+__all__ = ["SPLITS", "BadDataError", "adapt", "fit_splits", "load", "open_source", "pipeline"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.easy_vqa import END, START
 from mmzoo.data.pipeline import SOURCE_KEYS
+from mmzoo.data.text import vectorizer
 
 
 def adapt(name, dataset, *, max_tokens=None):
@@ -41,10 +41,12 @@ def adapt(name, dataset, *, max_tokens=None):
         if key is None:
             raise ValueError(f"cannot adapt {name!r}: its examples have no text "
                              f"({sorted(dataset.element_spec)})")
-        vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens)
-        vectorizer.adapt(dataset.map(lambda e: e[key], num_parallel_calls=tf.data.AUTOTUNE)
-                         .batch(1024))
-        tokens = tuple(str(t) for t in vectorizer.get_vocabulary()[2:])
+        texts = dataset.map(lambda e: e[key], num_parallel_calls=tf.data.AUTOTUNE)
+        if key == "captions":  # every caption of every image
+            texts = texts.unbatch()
+        layer = vectorizer(max_tokens=max_tokens)
+        layer.adapt(texts.batch(1024))
+        tokens = tuple(str(t) for t in layer.get_vocabulary()[2:])
         if spec.task == "captioning":
             tokens = (START, END) + tokens
         overrides["vocabulary"] = tokens
@@ -54,6 +56,9 @@ def adapt(name, dataset, *, max_tokens=None):
         seen = set()
         for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
             seen.update(np.asarray(batch).tolist())
-        labels = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
+        if all(isinstance(v, (int, np.integer)) for v in seen):  # e.g. FSDD digits: 0 < 2 < 10
+            labels = [str(v) for v in sorted(seen)]
+        else:
+            labels = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
         overrides["labels"] = tuple(labels)
     return overrides

@@ -1,8 +1,9 @@
 """The easy-VQA data set (the `easy-vqa` PyPI package, or a folder the easy-VQA generator wrote).
 
-Layout of a folder: `{split}/images/{id}.png`, `{split}/questions.json` (a list of
-`[question, answer, image_id]`), and `answers.txt` (one answer a line), with splits `train` and
-`test`; a folder holding `images/` and `questions.json` directly is read as one split.
+Layout of a folder, as the easy-VQA generator writes it: `{split}/images/{id}.png`,
+`{split}/questions.json` (a list of `[question, answer, image_id]`) for the splits `train` and
+`test`, and `answers.txt` (one answer a line). A folder holding `images/` and `questions.json`
+directly (a freshly generated evaluation set) is read as the `test` split.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
+
+import tensorflow as tf
+
+from mmzoo.data.base import Source, decode_image, register_source
+from mmzoo.data.checks import Problems
 
 SHAPES = ("circle", "rectangle", "triangle")
 COLORS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
@@ -38,40 +45,57 @@ def package_dir():
     return os.path.join(os.path.dirname(easy_vqa.__file__), "data")
 
 
-def read_split(root, split):
-    """`(questions, answers, image_ids, image_paths_by_id)` of one split of an easy-VQA folder."""
+def split_folder(root, split):
+    """The folder holding `split` of an easy-VQA folder (`root/split`, or `root` itself when it
+    holds `questions.json` directly), or None."""
     folder = os.path.join(root, split)
-    if not os.path.isdir(folder) and os.path.isfile(os.path.join(root, "questions.json")):
-        folder = root
+    if os.path.isfile(os.path.join(folder, "questions.json")):
+        return folder
+    return None
+
+
+def read_split(folder, problems, answers=None):
+    """`(questions, answers, image_paths, n_entries)` of one easy-VQA split folder: the good
+    questions, one entry each, and how many entries the file has.
+
+    Malformed entries, answers outside `answers` (when given) and bad image files are added to
+    `problems` (`mmzoo.data.checks.Problems`) and left out.
+    """
+    from mmzoo.data.checks import image_problem
+
     qfile = os.path.join(folder, "questions.json")
-    if not os.path.isfile(qfile):
-        raise FileNotFoundError(
-            f"easy-VQA folder {root!r} has no {split}/questions.json; expected the layout the "
-            "easy-VQA generator writes: {split}/images/{id}.png and {split}/questions.json")
     with open(qfile) as f:
         try:
             rows = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{qfile}: not valid JSON ({e})") from e
-    questions, answers, ids = [], [], []
+    if not isinstance(rows, list):
+        raise ValueError(f"{qfile}: expected a list of [question, answer, image_id] entries")
+    questions, labels, paths, bad_images = [], [], [], {}
     for n, row in enumerate(rows):
-        if not (isinstance(row, (list, tuple)) and len(row) == 3):
-            raise ValueError(
-                f"{qfile}: entry {n} is {row!r}, expected [question, answer, image_id]")
+        where = f"{qfile} entry {n}"
+        if not (isinstance(row, (list, tuple)) and len(row) == 3
+                and isinstance(row[2], int) and not isinstance(row[2], bool)):
+            problems.add(where, f"{row!r} is not [question, answer, image_id]")
+            continue
         q, a, i = row
         if not str(q).strip() or not str(a).strip():
-            raise ValueError(f"{qfile}: entry {n} has an empty question or answer: {row!r}")
+            problems.add(where, f"empty question or answer in {row!r}")
+            continue
+        if answers is not None and str(a) not in answers:
+            problems.add(where, f"answer {a!r} is not in answers.txt ({len(answers)} answers)")
+            continue
+        path = os.path.join(folder, "images", f"{i}.png")
+        if path not in bad_images:
+            bad_images[path] = image_problem(path)
+            if bad_images[path]:
+                problems.add(path, bad_images[path])
+        if bad_images[path]:
+            continue
         questions.append(str(q))
-        answers.append(str(a))
-        ids.append(int(i))
-    image_dir = os.path.join(folder, "images")
-    paths = {i: os.path.join(image_dir, f"{i}.png") for i in sorted(set(ids))}
-    missing = [p for p in paths.values() if not os.path.isfile(p)]
-    if missing:
-        raise FileNotFoundError(
-            f"easy-VQA folder {root!r}: {len(missing)} image(s) named by {qfile} are missing, "
-            f"e.g. {missing[:3]}")
-    return questions, answers, ids, paths
+        labels.append(str(a))
+        paths.append(path)
+    return questions, labels, paths, len(rows)
 
 
 def read_answers(root):
@@ -81,6 +105,11 @@ def read_answers(root):
         return None
     with open(path) as f:
         return tuple(line.strip() for line in f if line.strip())
+
+
+def image_id(path):
+    """The integer id of an easy-VQA image path (`.../images/{id}.png`)."""
+    return int(os.path.splitext(os.path.basename(path))[0])
 
 
 def _mentions(question, vocabulary):
@@ -138,3 +167,84 @@ def captions_by_image(questions, answers, image_ids):
             missing = [w for w, v in (("shape", shape), ("color", color)) if not v]
             unknown[i] = f"its questions do not tell its {' or '.join(missing)}"
     return captions, unknown
+
+
+VALIDATION_EVERY = 10  # validation = the training images whose id % 10 == 9
+
+
+@register_source
+class EasyVQA(Source):
+    """`easy_vqa` (the data in the `easy-vqa` package) or `easy_vqa:PATH` (a generated folder).
+
+    Splits: `test` is the official test set; `validation` is the official training images
+    whose id ends in 9 (10%, with all their questions); `train` is the other training images.
+
+    Tasks: `vqa` and `classification` give `{"image", "question", "label"}` per question;
+    `captioning` and `retrieval` give `{"image", "text"}` per image, the text being a caption
+    built from the image's answered questions ("a blue circle").
+    """
+
+    kind = "easy_vqa"
+    tasks = ("vqa", "classification", "captioning", "retrieval")
+    description = "easy_vqa[:PATH]: easy-VQA images and questions (the default data)"
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path or package_dir(), **kwargs)
+        root = self.path
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{self.name}: no folder at {root!r}")
+        answers = read_answers(root)
+        problems = Problems(self.name, self.on_error)
+        folders = {s: split_folder(root, s) for s in ("train", "test")}
+        if not any(folders.values()) and os.path.isfile(os.path.join(root, "questions.json")):
+            folders = {"test": root}
+        if not any(folders.values()):
+            raise FileNotFoundError(
+                f"{self.name}: {root!r} has neither train/questions.json nor test/questions.json "
+                "nor questions.json; expected the layout the easy-VQA generator writes: "
+                "{train,test}/images/{id}.png, {train,test}/questions.json and answers.txt")
+        self.columns = {"question": [], "label": [], "image": []}
+        self.tags = []
+        self._splits, entries = set(), 0
+        for part, folder in folders.items():
+            if folder is None:
+                continue
+            q, a, paths, n = read_split(folder, problems, answers)
+            entries += n
+            for qq, aa, pp in zip(q, a, paths):
+                tag = part
+                if part == "train" and image_id(pp) % VALIDATION_EVERY == VALIDATION_EVERY - 1:
+                    tag = "validation"
+                self.columns["question"].append(qq)
+                self.columns["label"].append(aa)
+                self.columns["image"].append(pp)
+                self.tags.append(tag)
+                self._splits.add(tag)
+        problems.report(f"{entries} questions and their images")
+        if not self.tags:
+            raise ValueError(f"{self.name}: {root!r} holds no questions")
+
+    def split_names(self):
+        return tuple(s for s in ("train", "validation", "test") if s in self._splits)
+
+    def dataset(self, split=None, task=None):
+        self.check_split(split)
+        task = self.check_task(task)
+        rows = self.select(self.columns, self.tags, split)
+        if not rows["label"]:
+            raise self.empty_split(split)
+        if task in ("vqa", "classification"):
+            ds = tf.data.Dataset.from_tensor_slices(rows)
+        else:
+            captions, unknown = captions_by_image(rows["question"], rows["label"], rows["image"])
+            if unknown:
+                sample = ", ".join(f"{p} ({why})" for p, why in list(unknown.items())[:3])
+                warnings.warn(
+                    f"easy-VQA {split or 'all'}: {len(unknown)} of {len(unknown) + len(captions)} "
+                    f"images have no caption because their questions do not tell both shape and "
+                    f"colour; they are left out of {task}. First: {sample}", stacklevel=4)
+            order = sorted(captions, key=lambda p: (os.path.dirname(p), image_id(p)))
+            ds = tf.data.Dataset.from_tensor_slices({
+                "image": order, "text": [captions[p] for p in order]})
+        return ds.map(lambda e: {**e, "image": decode_image(e["image"])},
+                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

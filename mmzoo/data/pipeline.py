@@ -5,31 +5,39 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from mmzoo.data import waveform
 from mmzoo.data.easy_vqa import END, START
+from mmzoo.data.text import vectorizer
+from mmzoo.layers.mfcc import MFCC
 from mmzoo.layers.vocab import model_labels, model_vocabulary
 
-# Example keys each model input may be fed from, in order of preference.
-SOURCE_KEYS = {"image": ("image",), "audio": ("audio",), "text": ("text", "question"),
+# Example keys each model input may be fed from, in order of preference (`captions`: several
+# captions per image, one of which is used per example).
+SOURCE_KEYS = {"image": ("image",), "audio": ("audio",), "text": ("text", "question", "captions"),
                "question": ("question", "text")}
 
 
 def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10_000, seed=None,
-             cache=True):
+             cache=True, augment=None):
     """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
 
-    Per example (parallel `map`): images resized to the model's size, waveforms padded or cropped
-    to its length; then `cache`, `shuffle` (training only), `batch`; per batch: text tokenized
-    with the vocabulary the model carries, labels turned into class ids (or caption shifted for
-    teacher forcing); then `prefetch`.
+    Per example (parallel `map`): images resized to the model's size (grey -> RGB), waveforms
+    centred and padded or cropped to its length, integer labels turned into their strings;
+    then `cache`; then, when training, one caption drawn at random per image and epoch
+    (evaluating: captioning uses every caption, retrieval the first), waveform augmentation
+    (`mmzoo.data.waveform.augment`: time shift, gain, noise), `shuffle`; then `batch`; per
+    batch: text tokenized with the vocabulary the model carries, labels turned into class ids
+    (or captions shifted for teacher forcing); then `prefetch`.
 
     Args:
         model: keras.Model. A model built by `mmzoo.build` (it carries its vocabularies).
         dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load`.
         batch_size: int. Examples per batch.
-        training: bool. Shuffle (each epoch anew) when True.
+        training: bool. Shuffle (each epoch anew) and augment when True.
         shuffle_buffer: int. Size of the shuffle buffer.
         seed: int or None. Shuffle seed.
         cache: bool. Cache the decoded examples in memory after the first pass.
+        augment: bool or None. Augment waveforms; None: when `training`.
 
     Examples:
     ```python
@@ -63,19 +71,24 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         for name, key in keys.items():
             value = example[key]
             if name == "image":
-                height, width = shapes["image"][:2]
-                value = tf.image.resize(value, (height, width), antialias=True)
-                value = tf.cast(tf.clip_by_value(tf.round(value), 0, 255), tf.uint8)
+                value = _fit_image(value, shapes["image"][:2])
             elif name == "audio":
-                value = _fit_length(tf.cast(value, tf.float32), shapes["audio"][0])
-            out[name] = value
+                value = waveform.fit_length(value, shapes["audio"][0])
+            out[key if key == "captions" else name] = value
         if labels is not None:
-            out["label"] = example["label"]
+            label = example["label"]
+            out["label"] = label if label.dtype == tf.string else tf.strings.as_string(label)
         return out
 
     ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
+    if keys.get("text") == "captions":
+        ds = _one_caption_per_example(ds, training, spec.task)
+    if "audio" in keys and (training if augment is None else augment):
+        rate = _sample_rate(model)
+        ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], rate)},
+                    num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -83,9 +96,36 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _fit_length(wave, length):
-    wave = wave[:length]
-    return tf.pad(wave, [[0, length - tf.shape(wave)[0]]])
+def _fit_image(image, size):
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    image = tf.image.resize(image, size, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _one_caption_per_example(ds, training, task):
+    """`captions` -> `text`: a random caption per epoch when training; else every caption
+    (captioning: references for the loss) or the first (retrieval: one pair per image)."""
+    def text(e, caption):
+        return {**{k: v for k, v in e.items() if k != "captions"}, "text": caption}
+
+    if training:
+        def pick(e):
+            i = tf.random.uniform([], 0, tf.shape(e["captions"])[0], dtype=tf.int32)
+            return text(e, e["captions"][i])
+        return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    if task == "captioning":
+        return ds.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(e["captions"]).map(
+            lambda c: text(e, c)))
+    return ds.map(lambda e: text(e, e["captions"][0]))
+
+
+def _sample_rate(model):
+    rates = {layer.sample_rate for layer in model._flatten_layers() if isinstance(layer, MFCC)}
+    if len(rates) != 1:
+        raise ValueError(f"model {model.name!r} has an audio input but {len(rates)} MFCC "
+                         "sample rates; cannot tell the rate to augment at")
+    return rates.pop()
 
 
 def _batch_fn(model, spec, keys, shapes, labels):
@@ -97,11 +137,9 @@ def _batch_fn(model, spec, keys, shapes, labels):
                 raise ValueError(f"model {model.name!r} carries no vocabulary for input {name!r} "
                                  f"(a Vocabulary layer named '{name}_vocabulary')")
             if spec.task == "captioning":
-                tokenizers[name] = (keras.layers.TextVectorization(vocabulary=tokens, ragged=True),
-                                    tokens)
+                tokenizers[name] = (vectorizer(tokens, ragged=True), tokens)
             else:
-                tokenizers[name] = (keras.layers.TextVectorization(
-                    vocabulary=tokens, output_sequence_length=shapes[name][0]), tokens)
+                tokenizers[name] = (vectorizer(tokens, sequence_length=shapes[name][0]), tokens)
     label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=1)
                     if labels is not None else None)
     label_error = (f"labels not among the classes of model {model.name!r}: {labels}; build it with "

@@ -1,110 +1,126 @@
-"""Readers of real data formats: each returns a `tf.data.Dataset` of raw example dicts.
+"""`load`: read a data source (`kind:PATH?option=value&...`) as a `tf.data.Dataset` of raw examples.
 
-Example keys are the model input names (`image`, `text`, `question`, `audio`) plus `label` for
-classification and VQA targets. Images are decoded lazily from their files (uint8
-`[height, width, 3]`), text is a tf.string.
+Example keys are the model input names (`image`, `text`, `question`, `audio`, or `captions`
+for several captions per image) plus `label` for classification and VQA targets. Images are
+decoded lazily from their files (uint8 `[height, width, 3]`), audio is a float32 waveform, text
+a tf.string.
 """
 
 from __future__ import annotations
 
-import warnings
+from urllib.parse import parse_qsl
 
 import tensorflow as tf
 
-from mmzoo.data import easy_vqa
-
-SPLITS = ("train", "validation", "test")
-TASKS_BY_SOURCE = {"easy_vqa": ("vqa", "classification", "captioning", "retrieval")}
-VALIDATION_EVERY = 10  # validation = the training images whose id % 10 == 9
+# Importing the readers registers them.
+from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, text_csv, tfds_source  # noqa: F401
+from mmzoo.data.base import SOURCES, SPLIT_EVERY, SPLITS
 
 
-def load(source, split=None, *, task=None, on_error="raise"):
-    """Read a data source as a `tf.data.Dataset` of raw example dicts.
+def parse_source(source):
+    """`(kind, path, options)` of `"kind:PATH?key=value&key=value"`."""
+    text = str(source)
+    kind, _, rest = text.partition(":")
+    path, _, query = rest.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    for key, value in options.items():
+        if value.lstrip("-").isdigit():
+            options[key] = int(value)
+    return kind, path, options
 
-    Sources:
-    - `"easy_vqa"`: the easy-VQA data shipped in the `easy-vqa` package (the default data).
-    - `"easy_vqa:PATH"`: a folder in the layout the easy-VQA generator writes.
 
-    Splits are `train`, `validation` and `test`; easy-VQA's validation split is the training
-    images whose id ends in 9 (10%, never seen in `train`), `None` is train + validation + test.
-
-    Tasks (easy-VQA): `vqa` and `classification` give `{"image", "question", "label"}` per
-    question; `captioning` and `retrieval` give `{"image", "text"}` per image, the text being a
-    caption built from the image's answered questions ("a blue circle").
+def open_source(source, *, on_error="raise", **options):
+    """List and check a data source once; its `dataset(split, task)` reads any split of it.
 
     Args:
-        source: str. See above.
-        split: str or None. `train`, `validation`, `test` or None for all.
-        task: str or None. The task the examples are for; defaults to the source's first.
+        source: str. `kind[:PATH][?option=value&...]`, e.g. `fsdd:../shared/data/fsdd`.
         on_error: str. `raise` (default) or `skip`: what to do with bad items.
+        **options: options of that kind of source (they override the ones in `source`).
 
     Examples:
     ```python
-    train = mmzoo.data.load("easy_vqa", split="train", task="captioning")
-    next(iter(train))   # {"image": <uint8 (64, 64, 3)>, "text": b"a blue circle"}
+    src = mmzoo.data.open_source("csv:../shared/data/ag_news/news.csv")
+    train, test = src.dataset("train"), src.dataset("test")
     ```
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if split is not None and split not in SPLITS:
+    kind, path, query = parse_source(source)
+    if kind not in SOURCES:
+        import difflib
+
+        close = difflib.get_close_matches(kind, SOURCES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown data source {source!r}; {hint}use one of: "
+                         + "; ".join(cls.description for cls in SOURCES.values()))
+    return SOURCES[kind](path, name=str(source), on_error=on_error, **{**query, **options})
+
+
+def load(source, split=None, *, task=None, on_error="raise", **options):
+    """Read a data source as a `tf.data.Dataset` of raw example dicts.
+
+    Sources (see each reader's docstring for its layout, splits and options):
+    - `easy_vqa` / `easy_vqa:PATH`: easy-VQA images and questions (the package's data is the
+      default); tasks vqa, classification, captioning, retrieval.
+    - `fsdd:PATH`: spoken digits `{digit}_{speaker}_{index}.wav`;
+      `{"audio", "label", "speaker"}`; official split (index 0-4 is test).
+    - `csv:PATH`: text classification rows; `{"text", "label"}`; labels as in the file.
+    - `captions:PATH`: photos and captions in the Flickr8k layout; `{"image", "captions"}`.
+    - `tfds:NAME`: a TFDS dataset prepared on disk (`data_dir=`); never downloads.
+    - `digit_qa:FSDD_PATH`: spoken + handwritten digits with a question (text, image, audio).
+
+    Every item is checked when the source is listed, before any example is read: bad files
+    raise a `mmzoo.data.BadDataError` naming each path and what is wrong, or with
+    `on_error="skip"` are left out and named in a warning.
+
+    Args:
+        source: str. `kind[:PATH][?option=value&...]`.
+        split: str or None. `train`, `validation`, `test`, or None for everything.
+        task: str or None. The task the examples are for; defaults to the source's first.
+        on_error: str. `raise` (default) or `skip`.
+        **options: options of that kind of source.
+
+    Examples:
+    ```python
+    test = mmzoo.data.load("fsdd:../shared/data/fsdd", split="test")
+    next(iter(test))   # {"audio": <float32 (n,)>, "label": <int64>, "speaker": b"george"}
+    train = mmzoo.data.load("easy_vqa", split="train", task="captioning")
+    ```
+    """
+    if split is not None and split not in SPLITS and not str(source).startswith("tfds:"):
         raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)} or None for all")
-    kind, _, path = str(source).partition(":")
-    if kind not in TASKS_BY_SOURCE:
-        raise ValueError(f"unknown data source {source!r}; use one of "
-                         f"{[k + '[:PATH]' for k in TASKS_BY_SOURCE]}")
-    tasks = TASKS_BY_SOURCE[kind]
-    task = task or tasks[0]
-    if task not in tasks:
-        raise ValueError(f"source {kind!r} has no data for task {task!r}; it has {list(tasks)}")
-    return _load_easy_vqa(path or easy_vqa.package_dir(), split, task)
+    kind = parse_source(source)[0]
+    if kind in SOURCES:  # before listing the files
+        SOURCES[kind].check_task(task)
+    return open_source(source, on_error=on_error, **options).dataset(split, task)
 
 
-def _split_rows(root, split):
-    """Questions, answers, image ids and paths of `split` (None: all) of an easy-VQA folder."""
-    parts = SPLITS if split is None else (split,)
-    rows = ([], [], [], {})
-    for part in dict.fromkeys("test" if p == "test" else "train" for p in parts):
-        q, a, ids, paths = easy_vqa.read_split(root, part)
-        keep = [True] * len(ids)
-        if part == "train" and split in ("train", "validation"):
-            want_val = split == "validation"
-            keep = [(i % VALIDATION_EVERY == VALIDATION_EVERY - 1) == want_val for i in ids]
-        offset = 0 if part == "train" else 10 ** 9  # ids restart per split on disk
-        for qq, aa, ii, k in zip(q, a, ids, keep):
-            if k:
-                rows[0].append(qq)
-                rows[1].append(aa)
-                rows[2].append(ii + offset)
-                rows[3][ii + offset] = paths[ii]
-    return rows
+def fit_splits(source, *, task=None, on_error="raise", **options):
+    """`(train, validation)` datasets to fit on and to pick the best epoch by.
+
+    The source's own `validation` split when it has one; otherwise (FSDD) every 10th example
+    of its `train` split (i % 10 == 9 in listing order) is held out as validation and the rest
+    is trained on. The source is listed and checked once.
+
+    Examples:
+    ```python
+    train, val = mmzoo.data.fit_splits("fsdd:../shared/data/fsdd")
+    ```
+    """
+    src = open_source(source, on_error=on_error, **options)
+    if "validation" in src.split_names():
+        return src.dataset("train", task), src.dataset("validation", task)
+    full = src.dataset("train", task)
+    total = int(full.cardinality())
+    numbered = full.enumerate()
+
+    def part(validation):
+        held = numbered.filter(lambda i, _: (i % SPLIT_EVERY == SPLIT_EVERY - 1) == validation)
+        size = total // SPLIT_EVERY if validation else total - total // SPLIT_EVERY
+        return held.map(lambda _, example: example).apply(
+            tf.data.experimental.assert_cardinality(size))
+
+    return part(False), part(True)
 
 
-def _load_easy_vqa(root, split, task):
-    questions, answers, ids, paths = _split_rows(root, split)
-    if not questions:
-        raise ValueError(f"easy-VQA folder {root!r} has no questions in split {split!r}")
-    if task in ("vqa", "classification"):
-        ds = tf.data.Dataset.from_tensor_slices({
-            "image": [paths[i] for i in ids], "question": questions, "label": answers})
-    else:
-        captions, unknown = easy_vqa.captions_by_image(questions, answers, ids)
-        if unknown:
-            sample = ", ".join(f"{paths[i]} ({why})" for i, why in list(unknown.items())[:3])
-            warnings.warn(
-                f"easy-VQA {split or 'all'}: {len(unknown)} of {len(unknown) + len(captions)} "
-                f"images have no caption because their questions do not tell both shape and "
-                f"colour; they are left out of {task}. First: {sample}", stacklevel=3)
-        order = sorted(captions)
-        ds = tf.data.Dataset.from_tensor_slices({
-            "image": [paths[i] for i in order], "text": [captions[i] for i in order]})
-    return ds.map(_decode_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _decode_image(example):
-    path = example["image"]
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image = tf.ensure_shape(image, [None, None, 3])
-    return {**example, "image": image}
-
-
-__all__ = ["load", "SPLITS"]
+__all__ = ["fit_splits", "load", "open_source", "parse_source", "SPLITS"]

@@ -1,0 +1,92 @@
+"""The `Source` base class: a data source after its files were listed and checked."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+SPLITS = ("train", "validation", "test")
+SOURCES = {}  # kind -> Source subclass
+SPLIT_EVERY = 10  # sources without splits: item i is validation when i % 10 == 8, test when 9
+
+
+def register_source(cls):
+    """Class decorator: make `cls` readable as `"{cls.kind}:PATH"` by `mmzoo.data.load`."""
+    if cls.kind in SOURCES:
+        raise ValueError(f"data source {cls.kind!r} is already registered")
+    SOURCES[cls.kind] = cls
+    return cls
+
+
+def index_split(i):
+    """The documented deterministic split of item `i` of a source that has none of its own."""
+    return {SPLIT_EVERY - 2: "validation", SPLIT_EVERY - 1: "test"}.get(i % SPLIT_EVERY, "train")
+
+
+def progress(items, desc, unit="file"):
+    """`tqdm` over `items` when there are enough of them for the wait to be noticed."""
+    items = list(items)
+    return tqdm(items, desc=desc, unit=unit, leave=False, mininterval=0.5,
+                disable=len(items) < 500)
+
+
+class Source:
+    """A data source whose items were listed and checked; `dataset(split, task)` reads them.
+
+    Subclasses set `kind`, `tasks` (the first is the default), `options` (name -> default) and
+    `description`, check every item in `__init__` (reporting bad ones through
+    `mmzoo.data.checks.Problems`), and implement `split_names` and `dataset`.
+    """
+
+    kind = ""
+    tasks = ()
+    options = {}
+    description = ""
+
+    def __init__(self, path, *, name, on_error="raise", **options):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"{name}: unknown option(s) {unknown}; {self.kind} sources take "
+                             f"{sorted(self.options) or 'no options'}")
+        self.path, self.name, self.on_error = path, name, on_error
+        self.opts = {**self.options, **options}
+
+    def split_names(self):
+        """The splits this source has (a subset of `train`, `validation`, `test`)."""
+        return SPLITS
+
+    def check_split(self, split):
+        if split is not None and split not in self.split_names():
+            extra = ""
+            if split == "validation":
+                extra = (" (`mmzoo.data.fit_splits` then holds out every "
+                         f"{SPLIT_EVERY}th training example for validation)")
+            raise ValueError(f"{self.name} has no split {split!r}; it has "
+                             f"{list(self.split_names())} or None for all{extra}")
+
+    @classmethod
+    def check_task(cls, task):
+        task = task or cls.tasks[0]
+        if task not in cls.tasks:
+            raise ValueError(f"source {cls.kind!r} has no data for task {task!r}; it has "
+                             f"{list(cls.tasks)}")
+        return task
+
+    def dataset(self, split=None, task=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def select(columns, tags, split):
+        """The rows of `columns` (dict of equal-length lists) whose tag is `split` (None: all)."""
+        keep = [i for i, t in enumerate(tags) if split is None or t == split]
+        return {k: [v[i] for i in keep] for k, v in columns.items()}
+
+    def empty_split(self, split):
+        return ValueError(f"{self.name}: split {split!r} is empty (no items are tagged "
+                          f"{split!r}); it has {list(self.split_names())}")
+
+
+def decode_image(path):
+    """A uint8 `[height, width, 3]` image from a file path tensor (JPEG, PNG, GIF, BMP, WebP)."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [None, None, 3])

@@ -1,0 +1,152 @@
+"""File checks run when a source is listed, and how bad items are reported.
+
+Every file a source names is checked from its header (and, for images, its last bytes) before
+any training starts, so a bad file surfaces with its path at once, not hours into a run.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+
+MAX_LISTED = 20  # bad items named in an error message (a warning names them all)
+
+
+class BadDataError(ValueError):
+    """A data source holds bad items; `problems` is the list of `(where, what is wrong)`."""
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class Problems:
+    """Bad items found while listing a source, reported together by `report`.
+
+    Args:
+        source: str. The source, as the user named it (used in messages).
+        on_error: str. `raise`: `report` raises a `BadDataError` naming every bad item (up to
+            20, then a count); `skip`: `report` warns naming each bad item and their count.
+    """
+
+    def __init__(self, source, on_error="raise"):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.source, self.on_error, self.items = source, on_error, []
+
+    def add(self, where, what):
+        self.items.append((str(where), what))
+
+    def __bool__(self):
+        return bool(self.items)
+
+    def report(self, among):
+        """Raise or warn about the problems found `among` (e.g. "2500 .wav files"); no-op
+        when there are none."""
+        if not self.items:
+            return
+        n = len(self.items)
+        if self.on_error == "raise":
+            lines = [f"  {where}: {what}" for where, what in self.items[:MAX_LISTED]]
+            if n > MAX_LISTED:
+                lines.append(f"  ... and {n - MAX_LISTED} more")
+            raise BadDataError(
+                f"{self.source}: {n} bad item(s) among {among}:\n" + "\n".join(lines)
+                + "\nFix or remove them, or pass on_error='skip' to leave them out (each is "
+                "then named in a warning).", self.items)
+        lines = [f"  {where}: {what}" for where, what in self.items]
+        warnings.warn(f"{self.source}: skipped {n} bad item(s) among {among}:\n"
+                      + "\n".join(lines), stacklevel=4)
+
+
+def file_problem(path):
+    """Why `path` cannot be read as a file (missing, a folder, empty), or None."""
+    if not os.path.exists(path):
+        return "missing"
+    if not os.path.isfile(path):
+        return "not a file"
+    if os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def wav_problem(path):
+    """Why `path` is not a readable, complete audio file, or None.
+
+    Reads the header with libsndfile (`soundfile.info`): not audio, no samples. For RIFF/WAVE
+    files it also walks the chunks and compares the `data` chunk's declared size with the bytes
+    on disk, because libsndfile reads a truncated WAV without complaint.
+    """
+    import soundfile
+
+    problem = file_problem(path)
+    if problem:
+        return problem
+    try:
+        info = soundfile.info(path)
+    except Exception as e:  # libsndfile's error says what it could not parse
+        return f"not a readable audio file ({str(e).strip() or type(e).__name__})"
+    if info.frames == 0:
+        return "no audio samples (header declares 0 frames)"
+    return _riff_truncation(path)
+
+
+def _riff_truncation(path):
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not RIFF/WAVE (FLAC, OGG, ...): libsndfile's own checks apply
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                if chunk_size == 0xFFFFFFFF:  # streamed WAV: size unknown, nothing to compare
+                    return None
+                on_disk = size - offset - 8
+                if on_disk < chunk_size:
+                    return (f"truncated: its header declares {chunk_size} bytes of samples but "
+                            f"only {on_disk} are on disk")
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return "no 'data' chunk: the WAV header ends before any samples"
+
+
+# Magic numbers of the formats `tf.io.decode_image` reads, and how each file must end.
+_IMAGE_FORMATS = (
+    ("JPEG", lambda h: h[:3] == b"\xff\xd8\xff"),
+    ("PNG", lambda h: h[:8] == b"\x89PNG\r\n\x1a\n"),
+    ("GIF", lambda h: h[:6] in (b"GIF87a", b"GIF89a")),
+    ("BMP", lambda h: h[:2] == b"BM"),
+    ("WebP", lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP"),
+)
+
+
+def image_problem(path):
+    """Why `path` is not a complete JPEG/PNG/GIF/BMP/WebP image, or None.
+
+    Reads the first bytes (the format's magic number) and the last ones (a JPEG's end-of-image
+    marker, a PNG's IEND chunk), so missing, empty, non-image and truncated files are caught
+    without decoding.
+    """
+    problem = file_problem(path)
+    if problem:
+        return problem
+    with open(path, "rb") as f:
+        head = f.read(16)
+        f.seek(max(0, os.path.getsize(path) - 4096))
+        tail = f.read()
+    kind = next((name for name, match in _IMAGE_FORMATS if match(head)), None)
+    if kind is None:
+        return ("not an image: its first bytes are none of JPEG, PNG, GIF, BMP or WebP "
+                f"({head[:8]!r})")
+    if kind == "JPEG" and b"\xff\xd9" not in tail:
+        return "truncated JPEG: no end-of-image marker (FFD9) at the end of the file"
+    if kind == "PNG" and b"IEND" not in tail[-16:]:
+        return "truncated PNG: no IEND chunk at the end of the file"
+    return None
+
+
+__all__ = ["BadDataError", "Problems", "file_problem", "image_problem", "wav_problem"]

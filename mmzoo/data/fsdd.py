@@ -1,0 +1,119 @@
+"""Free Spoken Digit Dataset layout: a folder of `{digit}_{speaker}_{index}.wav` recordings."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.data.base import Source, progress, register_source
+from mmzoo.data.checks import Problems, wav_problem
+
+FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
+DIGITS = tuple(str(d) for d in range(10))
+TEST_INDICES = range(0, 5)  # the dataset's official split: takes 0-4 of each digit and speaker
+
+
+def read_audio(path, sample_rate):
+    """A mono float32 waveform of the audio file at `path`, resampled to `sample_rate`.
+
+    librosa reads it (libsndfile), averages channels and resamples when the file's rate
+    differs. An error names the file.
+    """
+    import librosa
+
+    try:
+        wave, _ = librosa.load(path, sr=sample_rate, mono=True)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read audio ({e})") from e
+    return wave.astype(np.float32)
+
+
+def audio_dataset(paths, sample_rate):
+    """A dataset of float32 waveforms `[samples]` read from `paths` (parallel, in order)."""
+    def read(path):
+        return read_audio(path.decode(), sample_rate)
+
+    def load(path):
+        wave = tf.numpy_function(read, [path], tf.float32, stateful=False)
+        return tf.ensure_shape(wave, [None])
+
+    return tf.data.Dataset.from_tensor_slices(paths).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def find_recordings(root):
+    """The folder holding the `.wav` files: `root`, or `root/recordings` as in the FSDD repo."""
+    nested = os.path.join(root, "recordings")
+    return nested if os.path.isdir(nested) else root
+
+
+@register_source
+class FSDD(Source):
+    """`fsdd:PATH`: `{digit}_{speaker}_{index}.wav` files (in PATH or PATH/recordings).
+
+    Examples are `{"audio": float32 waveform at `sample_rate` (8 kHz), "label": int digit,
+    "speaker": str}`. Splits (the dataset's official one): `test` is index 0-4, `train`
+    index 5 and up; there is no validation split (`mmzoo.data.fit_splits` holds one out of
+    train). Every `.wav` file is checked when the folder is listed: a name outside the layout,
+    a label that is not a digit, and unreadable, empty or truncated audio are all reported.
+
+    Options:
+        sample_rate: int. Rate the audio is resampled to (librosa) when the file's differs.
+    """
+
+    kind = "fsdd"
+    tasks = ("classification",)
+    options = {"sample_rate": 8000}
+    description = "fsdd:PATH: spoken digits, {digit}_{speaker}_{index}.wav (audio classification)"
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path, **kwargs)
+        if not path:
+            raise ValueError(f"{self.name}: give the folder, e.g. fsdd:../shared/data/fsdd")
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{self.name}: no folder at {path!r}")
+        folder = find_recordings(path)
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".wav"))
+        if not names:
+            raise ValueError(f"{self.name}: {folder!r} is empty: it has no .wav files named "
+                             "{digit}_{speaker}_{index}.wav")
+        problems = Problems(self.name, self.on_error)
+        self.columns = {"audio": [], "label": [], "speaker": []}
+        self.tags = []
+        for name in progress(names, f"checking {self.name}"):
+            full = os.path.join(folder, name)
+            match = FSDD_NAME.match(os.path.splitext(name)[0])
+            if not match:
+                problems.add(full, "name is not {digit}_{speaker}_{index}.wav")
+                continue
+            if match["label"] not in DIGITS:
+                problems.add(full, f"label {match['label']!r} is not one of the digits 0-9")
+                continue
+            problem = wav_problem(full)
+            if problem:
+                problems.add(full, problem)
+                continue
+            self.columns["audio"].append(full)
+            self.columns["label"].append(int(match["label"]))
+            self.columns["speaker"].append(match["speaker"])
+            self.tags.append("test" if int(match["index"]) in TEST_INDICES else "train")
+        problems.report(f"{len(names)} .wav files")
+        if not self.tags:
+            raise ValueError(f"{self.name}: no usable recordings left in {folder!r}")
+
+    def split_names(self):
+        return ("train", "test")
+
+    def dataset(self, split=None, task=None):
+        self.check_split(split)
+        self.check_task(task)
+        rows = self.select(self.columns, self.tags, split)
+        if not rows["audio"]:
+            raise self.empty_split(split)
+        audio = audio_dataset(rows["audio"], self.opts["sample_rate"])
+        meta = tf.data.Dataset.from_tensor_slices(
+            {"label": np.asarray(rows["label"], np.int64), "speaker": rows["speaker"]})
+        return tf.data.Dataset.zip(audio, meta).map(lambda wave, m: {"audio": wave, **m})

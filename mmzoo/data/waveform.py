@@ -1,0 +1,41 @@
+"""Waveform length fitting and training augmentation (time shift, gain, noise), as tf ops."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def fit_length(wave, length):
+    """Centre a 1-D waveform in `length` samples: zero-pad both sides, or crop the middle."""
+    wave = tf.convert_to_tensor(wave, tf.float32)
+    n = tf.shape(wave)[0]
+    start = tf.maximum(n - length, 0) // 2
+    wave = wave[start:start + length]
+    missing = length - tf.shape(wave)[0]
+    out = tf.pad(wave, [[missing // 2, missing - missing // 2]])
+    return tf.ensure_shape(out, [length])
+
+
+def augment(wave, sample_rate, *, max_shift=0.1, gain_db=6.0, noise_prob=0.5,
+            snr_db=(15.0, 40.0)):
+    """A randomly shifted, scaled and noised copy of a fixed-length 1-D waveform.
+
+    Args:
+        wave: float32 tensor `[samples]`.
+        sample_rate: int. Samples per second.
+        max_shift: float. Largest shift, in seconds, either way (the gap is zero-filled).
+        gain_db: float. Gain drawn uniformly from +-`gain_db` dB.
+        noise_prob: float. Chance of adding white noise.
+        snr_db: (float, float). Signal-to-noise ratio range of that noise, in dB.
+    """
+    length = wave.shape[0]
+    shift = int(max_shift * sample_rate)
+    if shift:
+        offset = tf.random.uniform([], 0, 2 * shift + 1, dtype=tf.int32)
+        wave = tf.pad(wave, [[shift, shift]])[offset:offset + length]
+    wave = wave * 10.0 ** (tf.random.uniform([], -gain_db, gain_db) / 20.0)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(wave)) + 1e-12)
+    snr = tf.random.uniform([], *snr_db)
+    noise = tf.random.normal(tf.shape(wave)) * rms * 10.0 ** (-snr / 20.0)
+    wave = tf.where(tf.random.uniform([]) < noise_prob, wave + noise, wave)
+    return tf.ensure_shape(wave, [length])

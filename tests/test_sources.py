@@ -1,0 +1,392 @@
+"""Real data sources: FSDD, CSV, caption folders, TFDS, the digit QA pairing, and bad input.
+
+The real data is read from ../shared/data (MMZOO_DATA_DIR); broken files are made by the tests.
+"""
+
+import collections
+import csv
+import os
+import re
+import shutil
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+import mmzoo
+from mmzoo.data import BadDataError
+from mmzoo.data.digit_qa import QUESTIONS, digit_images
+
+
+@pytest.fixture(scope="module")
+def fsdd(data_dir):
+    return os.path.join(data_dir, "fsdd")
+
+
+def fsdd_files(fsdd, n, step=97):
+    names = sorted(os.listdir(os.path.join(fsdd, "recordings")))
+    return [os.path.join(fsdd, "recordings", x) for x in names[::step][:n]]
+
+
+# --- FSDD ---------------------------------------------------------------------------------------
+
+def test_fsdd_official_split_counts_and_labels(fsdd):
+    test = list(mmzoo.data.load(f"fsdd:{fsdd}", split="test").as_numpy_iterator())
+    assert len(test) == 250
+    assert collections.Counter(int(e["label"]) for e in test) == {d: 25 for d in range(10)}
+    assert collections.Counter(e["speaker"].decode() for e in test) == {
+        s: 50 for s in ("george", "jackson", "lucas", "nicolas", "yweweler")}
+    train = mmzoo.data.load(f"fsdd:{fsdd}", split="train")
+    assert train.cardinality().numpy() == 2250
+    assert mmzoo.data.load(f"fsdd:{fsdd}").cardinality().numpy() == 2500
+    # the label and speaker come from the file name; the waveform is the file's, at 8 kHz
+    src = mmzoo.data.open_source(f"fsdd:{fsdd}")
+    rows = src.select(src.columns, src.tags, "test")
+    for i in (0, 137, 249):
+        name = os.path.basename(rows["audio"][i])
+        digit, speaker, index = name[:-4].split("_")
+        assert int(index) < 5 and (int(test[i]["label"]), test[i]["speaker"].decode()) == (
+            int(digit), speaker)
+        wave, sr = librosa.load(rows["audio"][i], sr=None)
+        assert sr == 8000 and test[i]["audio"].dtype == np.float32
+        np.testing.assert_array_equal(test[i]["audio"], wave)
+
+
+def test_fsdd_has_no_validation_split_and_fit_splits_holds_one_out(fsdd):
+    with pytest.raises(ValueError, match=r"has no split 'validation'.*holds out every 10th"):
+        mmzoo.data.load(f"fsdd:{fsdd}", split="validation")
+    train, val = mmzoo.data.fit_splits(f"fsdd:{fsdd}")
+    assert (train.cardinality().numpy(), val.cardinality().numpy()) == (2025, 225)
+    val_waves = {e["audio"].tobytes() for e in val.as_numpy_iterator()}
+    assert len(val_waves) == 225
+    assert not val_waves & {e["audio"].tobytes() for e in train.take(400).as_numpy_iterator()}
+
+
+def test_fsdd_resamples_other_rates_with_librosa(fsdd, tmp_path):
+    src = fsdd_files(fsdd, 1)[0]
+    wave, _ = librosa.load(src, sr=None)
+    wave16 = librosa.resample(wave, orig_sr=8000, target_sr=16000)
+    soundfile.write(tmp_path / "3_anna_7.wav", wave16, 16000, subtype="PCM_16")
+    (ex,) = mmzoo.data.load(f"fsdd:{tmp_path}").as_numpy_iterator()
+    expected, _ = librosa.load(tmp_path / "3_anna_7.wav", sr=8000)
+    np.testing.assert_allclose(ex["audio"], expected, atol=1e-6)
+    assert abs(len(ex["audio"]) - len(wave)) <= 1 and int(ex["label"]) == 3
+    # and a source option picks another rate
+    (ex,) = mmzoo.data.load(f"fsdd:{tmp_path}?sample_rate=4000").as_numpy_iterator()
+    assert abs(len(ex["audio"]) - len(wave) / 2) <= 1
+
+
+def make_bad_fsdd(fsdd, root):
+    """Three good real WAVs, a truncated WAV, a text file named .wav, an empty .wav, a name
+    outside the layout and a label outside 0-9; returns (good names, bad names)."""
+    good = []
+    for path in fsdd_files(fsdd, 3):
+        shutil.copy(path, root)
+        good.append(os.path.basename(path))
+    with open(fsdd_files(fsdd, 4)[-1], "rb") as f:
+        data = f.read()
+    (root / "7_jackson_12.wav").write_bytes(data[: len(data) // 2])  # header declares it all
+    (root / "2_lucas_3.wav").write_text("this is not audio\n")
+    (root / "4_nicolas_9.wav").write_bytes(b"")
+    shutil.copy(fsdd_files(fsdd, 1)[0], root / "recording.wav")
+    shutil.copy(fsdd_files(fsdd, 1)[0], root / "x_george_1.wav")
+    (root / "README.md").write_text("not a recording: ignored, it is not a .wav file\n")
+    return good, ["7_jackson_12.wav", "2_lucas_3.wav", "4_nicolas_9.wav", "recording.wav",
+                  "x_george_1.wav"]
+
+
+def test_libsndfile_reads_the_truncated_wav_without_complaint(fsdd, tmp_path):
+    """Why the RIFF chunk check exists: libsndfile accepts the truncated file."""
+    make_bad_fsdd(fsdd, tmp_path)
+    wave, _ = soundfile.read(tmp_path / "7_jackson_12.wav")
+    assert len(wave) > 0
+
+
+def test_bad_wavs_raise_naming_each_file(fsdd, tmp_path):
+    _, bad = make_bad_fsdd(fsdd, tmp_path)
+    with pytest.raises(BadDataError) as info:
+        mmzoo.data.load(f"fsdd:{tmp_path}")
+    message = str(info.value)
+    assert "5 bad item(s) among 8 .wav files" in message
+    for name, why in [("7_jackson_12.wav", r"truncated: its header declares \d+ bytes of samples "
+                                           r"but only \d+ are on disk"),
+                      ("2_lucas_3.wav", "not a readable audio file"),
+                      ("4_nicolas_9.wav", r"empty file \(0 bytes\)"),
+                      ("recording.wav", r"name is not \{digit\}_\{speaker\}_\{index\}.wav"),
+                      ("x_george_1.wav", "label 'x' is not one of the digits 0-9")]:
+        assert any(os.path.basename(where) == name and re.search(why, what)
+                   for where, what in info.value.problems), (name, info.value.problems)
+        assert str(tmp_path / name) in message
+    assert sorted(os.path.basename(w) for w, _ in info.value.problems) == sorted(bad)
+
+
+def test_bad_wavs_skipped_with_a_warning_naming_each(fsdd, tmp_path):
+    good, bad = make_bad_fsdd(fsdd, tmp_path)
+    with pytest.warns(UserWarning, match=r"skipped 5 bad item\(s\) among 8 .wav files") as rec:
+        ds = mmzoo.data.load(f"fsdd:{tmp_path}", on_error="skip")
+    text = str(rec[0].message)
+    assert all(str(tmp_path / name) in text for name in bad)
+    got = sorted(e["audio"].tobytes() for e in ds.as_numpy_iterator())
+    expected = sorted(librosa.load(tmp_path / name, sr=None)[0].tobytes() for name in good)
+    assert got == expected
+
+
+def test_empty_sources_say_they_are_empty(tmp_path):
+    with pytest.raises(ValueError, match=r"is empty: it has no .wav files"):
+        mmzoo.data.load(f"fsdd:{tmp_path}")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty.csv is empty"):
+        mmzoo.data.load(f"csv:{tmp_path / 'empty.csv'}")
+    (tmp_path / "header.csv").write_text("text,label\n")
+    with pytest.raises(ValueError, match=r"header.csv has no data rows"):
+        mmzoo.data.load(f"csv:{tmp_path / 'header.csv'}")
+    (tmp_path / "Images").mkdir()
+    (tmp_path / "captions.txt").write_text("image,caption\n")
+    with pytest.raises(ValueError, match=r"captions.txt is empty"):
+        mmzoo.data.load(f"captions:{tmp_path}")
+    (tmp_path / "all_bad").mkdir()
+    (tmp_path / "all_bad" / "1_a_1.wav").write_text("no")
+    with pytest.warns(UserWarning, match="skipped 1"), pytest.raises(
+            ValueError, match="no usable recordings left"):
+        mmzoo.data.load(f"fsdd:{tmp_path / 'all_bad'}", on_error="skip")
+
+
+# --- MFCC ---------------------------------------------------------------------------------------
+
+def test_mfcc_layer_equals_librosa_on_100_real_clips(fsdd):
+    layer = mmzoo.layers.MFCC(8000, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)
+    errors = []
+    for path in fsdd_files(fsdd, 100, step=25):
+        y, sr = librosa.load(path, sr=None)
+        ref = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40).T
+        out = np.asarray(layer(y[None]))[0]
+        assert out.shape == ref.shape, path
+        errors.append(np.linalg.norm(out - ref) / np.linalg.norm(ref))
+    assert len(errors) == 100 and max(errors) < 1e-3, max(errors)
+
+
+def test_mfcc_layer_equals_librosa_with_other_settings(fsdd):
+    y, _ = librosa.load(fsdd_files(fsdd, 1)[0], sr=16000)
+    kw = dict(n_mfcc=20, n_fft=512, hop_length=160, n_mels=64, fmin=20.0, fmax=7000.0)
+    ref = librosa.feature.mfcc(y=y, sr=16000, **kw).T
+    out = np.asarray(mmzoo.layers.MFCC(16000, **kw)(y[None]))[0]
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-3
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+def test_ag_news_csv(data_dir):
+    path = os.path.join(data_dir, "ag_news", "news.csv")
+    src = mmzoo.data.open_source(f"csv:{path}")
+    sizes = {s: src.dataset(s).cardinality().numpy() for s in ("train", "validation", "test")}
+    assert sizes == {"train": 4864, "validation": 608, "test": 608}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    first = next(src.dataset("train").as_numpy_iterator())
+    assert first["text"].decode() == f"{rows[0]['title']} {rows[0]['description']}"
+    assert first["label"].decode() == rows[0]["label"]
+    test = list(src.dataset("test").as_numpy_iterator())
+    assert test[0]["text"].decode().startswith(rows[9]["title"])  # row 9 is the first test row
+    labels = collections.Counter(e["label"].decode() for e in test)
+    assert set(labels) == {"1", "2", "3", "4"} and min(labels.values()) > 100
+    # columns chosen by options, in the source string or as arguments
+    titles = mmzoo.data.load(f"csv:{path}?text=title", split="test")
+    assert next(titles.as_numpy_iterator())["text"].decode() == rows[9]["title"]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['headline'\].*header is"):
+        mmzoo.data.load(f"csv:{path}", text="headline")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['colour'\]"):
+        mmzoo.data.load(f"csv:{path}?colour=red")
+
+
+def test_bad_csv_rows_are_named_with_their_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text('label,title,description\n'
+                    '1,Good title,"a description\nover two lines"\n'
+                    '2,Only a title\n'
+                    '3,,\n'
+                    ',No label,here\n'
+                    '9,Odd label,here\n'
+                    '4,Fine,fine\n')
+    with pytest.raises(BadDataError) as info:
+        mmzoo.data.load(f"csv:{path}", labels="1,2,3,4")
+    assert info.value.problems == [
+        (f"{path}:4", "row has 2 of 3 fields; missing ['description']"),
+        (f"{path}:5", "empty text (title, description)"),
+        (f"{path}:6", "empty label ('label')"),
+        (f"{path}:7", "label '9' is not one of ['1', '2', '3', '4']")]
+    with pytest.warns(UserWarning, match=r"skipped 4 bad item\(s\) among 6 rows"):
+        ds = mmzoo.data.load(f"csv:{path}?labels=1,2,3,4", on_error="skip")
+    assert [e["label"].decode() for e in ds.as_numpy_iterator()] == ["1", "4"]
+
+
+# --- caption folders ----------------------------------------------------------------------------
+
+def test_flickr8k_caption_folder(data_dir):
+    root = os.path.join(data_dir, "flickr8k_1k")
+    src = mmzoo.data.open_source(f"captions:{root}")
+    assert src.split_names() == ("train", "validation")
+    assert src.dataset("train", "captioning").cardinality().numpy() == 753
+    assert src.dataset("validation").cardinality().numpy() == 113
+    assert src.dataset(None).cardinality().numpy() == 875
+    with pytest.raises(ValueError, match=r"has no split 'test'"):
+        src.dataset("test")
+    ex = next(src.dataset("validation").as_numpy_iterator())
+    assert ex["image"].dtype == np.uint8 and ex["image"].ndim == 3 and ex["image"].shape[2] == 3
+    assert len(ex["captions"]) == 5 and all(c.strip() for c in ex["captions"])
+
+
+def make_caption_folder(data_dir, root):
+    src = os.path.join(data_dir, "flickr8k_1k")
+    with open(os.path.join(src, "captions.txt"), newline="") as f:
+        rows = list(csv.reader(f))[1:21]  # 4 images, 5 captions each
+    names = sorted({r[0] for r in rows})
+    (root / "Images").mkdir()
+    for name in names:
+        shutil.copy(os.path.join(src, "Images", name), root / "Images" / name)
+    return rows, names
+
+
+def test_bad_caption_folder(data_dir, tmp_path):
+    rows, names = make_caption_folder(data_dir, tmp_path)
+    images = tmp_path / "Images"
+    data = (images / names[1]).read_bytes()
+    (images / names[1]).write_bytes(data[: len(data) // 2])          # truncated JPEG
+    (images / names[2]).write_text("<html>not an image</html>")     # not an image
+    rows = rows + [[names[0], "  "], ["missing.jpg", "A caption of nothing ."]]
+    with open(tmp_path / "captions.txt", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption"]] + rows)
+    with pytest.raises(BadDataError) as info:
+        mmzoo.data.load(f"captions:{tmp_path}")
+    problems = dict(info.value.problems)
+    assert problems[f"{tmp_path}/captions.txt:22"] == f"empty caption for {names[0]}"
+    assert problems[str(images / names[1])].startswith("truncated JPEG")
+    assert problems[str(images / names[2])].startswith("not an image")
+    assert problems[str(images / "missing.jpg")].startswith("missing (captioned on")
+    assert len(problems) == 4
+    with pytest.warns(UserWarning, match=r"skipped 4 bad item\(s\)"):
+        ds = mmzoo.data.load(f"captions:{tmp_path}", on_error="skip")
+    good = list(ds.as_numpy_iterator())
+    assert len(good) == 2 and all(len(e["captions"]) == 5 for e in good)
+
+
+# --- easy-VQA folders ---------------------------------------------------------------------------
+
+def test_bad_easy_vqa_folder(tiny_easy_vqa, tmp_path):
+    root = tmp_path / "vqa"
+    shutil.copytree(tiny_easy_vqa, root)
+    import json
+    with open(root / "test" / "questions.json") as f:
+        questions = json.load(f)
+    questions[0][1] = "purple"
+    questions.append(["what is this?", "circle"])
+    with open(root / "test" / "questions.json", "w") as f:
+        json.dump(questions, f)
+    os.remove(root / "test" / "images" / "3.png")
+    (root / "test" / "images" / "4.png").write_text("not a png")
+    with pytest.raises(BadDataError) as info:
+        mmzoo.data.load(f"easy_vqa:{root}", split="test")
+    problems = dict(info.value.problems)
+    qfile = f"{root}/test/questions.json"
+    assert problems[f"{qfile} entry 0"].startswith("answer 'purple' is not in answers.txt")
+    assert "is not [question, answer, image_id]" in problems[f"{qfile} entry {len(questions) - 1}"]
+    assert problems[f"{root}/test/images/3.png"] == "missing"
+    assert problems[f"{root}/test/images/4.png"].startswith("not an image")
+    n_bad = sum(1 for q in questions[1:-1] if q[2] in (3, 4))
+    with pytest.warns(UserWarning, match=r"skipped 4 bad item\(s\)"):
+        ds = mmzoo.data.load(f"easy_vqa:{root}", split="test", on_error="skip")
+    assert ds.cardinality().numpy() == len(questions) - 2 - n_bad
+
+
+def test_a_single_generated_folder_is_a_test_set(tiny_easy_vqa, tmp_path):
+    shutil.copytree(os.path.join(tiny_easy_vqa, "test"), tmp_path / "fresh")
+    shutil.copy(os.path.join(tiny_easy_vqa, "answers.txt"), tmp_path / "fresh")
+    src = mmzoo.data.open_source(f"easy_vqa:{tmp_path / 'fresh'}")
+    assert src.split_names() == ("test",)
+    assert src.dataset("test").cardinality().numpy() == src.dataset(None).cardinality().numpy()
+
+
+# --- TFDS ---------------------------------------------------------------------------------------
+
+def test_tfds_prepared_on_disk(data_dir, tmp_path):
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.dataset_builders.adhoc_builder import store_as_tfds_dataset
+
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))[:40]
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    splits = {s: tf.data.Dataset.from_tensor_slices({
+        "description": [r["description"] for r in part],
+        "label": [int(r["label"]) - 1 for r in part]}) for s, part in
+        (("train", rows[:30]), ("test", rows[30:]))}
+    features = tfds.features.FeaturesDict({"description": tfds.features.Text(),
+                                           "label": tfds.features.ClassLabel(names=names)})
+    store_as_tfds_dataset(name="ag_news_tiny", version="1.0.0", features=features,
+                          split_datasets=splits, data_dir=str(tmp_path))
+    test = list(mmzoo.data.load("tfds:ag_news_tiny", split="test",
+                                data_dir=str(tmp_path)).as_numpy_iterator())
+    assert len(test) == 10  # TFDS shuffles examples when it prepares them: compare as sets
+    assert {(e["text"].decode(), e["label"].decode()) for e in test} == {
+        (r["description"], names[int(r["label"]) - 1]) for r in rows[30:]}
+    part = mmzoo.data.load(f"tfds:ag_news_tiny?data_dir={tmp_path}", split="train[:10]")
+    assert part.cardinality().numpy() == 10
+
+
+def test_tfds_never_downloads(tmp_path):
+    with pytest.raises(FileNotFoundError,
+                       match=rf"not prepared: looked in '{tmp_path}/mnist.*never downloads.*"
+                             r"tfds build mnist --data_dir DIR"):
+        mmzoo.data.load("tfds:mnist", data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=rf"not prepared under '{tmp_path}'"):
+        mmzoo.data.load("tfds:no_such_dataset_anywhere", data_dir=str(tmp_path))
+
+
+# --- the tri-modal pairing ----------------------------------------------------------------------
+
+def test_digit_qa_pairs_real_speech_and_handwriting(fsdd):
+    src = mmzoo.data.open_source(f"digit_qa:{fsdd}")
+    test = list(src.dataset("test").as_numpy_iterator())
+    assert len(test) == 250
+    images, digits = digit_images()
+    spoken_paths = src.pairs("test")[0]
+    kinds = collections.Counter()
+    for ex, path in zip(test, spoken_paths):
+        spoken = int(os.path.basename(path)[0])
+        kind = next(k for k, qs in enumerate(QUESTIONS) if ex["question"].decode() in qs)
+        kinds[kind] += 1
+        written = [int(d) for im, d in zip(images, digits) if np.array_equal(im, ex["image"])]
+        assert written, "the image is one of the UCI digits"
+        label = ex["label"].decode()
+        assert label == (str(spoken), str(written[0]),
+                         "yes" if spoken == written[0] else "no")[kind]
+    assert min(kinds.values()) > 50
+    # same pairing every time; no image shared between train and test
+    again = list(mmzoo.data.load(f"digit_qa:{fsdd}", split="test").as_numpy_iterator())
+    assert all(a["question"] == b["question"] and np.array_equal(a["image"], b["image"])
+               for a, b in zip(test, again))
+    assert not set(src.pairs("train")[2]) & set(src.pairs("test")[2])
+
+
+# --- sources in general -------------------------------------------------------------------------
+
+def test_source_names_and_options_are_checked():
+    with pytest.raises(ValueError, match=r"unknown data source 'fsd:x'; did you mean 'fsdd'\?"):
+        mmzoo.data.load("fsd:x")
+    with pytest.raises(ValueError, match=r"source 'fsdd' has no data for task 'captioning'"):
+        mmzoo.data.load(f"fsdd:{os.path.dirname(__file__)}", task="captioning")
+
+
+def test_cli_data_checks_a_source(fsdd, tmp_path, capsys):
+    from mmzoo.cli import main
+
+    assert main(["data", f"fsdd:{fsdd}"]) == 0
+    out = capsys.readouterr().out
+    assert "train          2250 examples" in out and "test            250 examples" in out
+    make_bad_fsdd(fsdd, tmp_path)
+    assert main(["data", f"fsdd:{tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "5 bad item(s)" in err and str(tmp_path / "7_jackson_12.wav") in err
+    with pytest.warns(UserWarning, match="skipped 5"):
+        assert main(["data", f"fsdd:{tmp_path}", "--on-error", "skip"]) == 0
+    assert "all               3 examples" in capsys.readouterr().out
