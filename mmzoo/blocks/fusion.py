@@ -74,4 +74,4 @@ def late_fusion(probabilities, *, prefix="fusion"):
     probs = mmzoo.blocks.late_fusion([text_probs, image_probs])
     ```
     """
-    return WeightedAverage(name=f"{prefix}_late")(list(probabilities))
+    return WeightedAverage(dtype="float32", name=f"{prefix}_late")(list(probabilities))

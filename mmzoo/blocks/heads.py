@@ -38,8 +38,9 @@ def classifier_head(x, *, labels, hidden_units=(), dropout=0.0, l1=0.0, l2=0.0, 
                          name=f"{prefix}_dense{i}")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+    # float32 outputs, so mixed-precision training keeps a stable softmax and loss
     probs = layers.Dense(len(labels), activation="softmax", kernel_regularizer=regularizer,
-                         name=f"{prefix}_softmax")(x)
+                         dtype="float32", name=f"{prefix}_softmax")(x)
     return LabelNames(labels, name=output_name)(probs)
 
 
@@ -72,4 +73,5 @@ def caption_decoder(features, ids, *, vocab_size, embed_dim=64, units=128, dropo
     x = layers.LSTM(units, return_sequences=True, name=f"{prefix}_lstm")(x, initial_state=[h, c])
     if dropout:
         x = layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
-    return layers.Dense(vocab_size, activation="softmax", name=f"{prefix}_softmax")(x)
+    return layers.Dense(vocab_size, activation="softmax", dtype="float32",
+                        name=f"{prefix}_softmax")(x)

@@ -72,8 +72,29 @@ class Source:
                              f"{list(cls.tasks)}")
         return task
 
-    def dataset(self, split=None, task=None):  # pragma: no cover - abstract
+    def dataset(self, split=None, task=None, *, decode=True):  # pragma: no cover - abstract
+        """The examples of `split` (None: all) for `task`; `decode=False` leaves images and
+        audio as their file paths (cheap: for reading only text and labels)."""
         raise NotImplementedError
+
+    def fit_splits(self, task=None, *, decode=True):
+        """`(train, validation)`: the source's own validation split when it has one, else
+        every 10th example of `train` (i % 10 == 9 in listing order) held out."""
+        if "validation" in self.split_names():
+            return (self.dataset("train", task, decode=decode),
+                    self.dataset("validation", task, decode=decode))
+        full = self.dataset("train", task, decode=decode)
+        total = int(full.cardinality())
+        numbered = full.enumerate()
+
+        def part(validation):
+            held = numbered.filter(
+                lambda i, _: (i % SPLIT_EVERY == SPLIT_EVERY - 1) == validation)
+            size = total // SPLIT_EVERY if validation else total - total // SPLIT_EVERY
+            return held.map(lambda _, example: example).apply(
+                tf.data.experimental.assert_cardinality(size))
+
+        return part(False), part(True)
 
     @staticmethod
     def select(columns, tags, split):

@@ -130,7 +130,7 @@ class Captions(Source):
     def split_names(self):
         return tuple(s for s in ("train", "validation", "test") if s in self._splits)
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         self.check_task(task)
         rows = self.select(self.columns, self.tags, split)
@@ -138,5 +138,7 @@ class Captions(Source):
             raise self.empty_split(split)
         ds = tf.data.Dataset.from_tensor_slices(
             {"image": rows["image"], "captions": tf.ragged.constant(rows["captions"])})
+        if not decode:
+            return ds
         return ds.map(lambda e: {"image": decode_image(e["image"]), "captions": e["captions"]},
                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

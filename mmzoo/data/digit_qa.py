@@ -84,11 +84,12 @@ class DigitQA(Source):
                 out[3].append(label)
         return out
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         self.check_task(task)
         paths, questions, images, labels = self.pairs(split)
-        audio = audio_dataset(paths, self.opts["sample_rate"])
+        audio = (audio_dataset(paths, self.opts["sample_rate"]) if decode
+                 else tf.data.Dataset.from_tensor_slices(paths))
         rest = tf.data.Dataset.from_tensor_slices(
             {"question": questions, "image": self.images[images], "label": labels})
         return tf.data.Dataset.zip(audio, rest).map(lambda wave, r: {"audio": wave, **r})

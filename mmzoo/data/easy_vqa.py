@@ -227,7 +227,7 @@ class EasyVQA(Source):
     def split_names(self):
         return tuple(s for s in ("train", "validation", "test") if s in self._splits)
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         task = self.check_task(task)
         rows = self.select(self.columns, self.tags, split)
@@ -246,5 +246,7 @@ class EasyVQA(Source):
             order = sorted(captions, key=lambda p: (os.path.dirname(p), image_id(p)))
             ds = tf.data.Dataset.from_tensor_slices({
                 "image": order, "text": [captions[p] for p in order]})
+        if not decode:
+            return ds
         return ds.map(lambda e: {**e, "image": decode_image(e["image"])},
                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -107,13 +107,14 @@ class FSDD(Source):
     def split_names(self):
         return ("train", "test")
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         self.check_task(task)
         rows = self.select(self.columns, self.tags, split)
         if not rows["audio"]:
             raise self.empty_split(split)
-        audio = audio_dataset(rows["audio"], self.opts["sample_rate"])
+        audio = (audio_dataset(rows["audio"], self.opts["sample_rate"]) if decode
+                 else tf.data.Dataset.from_tensor_slices(rows["audio"]))
         meta = tf.data.Dataset.from_tensor_slices(
             {"label": np.asarray(rows["label"], np.int64), "speaker": rows["speaker"]})
         return tf.data.Dataset.zip(audio, meta).map(lambda wave, m: {"audio": wave, **m})

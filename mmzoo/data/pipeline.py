@@ -71,7 +71,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         for name, key in keys.items():
             value = example[key]
             if name == "image":
-                value = _fit_image(value, shapes["image"][:2])
+                value = fit_image(value, shapes["image"][:2])
             elif name == "audio":
                 value = waveform.fit_length(value, shapes["audio"][0])
             out[key if key == "captions" else name] = value
@@ -96,7 +96,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _fit_image(image, size):
+def fit_image(image, size):
     if image.shape[-1] == 1:
         image = tf.image.grayscale_to_rgb(image)
     image = tf.image.resize(image, size, antialias=True)

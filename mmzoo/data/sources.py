@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-import tensorflow as tf
 
 # Importing the readers registers them.
 from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, text_csv, tfds_source  # noqa: F401
-from mmzoo.data.base import SOURCES, SPLIT_EVERY, SPLITS
+from mmzoo.data.base import SOURCES, SPLITS
 
 
 def parse_source(source):
@@ -107,20 +106,7 @@ def fit_splits(source, *, task=None, on_error="raise", **options):
     train, val = mmzoo.data.fit_splits("fsdd:../shared/data/fsdd")
     ```
     """
-    src = open_source(source, on_error=on_error, **options)
-    if "validation" in src.split_names():
-        return src.dataset("train", task), src.dataset("validation", task)
-    full = src.dataset("train", task)
-    total = int(full.cardinality())
-    numbered = full.enumerate()
-
-    def part(validation):
-        held = numbered.filter(lambda i, _: (i % SPLIT_EVERY == SPLIT_EVERY - 1) == validation)
-        size = total // SPLIT_EVERY if validation else total - total // SPLIT_EVERY
-        return held.map(lambda _, example: example).apply(
-            tf.data.experimental.assert_cardinality(size))
-
-    return part(False), part(True)
+    return open_source(source, on_error=on_error, **options).fit_splits(task)
 
 
 __all__ = ["fit_splits", "load", "open_source", "parse_source", "SPLITS"]

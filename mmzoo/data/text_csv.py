@@ -116,7 +116,7 @@ class TextCSV(Source):
     def split_names(self):
         return tuple(s for s in ("train", "validation", "test") if s in self._splits)
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         self.check_task(task)
         rows = self.select(self.columns, self.tags, split)

@@ -99,15 +99,21 @@ class TFDS(Source):
             return
         super().check_split(split)
 
-    def dataset(self, split=None, task=None):
+    def dataset(self, split=None, task=None, *, decode=True):
         self.check_split(split)
         self.check_task(task)
         if split is None:
             split = "+".join(self.builder.info.splits)
         features = self.builder.info.features
-        ds = self.builder.as_dataset(split=split, shuffle_files=False)
+        decoders = None
+        if not decode:  # leave images encoded: only text and labels are wanted
+            import tensorflow_datasets as tfds
+            decoders = {name: tfds.decode.SkipDecoding() for key, name in self.keys.items()
+                        if key == "image" and isinstance(features[name], tfds.features.Image)}
+        ds = self.builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
         converters = {key: self._converter(key, features[name])
-                      for key, name in self.keys.items()}
+                      for key, name in self.keys.items() if decode or key != "image"}
+        converters.update({key: (lambda x: x) for key in self.keys if key not in converters})
 
         def convert(example):
             return {key: converters[key](example[name]) for key, name in self.keys.items()}

@@ -39,6 +39,7 @@ class MFCC(keras.layers.Layer):
 
     def __init__(self, sample_rate, n_mfcc=13, n_fft=512, hop_length=None, n_mels=40,
                  fmin=0.0, fmax=None, top_db=80.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # log-power needs float32, also under mixed precision
         super().__init__(**kwargs)
         self.sample_rate = int(sample_rate)
         self.n_mfcc = int(n_mfcc)

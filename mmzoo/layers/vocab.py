@@ -70,6 +70,7 @@ class LabelNames(keras.layers.Layer):
     """
 
     def __init__(self, names, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # scores stay float32 under mixed precision
         super().__init__(**kwargs)
         self.names = [str(n) for n in names]
         if len(set(self.names)) != len(self.names):

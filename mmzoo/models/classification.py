@@ -82,7 +82,7 @@ def late_fusion_classifier(cfg):
         if cfg.dropout:
             x = keras.layers.Dropout(cfg.dropout, name=f"{name}_head_dropout")(x)
         per_modality.append(keras.layers.Dense(len(cfg.labels), activation="softmax",
-                                               name=f"{name}_softmax")(x))
+                                               dtype="float32", name=f"{name}_softmax")(x))
     scores = LabelNames(cfg.labels, name="scores")(late_fusion(per_modality))
     return compile_classifier(keras.Model({"text": text, "image": image}, scores,
                                           name="late_fusion_classifier"), cfg)

@@ -51,7 +51,8 @@ def dual_encoder(cfg):
 
     text, image = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="text"), \
         image_input(cfg)
-    logits = Similarity(name="similarity")([text_encoder(text), image_encoder(image)])
+    logits = Similarity(dtype="float32", name="similarity")(
+        [text_encoder(text), image_encoder(image)])
     model = keras.Model({"image": image, "text": text}, logits, name="dual_encoder")
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=contrastive_loss,
                   metrics=[in_batch_accuracy])
