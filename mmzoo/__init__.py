@@ -9,10 +9,12 @@ model = mmzoo.build("vqa_cnn_lstm")
 """
 
 from mmzoo import data, layers
+from mmzoo.evaluate import evaluate
 from mmzoo.export import export
 from mmzoo.registry import build, describe, list_models, register
+from mmzoo.train import train
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build", "data", "describe", "export", "layers", "list_models",
-           "register"]
+__all__ = ["__version__", "build", "data", "describe", "evaluate", "export", "layers",
+           "list_models", "register", "train"]

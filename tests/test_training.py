@@ -106,3 +106,25 @@ def test_cli_train_writes_the_model_and_prints_captions(tiny_easy_vqa, tmp_path)
     config = json.load(open(tmp_path / "run" / "config.json"))
     assert config["model"] == "caption_lstm" and config["overrides"]["image_size"] == 16
     assert "[start]" in config["config"]["vocabulary"]
+
+
+def test_evaluate_captioning_bleu_and_image_ablation(caption_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        val = mmzoo.data.load("easy_vqa", split="validation", task="captioning").take(64)
+    result = mmzoo.evaluate(caption_model, val, modality_ablation=True)
+    assert result["images"] == 64
+    for method in ("greedy", "beam"):  # three-word captions: BLEU-3 is the longest that counts
+        assert result[method]["bleu_1"] >= result[method]["bleu_3"] > 0.5
+    blind = result["ablation"]["image_zeroed"]
+    assert blind["greedy"]["bleu_3"] < result["greedy"]["bleu_3"] - 0.2  # captions need the image
+
+
+def test_evaluate_audio_per_speaker(data_dir):
+    model = mmzoo.build("audio_mfcc_cnn")
+    test = mmzoo.data.load(f"fsdd:{data_dir}/fsdd", split="test")
+    result = mmzoo.evaluate(model, test)
+    assert result["examples"] == 250 and len(result["confusion_matrix"]) == 10
+    assert set(result["accuracy_by_speaker"]) == {"george", "jackson", "lucas", "nicolas",
+                                                   "yweweler"}
+    assert "ablation" not in mmzoo.evaluate(model, test.take(8), modality_ablation=True)
