@@ -197,3 +197,17 @@ def test_strategies_fail_clearly_without_their_hardware(tiny_easy_vqa, tmp_path)
     out = mmzoo("train", "vqa_cnn_lstm", "--data", f"easy_vqa:{tiny_easy_vqa}", "--out",
                 tmp_path / "run", "--strategy", "multi_worker", env=env)
     assert out.returncode == 2 and "reads the cluster from the TF_CONFIG" in out.stderr
+
+
+def test_predict_audio_file_resampled_to_the_model_rate(data_dir, tmp_path):
+    import mmzoo as zoo
+    from mmzoo.registry import get_spec
+
+    config = {**get_spec("audio_mfcc_cnn").test_config, "labels": tuple("0123456789")}
+    model = zoo.build("audio_mfcc_cnn", **config)                    # 4 kHz
+    zoo.export(model, tmp_path / "sm")
+    clip = os.path.join(data_dir, "fsdd", "recordings", "7_george_0.wav")  # 8 kHz on disk
+    out = mmzoo("predict", tmp_path / "sm", "--audio", clip, "-v")
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.split("\n")
+    assert lines[0] in "0123456789" and len(lines[0]) == 1 and lines[1].startswith(f"  {lines[0]}:")
