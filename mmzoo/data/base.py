@@ -52,8 +52,20 @@ class Source:
         self.opts = {**self.options, **options}
 
     def split_names(self):
-        """The splits this source has (a subset of `train`, `validation`, `test`)."""
-        return SPLITS
+        """The splits this source has (a subset of `train`, `validation`, `test`): those its
+        listed items (`self.tags`) are in."""
+        present = set(self.tags)
+        return tuple(s for s in SPLITS if s in present)
+
+    def rows(self, split, task):
+        """`(rows, task)`: the listed items of `split` (`self.columns` sliced), after checking
+        the split and the task (None: the source's first); an empty split fails."""
+        self.check_split(split)
+        task = self.check_task(task)
+        rows = self.select(self.columns, self.tags, split)
+        if not next(iter(rows.values())):
+            raise self.empty_split(split)
+        return rows, task
 
     def check_split(self, split):
         if split is not None and split not in self.split_names():

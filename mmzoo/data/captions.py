@@ -84,7 +84,6 @@ class Captions(Source):
             if unlisted:
                 warnings.warn(f"{self.name}: {len(unlisted)} captioned image(s) are not in "
                               f"splits.txt, so only in split=None: {unlisted[:10]}", stacklevel=4)
-        self._splits = set(self.tags)
 
     def _read_captions(self, caption_file, problems):
         captions, first_line = {}, {}
@@ -127,15 +126,8 @@ class Captions(Source):
                 splits[row[0].strip()] = SPLIT_VALUES.get(value, value)
         return splits
 
-    def split_names(self):
-        return tuple(s for s in ("train", "validation", "test") if s in self._splits)
-
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        self.check_task(task)
-        rows = self.select(self.columns, self.tags, split)
-        if not rows["image"]:
-            raise self.empty_split(split)
+        rows, _ = self.rows(split, task)
         ds = tf.data.Dataset.from_tensor_slices(
             {"image": rows["image"], "captions": tf.ragged.constant(rows["captions"])})
         if not decode:

@@ -205,7 +205,7 @@ class EasyVQA(Source):
                 "{train,test}/images/{id}.png, {train,test}/questions.json and answers.txt")
         self.columns = {"question": [], "label": [], "image": []}
         self.tags = []
-        self._splits, entries = set(), 0
+        entries = 0
         for part, folder in folders.items():
             if folder is None:
                 continue
@@ -219,20 +219,12 @@ class EasyVQA(Source):
                 self.columns["label"].append(aa)
                 self.columns["image"].append(pp)
                 self.tags.append(tag)
-                self._splits.add(tag)
         problems.report(f"{entries} questions and their images")
         if not self.tags:
             raise ValueError(f"{self.name}: {root!r} holds no questions")
 
-    def split_names(self):
-        return tuple(s for s in ("train", "validation", "test") if s in self._splits)
-
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        task = self.check_task(task)
-        rows = self.select(self.columns, self.tags, split)
-        if not rows["label"]:
-            raise self.empty_split(split)
+        rows, task = self.rows(split, task)
         if task in ("vqa", "classification"):
             ds = tf.data.Dataset.from_tensor_slices(rows)
         else:

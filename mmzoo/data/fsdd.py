@@ -104,15 +104,8 @@ class FSDD(Source):
         if not self.tags:
             raise ValueError(f"{self.name}: no usable recordings left in {folder!r}")
 
-    def split_names(self):
-        return ("train", "test")
-
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        self.check_task(task)
-        rows = self.select(self.columns, self.tags, split)
-        if not rows["audio"]:
-            raise self.empty_split(split)
+        rows, _ = self.rows(split, task)
         audio = (audio_dataset(rows["audio"], self.opts["sample_rate"]) if decode
                  else tf.data.Dataset.from_tensor_slices(rows["audio"]))
         meta = tf.data.Dataset.from_tensor_slices(

@@ -111,16 +111,8 @@ class TextCSV(Source):
         problems.report(f"{rows} rows")
         if not self.tags:
             raise ValueError(f"{self.name}: {path} has no data rows")
-        self._splits = set(self.tags)
-
-    def split_names(self):
-        return tuple(s for s in ("train", "validation", "test") if s in self._splits)
 
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        self.check_task(task)
-        rows = self.select(self.columns, self.tags, split)
-        if not rows["text"]:
-            raise self.empty_split(split)
+        rows, _ = self.rows(split, task)
         return tf.data.Dataset.from_tensor_slices(rows)
 
