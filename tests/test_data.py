@@ -38,7 +38,7 @@ def test_image_facts_read_questions():
         ["what shape is in the image?", "is there a red shape?", "is no circle present?",
          "is there a rectangle?", "is there a green shape?"],
         ["circle", "yes", "yes", "no", "no"], [1, 1, 2, 2, 2])
-    assert captions == {1: "a red circle"}
+    assert captions == {1: "there is a red circle"}
     # image 2 is no circle and no rectangle, so a triangle; its colour stays unknown
     assert unknown == {2: "its questions do not tell its color"}
 
@@ -48,7 +48,7 @@ def test_captioning_examples_and_reported_leftovers():
         ds = mmzoo.data.load("easy_vqa", split="test", task="captioning")
     captions = [e["text"].decode() for e in ds.as_numpy_iterator()]
     assert len(captions) == 888
-    assert all(re.fullmatch(r"a (\w+) (circle|rectangle|triangle)", c) for c in captions)
+    assert all(re.fullmatch(r"there is a (\w+) (circle|rectangle|triangle)", c) for c in captions)
 
 
 def test_load_rejects_bad_arguments():
@@ -158,7 +158,7 @@ def test_pipeline_tokenizes_with_the_model_vocabulary():
     words = ["", "[UNK]"] + list(easy_vqa.CAPTION_VOCABULARY)
     first = [words[i] for i in x["text"].numpy()[0] if i]
     target = [words[i] for i in y.numpy()[0] if i]
-    assert first[0] == "[start]" and len(first) == 4 and "[end]" not in first
+    assert first[0] == "[start]" and len(first) == 6 and "[end]" not in first
     assert target[:-1] == first[1:] and target[-1] == "[end]"
     # the decoder input's padding mask covers exactly the target tokens
     np.testing.assert_array_equal(x["text"].numpy() > 0, y.numpy() > 0)

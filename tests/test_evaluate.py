@@ -33,3 +33,14 @@ def test_bleu():
     assert bleu_scores([["a big blue circle here"]], ["a big blue circle here"])["bleu_4"] == 1.0
     half = bleu_scores([["a blue circle"]], ["a red circle"])
     assert half["bleu_1"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_chance_recall():
+    from mmzoo.evaluate import chance_recall_at_k
+
+    relevant = np.zeros((2, 10), dtype=bool)
+    relevant[0, 0] = True          # one relevant of 10: k / 10
+    relevant[1, :5] = True         # five of 10: 1 - C(5, k) / C(10, k)
+    r = chance_recall_at_k(relevant, ks=(1, 2))
+    assert r["recall@1"] == pytest.approx((0.1 + 0.5) / 2)
+    assert r["recall@2"] == pytest.approx((0.2 + (1 - 10 / 45)) / 2)

@@ -30,7 +30,10 @@ QUESTION_VOCABULARY = (
     "present", "in", "of", "no", "rectangle", "circle", "triangle", "brown", "yellow", "gray",
     "teal", "red", "blue", "green", "black")
 START, END = "[start]", "[end]"
-CAPTION_VOCABULARY = (START, END, "a") + COLORS + SHAPES
+# Captions read "there is a {color} {shape}": five words, so that BLEU-4 has 4-grams to count.
+CAPTION_TEMPLATE = "there is a {color} {shape}"
+CAPTION_WORDS = ("there", "is", "a") + COLORS + SHAPES
+CAPTION_VOCABULARY = (START, END) + CAPTION_WORDS
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -145,7 +148,7 @@ def _one(present, absent, choices):
 
 
 def captions_by_image(questions, answers, image_ids):
-    """A caption per image, `"a {color} {shape}"`, from its answered questions.
+    """A caption per image, `"there is a {color} {shape}"`, from its answered questions.
 
     A shape or colour is known when a question names it as present, or when "no" answers rule
     out all the others. Returns a dict image id -> caption, and a dict image id -> reason for the
@@ -162,7 +165,7 @@ def captions_by_image(questions, answers, image_ids):
         shape = _one(present[i], absent[i], SHAPES)
         color = _one(present[i], absent[i], COLORS)
         if shape and color:
-            captions[i] = f"a {color} {shape}"
+            captions[i] = CAPTION_TEMPLATE.format(color=color, shape=shape)
         else:
             missing = [w for w, v in (("shape", shape), ("color", color)) if not v]
             unknown[i] = f"its questions do not tell its {' or '.join(missing)}"
@@ -181,7 +184,7 @@ class EasyVQA(Source):
 
     Tasks: `vqa` and `classification` give `{"image", "question", "label"}` per question;
     `captioning` and `retrieval` give `{"image", "text"}` per image, the text being a caption
-    built from the image's answered questions ("a blue circle").
+    built from the image's answered questions ("there is a blue circle").
     """
 
     kind = "easy_vqa"

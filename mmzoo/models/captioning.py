@@ -67,7 +67,7 @@ def generate(model, images, method="greedy", *, num_beams=3):
 
     Examples:
     ```python
-    mmzoo.models.captioning.generate(model, images, "beam")   # ['a blue circle', ...]
+    mmzoo.models.captioning.generate(model, images, "beam")   # ['there is a blue circle', ...]
     ```
     """
     if method == "greedy":
@@ -103,7 +103,7 @@ def decode(ids, tokens):
 
     Examples:
     ```python
-    decode(targets, model.get_layer("text_vocabulary").tokens)   # ['a blue circle', ...]
+    decode(targets, model.get_layer("text_vocabulary").tokens)   # ['there is a red circle']
     ```
     """
     words = [PAD, OOV] + list(tokens)

@@ -117,7 +117,8 @@ def _audio_classifier(cfg, kind, name):
 
 @dataclasses.dataclass(frozen=True)
 class TextClassifierConfig(TextConfig, HeadConfig):
-    pass
+    # documents, not questions: AG News title + description is 40 words on average
+    sequence_length: int = 64
 
 
 def _text_classifier(cfg, kind, name):

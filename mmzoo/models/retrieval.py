@@ -8,7 +8,7 @@ from typing import Literal
 import keras
 from keras import layers, ops
 
-from mmzoo.data.easy_vqa import COLORS, SHAPES
+from mmzoo.data.easy_vqa import CAPTION_WORDS
 from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
 from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
 from mmzoo.layers.fusion import Similarity, contrastive_loss
@@ -25,7 +25,7 @@ def in_batch_accuracy(y_true, logits):
 
 @dataclasses.dataclass(frozen=True)
 class DualEncoderConfig(TextConfig, ImageConfig):
-    vocabulary: tuple[str, ...] = ("a",) + COLORS + SHAPES
+    vocabulary: tuple[str, ...] = CAPTION_WORDS
     sequence_length: int = 8
     text_encoder: Literal["lstm", "word_vector_mlp", "transformer"] = "lstm"
     embedding_dim: int = 64
