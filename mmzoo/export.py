@@ -17,6 +17,8 @@ import keras
 import tensorflow as tf
 
 from mmzoo.data.text import vectorizer
+from mmzoo.data.waveform import fit_length
+from mmzoo.layers.mfcc import model_sample_rate
 from mmzoo.layers.vocab import OOV, PAD, model_labels, model_vocabulary
 
 
@@ -29,18 +31,6 @@ def _image_bytes_to_pixels(data, size):
         return tf.clip_by_value(tf.round(image), 0.0, 255.0)
 
     return tf.map_fn(one, data, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
-
-
-def _fit_waveforms(waves, length):
-    """Centre float32 waveforms `[batch, samples]` in `length` samples (pad or crop the middle),
-    as `mmzoo.data.waveform.fit_length` does for one."""
-    waves = tf.cast(waves, tf.float32)
-    n = tf.shape(waves)[1]
-    start = tf.maximum(n - length, 0) // 2
-    waves = waves[:, start:start + length]
-    missing = length - tf.shape(waves)[1]
-    waves = tf.pad(waves, [[0, 0], [missing // 2, missing - missing // 2]])
-    return tf.ensure_shape(waves, [None, length])
 
 
 def _caption_strings(ids, tokens, end_id):
@@ -71,7 +61,7 @@ class _Raw:
         return _image_bytes_to_pixels(data, self.shapes["image"][:2])
 
     def audio(self, waves):
-        return _fit_waveforms(waves, self.shapes["audio"][0])
+        return fit_length(waves, self.shapes["audio"][0])
 
     def inputs(self, raw):
         out = {}
@@ -91,13 +81,6 @@ RAW_SPECS = {"image": tf.TensorSpec([None], tf.string, name="image"),
              "audio": tf.TensorSpec([None, None], tf.float32, name="audio")}
 
 
-def _sample_rate(model):
-    from mmzoo.layers.mfcc import MFCC
-
-    rates = {layer.sample_rate for layer in model._flatten_layers() if isinstance(layer, MFCC)}
-    return rates.pop() if len(rates) == 1 else 0
-
-
 def serving_functions(model):
     """`(endpoints, resources)`: tf.functions over raw inputs for `model`, by endpoint name (the
     first is `serving_default`), and the Keras layers they use that hold resources."""
@@ -106,7 +89,7 @@ def serving_functions(model):
     spec = get_spec(model.name)
     raw = _Raw(model)
     info = {"model": model.name, "task": spec.task, "inputs": list(spec.inputs),
-            "sample_rate": _sample_rate(model)}
+            "sample_rate": model_sample_rate(model) or 0}
     endpoints = {}
 
     if spec.task in ("classification", "vqa"):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from mmzoo.data import waveform
 from mmzoo.data.easy_vqa import END, START
 from mmzoo.data.text import vectorizer
-from mmzoo.layers.mfcc import MFCC
+from mmzoo.layers.mfcc import model_sample_rate
 from mmzoo.layers.vocab import model_labels, model_vocabulary
 
 # Example keys each model input may be fed from, in order of preference (`captions`: several
@@ -121,11 +121,11 @@ def _one_caption_per_example(ds, training, task):
 
 
 def _sample_rate(model):
-    rates = {layer.sample_rate for layer in model._flatten_layers() if isinstance(layer, MFCC)}
-    if len(rates) != 1:
-        raise ValueError(f"model {model.name!r} has an audio input but {len(rates)} MFCC "
-                         "sample rates; cannot tell the rate to augment at")
-    return rates.pop()
+    rate = model_sample_rate(model)
+    if rate is None:
+        raise ValueError(f"model {model.name!r} has an audio input but not one MFCC sample "
+                         "rate; cannot tell the rate to augment at")
+    return rate
 
 
 def _batch_fn(model, spec, keys, shapes, labels):

@@ -6,14 +6,16 @@ import tensorflow as tf
 
 
 def fit_length(wave, length):
-    """Centre a 1-D waveform in `length` samples: zero-pad both sides, or crop the middle."""
+    """Centre waveforms in `length` samples along the last axis: zero-pad both sides, or crop
+    the middle. Takes one waveform `[samples]` or a batch `[batch, samples]`."""
     wave = tf.convert_to_tensor(wave, tf.float32)
-    n = tf.shape(wave)[0]
+    n = tf.shape(wave)[-1]
     start = tf.maximum(n - length, 0) // 2
-    wave = wave[start:start + length]
-    missing = length - tf.shape(wave)[0]
-    out = tf.pad(wave, [[missing // 2, missing - missing // 2]])
-    return tf.ensure_shape(out, [length])
+    wave = wave[..., start:start + length]
+    missing = length - tf.shape(wave)[-1]
+    pads = [[0, 0]] * (wave.shape.rank - 1) + [[missing // 2, missing - missing // 2]]
+    out = tf.pad(wave, pads)
+    return tf.ensure_shape(out, wave.shape[:-1].as_list() + [length])
 
 
 def augment(wave, sample_rate, *, max_shift=0.1, gain_db=6.0, noise_prob=0.5,

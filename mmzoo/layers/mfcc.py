@@ -86,3 +86,9 @@ class MFCC(keras.layers.Layer):
                       hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin,
                       fmax=self.fmax, top_db=self.top_db)
         return config
+
+
+def model_sample_rate(model):
+    """The sample rate of the MFCC layers of `model`, or None when it has none or several."""
+    rates = {layer.sample_rate for layer in model._flatten_layers() if isinstance(layer, MFCC)}
+    return rates.pop() if len(rates) == 1 else None
