@@ -26,6 +26,10 @@ TINY_HEAD = dict(hidden_units=(8,), labels=("a", "b", "c"))
 class TextImageConfig(TextConfig, ImageConfig, HeadConfig):
     fusion: FusionMethod = "concat"
     fusion_dim: int = 64
+    # the defaults of vqa_cnn_lstm (mmzoo/models/vqa.py): what relates text to image needs a
+    # wider head than a single 64-unit layer
+    filters: tuple[int, ...] = (16, 32, 64)
+    hidden_units: tuple[int, ...] = (256, 256)
 
 
 @register("text_image_concat", task="classification", inputs=("text", "image"),
@@ -66,7 +70,7 @@ def trimodal_classifier(cfg):
 
 @dataclasses.dataclass(frozen=True)
 class LateFusionConfig(TextConfig, ImageConfig, HeadConfig):
-    pass
+    filters: tuple[int, ...] = (16, 32, 64)  # as text_image_concat's
 
 
 @register("late_fusion_classifier", task="classification", inputs=("text", "image"),

@@ -16,9 +16,15 @@ from mmzoo.registry import register
 
 @dataclasses.dataclass(frozen=True)
 class VQAConfig(TextConfig, ImageConfig, HeadConfig):
-    # product fusion stalled at 66% on easy-VQA where concat kept learning (README, Results)
+    # Measured on easy-VQA (README, Results): yes/no questions compare a colour or shape named in
+    # the question with the image's, which a (64,) head over the concatenation learns only to
+    # 86%; two 256-wide layers reach 99.9% validation accuracy. A (16, 32, 64) CNN still tells
+    # every colour and shape apart at a quarter of the (32, 64, 128) stack's cost per step.
+    # Product fusion stalled at 66%.
     fusion: Literal["concat", "sum", "product", "attention", "gated"] = "concat"
     fusion_dim: int = 64
+    filters: tuple[int, ...] = (16, 32, 64)
+    hidden_units: tuple[int, ...] = (256, 256)
 
 
 @register("vqa_cnn_lstm", task="vqa", inputs=("image", "question"), config=VQAConfig,
