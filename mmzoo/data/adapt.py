@@ -9,11 +9,14 @@ import tensorflow as tf
 
 from mmzoo.data.easy_vqa import END, START
 from mmzoo.data.pipeline import SOURCE_KEYS
-from mmzoo.data.text import vectorizer
+from mmzoo.data.text import standardize, vectorizer
 
 
 def adapt(name, dataset, *, max_tokens=None):
-    """Config overrides adapted on `dataset` (the training split): `vocabulary` and `labels`.
+    """Config overrides adapted on `dataset` (the training split): `vocabulary`, `labels`, and
+    for captions the text length (`max_length` of a captioner: the 95th percentile of the
+    caption lengths in words, plus the start token; `sequence_length` of a retrieval model: that
+    percentile).
 
     Only the fields the model's config has are returned, so the result can go straight to
     `mmzoo.build(name, **overrides)`. Vocabulary tokens are ordered by frequency (as
@@ -50,6 +53,8 @@ def adapt(name, dataset, *, max_tokens=None):
         if spec.task == "captioning":
             tokens = (START, END) + tokens
         overrides["vocabulary"] = tokens
+        if key == "captions":
+            overrides.update(_caption_length(spec, fields, texts))
     if spec.task in ("classification", "vqa") and "labels" in fields:
         if "label" not in dataset.element_spec:
             raise ValueError(f"cannot adapt {name!r}: its examples have no 'label'")
@@ -62,3 +67,16 @@ def adapt(name, dataset, *, max_tokens=None):
             labels = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
         overrides["labels"] = tuple(labels)
     return overrides
+
+
+def _caption_length(spec, fields, captions):
+    """`max_length` / `sequence_length` overrides that fit 95% of `captions` (a string dataset)."""
+    words = captions.map(lambda c: tf.size(tf.strings.split(standardize(c))),
+                         num_parallel_calls=tf.data.AUTOTUNE)
+    lengths = np.concatenate(list(words.batch(4096).as_numpy_iterator()))
+    p95 = max(int(np.ceil(np.percentile(lengths, 95))), 1)
+    if spec.task == "captioning" and "max_length" in fields:
+        return {"max_length": p95 + 1}
+    if "sequence_length" in fields:
+        return {"sequence_length": p95}
+    return {}
