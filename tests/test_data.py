@@ -129,6 +129,8 @@ def test_audio_pipeline_centres_and_augments(data_dir):
     out = augment(wave, 8000).numpy()
     assert out.shape == (8000,) and not np.allclose(out, wave.numpy())
     assert 10 ** (-6.5 / 20) < np.abs(out).max() / np.abs(wave.numpy()).max() < 10 ** (6.5 / 20)
+    pair = augment(np.stack([wave.numpy()] * 2), 8000).numpy()   # a batch: drawn per clip
+    assert pair.shape == (2, 8000) and not np.allclose(pair[0], pair[1])
 
     model = mmzoo.build("audio_mfcc_cnn")
     raw = mmzoo.data.load(f"fsdd:{data_dir}/fsdd", split="test").take(8)

@@ -23,11 +23,12 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
 
     Per example (parallel `map`): images resized to the model's size (grey -> RGB), waveforms
     centred and padded or cropped to its length, integer labels turned into their strings;
-    then `cache`; then, when training, one caption drawn at random per image and epoch
-    (evaluating: captioning uses every caption, retrieval the first), waveform augmentation
-    (`mmzoo.data.waveform.augment`: time shift, gain, noise), `shuffle`; then `batch`; per
-    batch: text tokenized with the vocabulary the model carries, labels turned into class ids
-    (or captions shifted for teacher forcing); then `prefetch`.
+    per batch of 256: questions and texts tokenized with the vocabulary the model carries, labels
+    turned into class ids; then `cache`; then, when training, one caption drawn per image and epoch
+    (evaluating: captioning uses every caption, retrieval the first), `shuffle`; then `batch`;
+    waveform augmentation per batch (`mmzoo.data.waveform.augment`: time shift, gain, noise); per
+    batch: captions tokenized and shifted for teacher forcing, images cast to float32; then
+    `prefetch`.
 
     Args:
         model: keras.Model. A model built by `mmzoo.build` (it carries its vocabularies).
@@ -81,18 +82,21 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         return out
 
     ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    encode = _encode_fn(model, spec, keys, shapes, labels)
+    if encode is not None:  # once, before the cache: later epochs read ids, not strings
+        ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     if cache:
         ds = ds.cache()
     if keys.get("text") == "captions":
         ds = _one_caption_per_example(ds, training, spec.task)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
     if "audio" in keys and (training if augment is None else augment):
         rate = _sample_rate(model)
         ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], rate)},
                     num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(_batch_fn(model, spec, keys, shapes, labels), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(_batch_fn(model, spec, keys, shapes), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -128,26 +132,61 @@ def _sample_rate(model):
     return rate
 
 
-def _batch_fn(model, spec, keys, shapes, labels):
+def _per_epoch_text(spec, keys, name):
+    """Whether input `name` is tokenized per batch after the cache: captions (drawn anew each
+    epoch, or shifted for teacher forcing)."""
+    return name in keys and (spec.task == "captioning" or keys[name] == "captions")
+
+
+def _encode_fn(model, spec, keys, shapes, labels):
+    """Per batch, before the cache: questions and texts (not captions) to token ids with the
+    vocabulary the model carries, labels to class ids. None when there is nothing to encode."""
     tokenizers = {}
     for name in keys:
-        if name in ("text", "question"):
+        if name in ("text", "question") and not _per_epoch_text(spec, keys, name):
             tokens = model_vocabulary(model, name)
             if tokens is None:
                 raise ValueError(f"model {model.name!r} carries no vocabulary for input {name!r} "
                                  f"(a Vocabulary layer named '{name}_vocabulary')")
-            if spec.task == "captioning":
-                tokenizers[name] = (vectorizer(tokens, ragged=True), tokens)
-            else:
-                tokenizers[name] = (vectorizer(tokens, sequence_length=shapes[name][0]), tokens)
+            tokenizers[name] = vectorizer(tokens, sequence_length=shapes[name][0])
+    if not tokenizers and labels is None:
+        return None
     label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=1)
                     if labels is not None else None)
     label_error = (f"labels not among the classes of model {model.name!r}: {labels}; build it with "
                    "labels adapted on this data (mmzoo.data.adapt). Unknown labels:")
 
     def fn(batch):
+        out = dict(batch)
+        for name, tokenizer in tokenizers.items():
+            out[name] = tf.cast(tokenizer(batch[name]), tf.int32)
+        if label_lookup is not None:
+            ids = tf.cast(label_lookup(batch["label"]), tf.int32) - 1  # unknown -> -1
+            unknown = tf.boolean_mask(batch["label"], ids < 0)
+            check = tf.debugging.Assert(tf.size(unknown) == 0, [label_error, unknown],
+                                        summarize=8)
+            with tf.control_dependencies([check]):
+                out["label"] = tf.identity(ids)
+        return out
+
+    return fn
+
+
+def _batch_fn(model, spec, keys, shapes):
+    """Per batch, after the cache: captions (drawn anew each epoch) to ids, shifted for
+    teacher forcing when captioning; images to float32; the targets."""
+    tokenizers = {}
+    if _per_epoch_text(spec, keys, "text"):
+        tokens = model_vocabulary(model, "text")
+        if tokens is None:
+            raise ValueError(f"model {model.name!r} carries no vocabulary for input 'text' "
+                             "(a Vocabulary layer named 'text_vocabulary')")
+        tokenizers["text"] = (vectorizer(tokens, ragged=True) if spec.task == "captioning" else
+                              vectorizer(tokens, sequence_length=shapes["text"][0]), tokens)
+
+    def fn(batch):
         inputs = {name: batch[name] for name in keys}
-        targets = None
+        targets = batch.get("label")
         for name, (tokenizer, tokens) in tokenizers.items():
             ids = tokenizer(batch[name])
             if spec.task == "captioning":
@@ -156,14 +195,7 @@ def _batch_fn(model, spec, keys, shapes, labels):
                 inputs[name] = tf.cast(ids, tf.int32)
         if "image" in inputs:
             inputs["image"] = tf.cast(inputs["image"], tf.float32)
-        if label_lookup is not None:
-            ids = tf.cast(label_lookup(batch["label"]), tf.int32) - 1  # unknown -> -1
-            unknown = tf.boolean_mask(batch["label"], ids < 0)
-            check = tf.debugging.Assert(tf.size(unknown) == 0, [label_error, unknown],
-                                        summarize=8)
-            with tf.control_dependencies([check]):
-                targets = tf.identity(ids)
-        elif spec.task == "retrieval":
+        if spec.task == "retrieval":
             targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
         return inputs, targets
 
