@@ -87,14 +87,73 @@ def run(recipe, out_root):
     return result
 
 
+def _pct(x):
+    return f"{100 * x:.2f}%"
+
+
+def summary(result):
+    """`(measured, ablation)` cells of the README table for one result JSON."""
+    m = result["metrics"]
+    if "beam" in m:
+        b, g = m["beam"], m["greedy"]
+        measured = (f"BLEU-1..4 beam {b['bleu_1']:.4f} / {b['bleu_2']:.4f} / {b['bleu_3']:.4f} / "
+                    f"**{b['bleu_4']:.4f}**; greedy {g['bleu_1']:.4f} / {g['bleu_2']:.4f} / "
+                    f"{g['bleu_3']:.4f} / {g['bleu_4']:.4f}")
+        ablation = {k: f"beam BLEU-4 {v['beam']['bleu_4']:.3f}" for k, v in
+                    m.get("ablation", {}).items()}
+    elif "text_to_image" in m:
+        t, c, i = m["text_to_image"], m["chance"]["text_to_image"], m["image_to_text"]
+        measured = ("text->image recall@1/5/10 "
+                    f"{t['recall@1']:.3f} / **{t['recall@5']:.3f}** / {t['recall@10']:.3f} (chance "
+                    f"{c['recall@1']:.3f} / {c['recall@5']:.3f} / {c['recall@10']:.3f}); "
+                    f"image->text {i['recall@1']:.3f} / {i['recall@5']:.3f} / "
+                    f"{i['recall@10']:.3f}")
+        ablation = {k: f"recall@5 {v['text_to_image']['recall@5']:.3f}" for k, v in
+                    m.get("ablation", {}).items()}
+    else:
+        measured = f"accuracy **{_pct(m['accuracy'])}**"
+        speakers = m.get("accuracy_by_speaker")
+        if speakers:
+            measured += "; per speaker " + ", ".join(f"{k} {_pct(v)}"
+                                                     for k, v in sorted(speakers.items()))
+        ablation = {k: _pct(v["accuracy"]) for k, v in m.get("ablation", {}).items()}
+    return measured, "; ".join(f"{k.replace('_zeroed', '')} zeroed: {v}"
+                               for k, v in ablation.items()) or "-"
+
+
+def table():
+    """The README's quality table, from bench/results/quality_*.json."""
+    lines = ["| recipe | data (split) | measured | modality ablation | target | training |",
+             "|---|---|---|---|---|---|"]
+    for recipe in RECIPES:
+        path = os.path.join(HERE, "results", f"quality_{recipe}.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            result = json.load(f)
+        measured, ablation = summary(result)
+        target = result.get("target")
+        target = (f"{target['metric']} >= {target['minimum']}: "
+                  f"{'met' if target['met'] else '**NOT met**'}" if target else "-")
+        data = result["data"].replace(DATA, "../shared/data")
+        lines.append(f"| `{recipe}` | {data} ({result['split']}) | {measured} | {ablation} | "
+                     f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--model", choices=sorted(RECIPES), help="one recipe")
     group.add_argument("--all", action="store_true", help="every recipe")
+    group.add_argument("--table", action="store_true",
+                       help="print the README's table from bench/results and exit")
     parser.add_argument("--out", default=os.path.join("runs", "bench"),
                         help="where the trained models go (default runs/bench)")
     args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
     for recipe in (sorted(RECIPES) if args.all else [args.model]):
         run(recipe, args.out)
 
