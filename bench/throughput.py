@@ -269,6 +269,22 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
             "seconds_per_epoch": {k: [round(s, 3) for s in v] for k, v in times.items()}}
 
 
+def table(path):
+    """The README's throughput table, from a JSON this script wrote."""
+    with open(path) as f:
+        result = json.load(f)
+    lines = ["| model | zoo | zoo graph on NumPy | plain Keras on NumPy | **ratio** | pipeline | "
+             "graph | zoo, first epoch | zoo, augmenting |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["models"]:
+        augmenting = (f"{r['zoo_augment']:.0f} ({r['augment_ratio']:.2f})"
+                      if "zoo_augment" in r else "-")
+        lines.append(f"| `{r['model']}` | {r['zoo']:.0f} | {r['zoo_numpy']:.0f} | "
+                     f"{r['plain']:.0f} | **{r['ratio']:.2f}** | {r['pipeline_ratio']:.2f} | "
+                     f"{r['graph_ratio']:.2f} | {r['zoo_first_epoch']:.0f} | {augmenting} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=None,
@@ -280,7 +296,12 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=3.0,
                         help="length of a round: epochs are repeated to last about this long")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "throughput.json"))
+    parser.add_argument("--table", action="store_true",
+                        help="print the README's table from --out and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.out))
+        return
     names = args.models or mmzoo.list_models()
     rows = []
     header = (f"{'model':24} {'zoo':>8} {'zoo,NumPy':>9} {'plain':>8} {'ratio':>6} "
