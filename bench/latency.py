@@ -19,9 +19,7 @@ Prints a table and writes bench/results/latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,7 +39,7 @@ from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from throughput import recipe_for  # noqa: E402
+from throughput import recipe_for, write_result  # noqa: E402
 
 BATCH = 64
 
@@ -126,13 +124,7 @@ def main(argv=None):
             rows.append(r)
             print(f"{name:24} {r['one_ms']:12.2f} {r['one_p90_ms']:7.2f} {r['batch_ms']:8.2f} "
                   f"{r['batch_p90_ms']:7.2f} {r['batch_per_example_ms']:10.3f}", flush=True)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                         f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
-              "models": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    write_result(args.out, {"models": rows})
 
 
 if __name__ == "__main__":

@@ -269,6 +269,16 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
             "seconds_per_epoch": {k: [round(s, 3) for s in v] for k, v in times.items()}}
 
 
+def write_result(path, result):
+    """Write a bench's `result` dict as JSON at `path`, with the machine it was measured on."""
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                         f"TensorFlow {tf.__version__}, Keras {keras.__version__}", **result}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {path}")
+
+
 def table(path):
     """The README's throughput table, from a JSON this script wrote."""
     with open(path) as f:
@@ -315,14 +325,8 @@ def main(argv=None):
               f"{r['zoo_first_epoch']:9.0f}"
               + (f"  augmenting: {r['zoo_augment']:.0f}" if "zoo_augment" in r else ""),
               flush=True)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                         f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
-              "examples": args.examples, "rounds": args.rounds, "seconds": args.seconds,
-              "models": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    write_result(args.out, {"examples": args.examples, "rounds": args.rounds,
+                            "seconds": args.seconds, "models": rows})
 
 
 if __name__ == "__main__":

@@ -132,6 +132,15 @@ def _sample_rate(model):
     return rate
 
 
+def _vocabulary(model, name):
+    """The tokens of the Vocabulary layer `model` carries for input `name`; fails without one."""
+    tokens = model_vocabulary(model, name)
+    if tokens is None:
+        raise ValueError(f"model {model.name!r} carries no vocabulary for input {name!r} "
+                         f"(a Vocabulary layer named '{name}_vocabulary')")
+    return tokens
+
+
 def _per_epoch_text(spec, keys, name):
     """Whether input `name` is tokenized per batch after the cache: captions (drawn anew each
     epoch, or shifted for teacher forcing)."""
@@ -144,11 +153,8 @@ def _encode_fn(model, spec, keys, shapes, labels):
     tokenizers = {}
     for name in keys:
         if name in ("text", "question") and not _per_epoch_text(spec, keys, name):
-            tokens = model_vocabulary(model, name)
-            if tokens is None:
-                raise ValueError(f"model {model.name!r} carries no vocabulary for input {name!r} "
-                                 f"(a Vocabulary layer named '{name}_vocabulary')")
-            tokenizers[name] = vectorizer(tokens, sequence_length=shapes[name][0])
+            tokenizers[name] = vectorizer(_vocabulary(model, name),
+                                          sequence_length=shapes[name][0])
     if not tokenizers and labels is None:
         return None
     label_lookup = (keras.layers.StringLookup(vocabulary=labels, num_oov_indices=1)
@@ -177,10 +183,7 @@ def _batch_fn(model, spec, keys, shapes):
     teacher forcing when captioning; images to float32; the targets."""
     tokenizers = {}
     if _per_epoch_text(spec, keys, "text"):
-        tokens = model_vocabulary(model, "text")
-        if tokens is None:
-            raise ValueError(f"model {model.name!r} carries no vocabulary for input 'text' "
-                             "(a Vocabulary layer named 'text_vocabulary')")
+        tokens = _vocabulary(model, "text")
         tokenizers["text"] = (vectorizer(tokens, ragged=True) if spec.task == "captioning" else
                               vectorizer(tokens, sequence_length=shapes["text"][0]), tokens)
 
