@@ -176,6 +176,14 @@ def test_pipeline_rejects_unknown_labels():
             pass
 
 
+def test_pipeline_keeps_the_number_of_batches():
+    # Keras counts the steps of an epoch (progress bar, no "ran out of data" warning) from it.
+    model = mmzoo.build("vqa_cnn_lstm", image_size=16, filters=(4,))
+    raw = mmzoo.data.load("easy_vqa", split="test").take(70)
+    ds = mmzoo.data.pipeline(model, raw, batch_size=32)
+    assert int(ds.cardinality()) == 3 == sum(1 for _ in ds)
+
+
 def test_adapt_learns_vocabulary_and_labels(tiny_easy_vqa):
     train = mmzoo.data.load(f"easy_vqa:{tiny_easy_vqa}", split="train")
     overrides = mmzoo.data.adapt("vqa_cnn_lstm", train)

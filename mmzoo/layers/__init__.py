@@ -2,7 +2,7 @@
 
 from mmzoo.layers.fusion import Similarity, WeightedAverage, contrastive_loss
 from mmzoo.layers.mfcc import MFCC
-from mmzoo.layers.vocab import LabelNames, Vocabulary
+from mmzoo.layers.vocab import LabelNames, Vocabulary, model_labels, model_vocabulary
 
 __all__ = ["MFCC", "LabelNames", "Similarity", "Vocabulary", "WeightedAverage",
-           "contrastive_loss"]
+           "contrastive_loss", "model_labels", "model_vocabulary"]
