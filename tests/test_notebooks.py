@@ -7,7 +7,6 @@ under `MMZOO_NOTEBOOK_OUT`; the shared data comes from `MMZOO_DATA_DIR`.
 
 import glob
 import os
-import time
 
 import pytest
 
@@ -45,38 +44,37 @@ def test_notebook_is_stored_without_outputs(path):
         f"{_name(path)} has no cell tagged 'parameters'")
 
 
+def _execute(path, data_dir, tmp_path, monkeypatch):
+    """Run the notebook at `path` in a fresh kernel with its quick settings; returns it run.
+    Raises CellExecutionError, naming the cell, on any cell error."""
+    monkeypatch.setenv("MMZOO_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("MMZOO_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("MMZOO_DATA_DIR", os.path.abspath(data_dir))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    return nb
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     needs = NEEDS_SHARED_DATA.get(_name(path))
     if needs and not os.path.isdir(os.path.join(DATA_DIR, needs)):
         pytest.skip(f"{_name(path)} needs {os.path.join(DATA_DIR, needs)}; set MMZOO_DATA_DIR")
-    monkeypatch.setenv("MMZOO_NOTEBOOK_QUICK", "1")
-    monkeypatch.setenv("MMZOO_NOTEBOOK_OUT", str(tmp_path))
-    monkeypatch.setenv("MMZOO_DATA_DIR", os.path.abspath(DATA_DIR))
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3",
-        resources={"metadata": {"path": os.path.dirname(path)}})
-    start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, naming the cell, on any error
-    seconds = time.perf_counter() - start
+    nb = _execute(path, DATA_DIR, tmp_path, monkeypatch)  # its time: pytest --durations
     figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                if "image/png" in o.get("data", {})]
     assert figures, f"{_name(path)} drew no figure"
-    print(f"{_name(path)}: {seconds:.1f} s, {len(figures)} figures")
 
 
 def test_audio_notebook_says_what_to_download(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMZOO_DATA_DIR", str(tmp_path))  # no fsdd/ in it
-    monkeypatch.setenv("MMZOO_NOTEBOOK_QUICK", "1")
     path = os.path.join(ROOT, "notebooks", "03_audio.ipynb")
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": os.path.dirname(path)}})
+    empty = tmp_path / "data"  # no fsdd/ in it
+    empty.mkdir()
     with pytest.raises(nbclient.exceptions.CellExecutionError) as error:
-        client.execute()
+        _execute(path, str(empty), tmp_path, monkeypatch)
     message = str(error.value)
-    assert "FileNotFoundError" in message and str(tmp_path / "fsdd") in message
+    assert "FileNotFoundError" in message and str(empty / "fsdd") in message
     assert "Download the Free Spoken Digit Dataset" in message and "MMZOO_DATA_DIR" in message

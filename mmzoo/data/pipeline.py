@@ -85,8 +85,9 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     encode = _encode_fn(model, spec, keys, shapes, labels)
     if encode is not None:  # once, before the cache: later epochs read ids, not strings
         ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        if dataset.cardinality() >= 0:  # unbatch loses it; Keras needs it to count steps
-            ds = ds.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
+        count = dataset.cardinality()
+        if count >= 0:  # unbatch loses it; Keras needs it to count steps
+            ds = ds.apply(tf.data.experimental.assert_cardinality(count))
     if cache:
         ds = ds.cache()
     if keys.get("text") == "captions":
