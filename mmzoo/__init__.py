@@ -8,7 +8,14 @@ model = mmzoo.build("vqa_cnn_lstm")
 ```
 """
 
-from mmzoo import data, layers
+from mmzoo import (  # models: registers the zoo
+           _startup,  # noqa: F401  (first: the `mmzoo` command starts quietly)
+           contract,
+           data,
+           errors,
+           layers,
+           models,
+)
 from mmzoo.evaluate import evaluate
 from mmzoo.export import export
 from mmzoo.registry import build, describe, list_models, register
@@ -16,5 +23,5 @@ from mmzoo.train import train
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build", "data", "describe", "evaluate", "export", "layers",
-           "list_models", "register", "train"]
+__all__ = ["__version__", "build", "contract", "data", "describe", "errors", "evaluate", "export",
+           "layers", "list_models", "models", "register", "train"]

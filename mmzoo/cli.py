@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import sys
+import traceback
+import warnings
 
 
 def _parse_set(items):
+    from mmzoo.errors import InvalidValue
+
     overrides = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"mmzoo: --set takes key=value, got {item!r}")
+            raise InvalidValue(f"--set takes key=value, got {item!r}")
         try:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -21,9 +26,54 @@ def _parse_set(items):
     return overrides
 
 
+class _Warnings:
+    """Says each warning once, in one line, while a command runs; with `details` (a file in the
+    run folder) the full text of mmzoo's data warnings (every item named) goes there. With
+    `-v`, every warning is shown in full, as Python shows it."""
+
+    def __init__(self, verbose=False, details=None):
+        self.verbose, self.details, self.seen, self.written = verbose, details, set(), False
+
+    def __enter__(self):
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        from mmzoo.errors import DataWarning
+
+        warnings.simplefilter("always", DataWarning)  # others keep Python's filters
+        if not self.verbose:
+            warnings.showwarning = self.show
+        return self
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        from mmzoo.errors import DataWarning
+
+        short = message.short if isinstance(message, DataWarning) else \
+            str(message).strip().splitlines()[0]
+        if short in self.seen:
+            return
+        self.seen.add(short)
+        detailed = isinstance(message, DataWarning) and message.details
+        if detailed and self.details:
+            os.makedirs(os.path.dirname(self.details) or ".", exist_ok=True)
+            with open(self.details, "a" if self.written else "w") as f:  # this command's own
+                f.write(str(message) + "\n\n")
+            self.written = True
+            short += f" (each one named in {self.details})"
+        elif detailed:
+            short = str(message)
+        print(f"mmzoo: warning: {short}", file=sys.stderr, flush=True)
+
+
 def _cmd_list(args):
     import mmzoo
-    from mmzoo.registry import get_spec
+    from mmzoo.registry import get_spec, model_table
+
+    if args.markdown:
+        print(model_table())
+        return
     for name in mmzoo.list_models(args.pattern, task=args.task, modality=args.modality):
         spec = get_spec(name)
         print(f"{name:<24} {spec.task:<15} {','.join(spec.inputs):<20} {spec.summary}")
@@ -48,37 +98,31 @@ def _cmd_data(args):
 
 
 def _cmd_train(args):
-    import numpy as np
-
     from mmzoo.train import configure_cpu_devices
 
     configure_cpu_devices(args.cpu_devices)  # before TensorFlow starts
 
     from mmzoo.data import fit_splits, pipeline
+    from mmzoo.data.sources import default_source
     from mmzoo.registry import get_spec
     from mmzoo.train import train
 
     spec = get_spec(args.name)
-    model, history = train(args.name, args.data, epochs=args.epochs, batch_size=args.batch_size,
+    data = args.data or default_source(spec)
+    model, history = train(args.name, data, epochs=args.epochs, batch_size=args.batch_size,
                            out=args.out, seed=args.seed, overrides=_parse_set(args.set),
                            strategy=args.strategy, mixed_precision=args.mixed_precision,
                            jit_compile=args.jit_compile, augment=not args.no_augment,
-                           on_error=args.on_error)
-    import csv
-    with open(os.path.join(args.out, "history.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows:
-        best = int(np.argmin([float(r["val_loss"]) for r in rows]))
-        metrics = {k: round(float(v), 4) for k, v in rows[best].items() if k != "epoch"}
-        print(f"best epoch {best + 1}/{len(rows)}: {metrics}")
+                           on_error=args.on_error, overwrite=args.overwrite)
+    if history.best:
+        print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
+              f"{history.best['metrics']}")
     print(f"saved {os.path.join(args.out, 'model.keras')}")
     if spec.task == "captioning":
-        from mmzoo.layers.vocab import model_vocabulary
         from mmzoo.models.captioning import decode, generate
-        _, val = fit_splits(args.data, task="captioning", on_error=args.on_error)
-        val = pipeline(model, val, batch_size=8)
-        inputs, targets = next(iter(val))
-        truth = decode(targets.numpy(), model_vocabulary(model, "text"))
+        _, val = fit_splits(data, task="captioning", on_error=args.on_error)
+        inputs, targets = next(iter(pipeline(model, val, batch_size=8)))
+        truth = decode(model, targets.numpy())
         greedy = generate(model, inputs["image"], "greedy")
         beam = generate(model, inputs["image"], "beam")
         print("validation captions (truth | greedy | beam):")
@@ -89,28 +133,39 @@ def _cmd_train(args):
 def _load_run(path):
     import keras
 
-    import mmzoo.models  # noqa: F401  (registers the models' custom objects for loading)
+    from mmzoo.errors import MissingFile
 
     file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
     if not os.path.isfile(file):
-        raise FileNotFoundError(f"no trained model at {file}; give a folder written by "
-                                "`mmzoo train` or a .keras file")
+        raise MissingFile(f"no trained model at {file}; give a folder written by `mmzoo train` "
+                          "or a .keras file")
     return keras.saving.load_model(file), file
 
 
-def _cmd_evaluate(args):
-    import json
+def _recorded_data(run, file):
+    """The data source `mmzoo train` recorded in the run's config.json, or None."""
+    config = os.path.join(os.path.dirname(file), "config.json")
+    if not os.path.isfile(config):
+        return None
+    with open(config) as f:
+        return json.load(f).get("data")
 
+
+def _cmd_evaluate(args):
     from mmzoo.data import load
+    from mmzoo.errors import InvalidValue
     from mmzoo.evaluate import evaluate
     from mmzoo.registry import get_spec
 
     model, file = _load_run(args.run)
-    test = load(args.data, split=args.split, task=get_spec(model.name).task,
-                on_error=args.on_error)
+    data = args.data or _recorded_data(args.run, file)
+    if data is None:
+        raise InvalidValue(f"{file} has no config.json beside it recording its data; give "
+                           "--data SOURCE")
+    test = load(data, split=args.split, task=get_spec(model.name).task, on_error=args.on_error)
     result = evaluate(model, test, batch_size=args.batch_size,
                       modality_ablation=args.modality_ablation)
-    result = {"data": args.data, "split": args.split, **result}
+    result = {"data": data, "split": args.split, **result}
     if os.path.isdir(args.run):
         with open(os.path.join(args.run, f"evaluation_{args.split}.json"), "w") as f:
             json.dump(result, f, indent=2)
@@ -124,32 +179,64 @@ def _cmd_export(args):
     print(f"exported {mmzoo.export(model, args.out)}")
 
 
-def _cmd_predict(args):
-    import json
+def _read_image(path):
+    """The bytes of an image file, or an `InvalidValue` naming the file and why it is not one."""
+    import tensorflow as tf
 
+    from mmzoo.data.checks import image_problem
+    from mmzoo.data.preprocessor import decode_image
+    from mmzoo.errors import InvalidValue
+
+    problem = image_problem(path)
+    if problem is None:
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            decode_image(tf.constant(data))
+        except tf.errors.OpError as e:  # a corrupt body behind a good header and end marker
+            problem = f"cannot be decoded ({e.message.splitlines()[0]})"
+    if problem:
+        raise InvalidValue(f"--image {path}: not a readable image: {problem}")
+    return data
+
+
+def _read_audio(path, sample_rate):
+    """A waveform at `sample_rate`, or an `InvalidValue` naming the file and why it is not one."""
+    from mmzoo.data.checks import wav_problem
+    from mmzoo.data.fsdd import read_audio
+    from mmzoo.errors import InvalidValue
+
+    problem = wav_problem(path)
+    if problem:
+        raise InvalidValue(f"--audio {path}: not a readable audio file: {problem}")
+    return read_audio(path, sample_rate)
+
+
+def _cmd_predict(args):
     import numpy as np
     import tensorflow as tf
 
+    from mmzoo.errors import InvalidValue, MissingFile
+
     if not os.path.isfile(os.path.join(args.path, "saved_model.pb")):
-        raise FileNotFoundError(f"no SavedModel at {args.path}; write one with `mmzoo export`")
+        raise MissingFile(f"no SavedModel at {args.path}; write one with `mmzoo export`")
+    given = {k: v for k, v in (("image", args.image), ("question", args.question),
+                               ("text", args.text), ("audio", args.audio)) if v is not None}
     loaded = tf.saved_model.load(args.path)
     serve = loaded.signatures["serving_default"]
     expected = sorted(serve.structured_input_signature[1])
-    given = {k: v for k, v in (("image", args.image), ("question", args.question),
-                               ("text", args.text), ("audio", args.audio)) if v is not None}
     if sorted(given) != expected:
-        raise ValueError(f"this model's serving signature takes {expected} (give "
-                         + " ".join(f"--{k}" for k in expected) + f"); got {sorted(given)}")
+        raise InvalidValue(f"this model's serving signature takes {expected} (give "
+                           + " ".join(f"--{k}" for k in expected) + f"); got {sorted(given)}")
     info = json.loads(loaded.signatures["metadata"]()["json"].numpy()) \
         if "metadata" in loaded.signatures else {}
     inputs = {}
     for name, value in given.items():
         if name == "image":
-            with open(value, "rb") as f:
-                inputs[name] = tf.constant([f.read()])
+            inputs[name] = tf.constant([_read_image(value)])
         elif name == "audio":
-            from mmzoo.data.fsdd import read_audio
-            inputs[name] = tf.constant(read_audio(value, info.get("sample_rate") or 8000)[None])
+            wave = _read_audio(value, info.get("sample_rate") or 8000)
+            inputs[name] = tf.constant(wave[None])
         else:
             inputs[name] = tf.constant([value])
     out = serve(**inputs)
@@ -165,36 +252,48 @@ def _cmd_predict(args):
         print(f"{float(out['similarity'].numpy()[0, 0]):.4f}")
 
 
-def main(argv=None):
-    """Entry point of the `mmzoo` command."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+def _parser():
+    from mmzoo.registry import MODALITIES, TASKS
+
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true",
+                         help="show TensorFlow's logs, every warning in full, and tracebacks")
     parser = argparse.ArgumentParser(prog="mmzoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list the registered models")
+    p = sub.add_parser("list", parents=[verbose], help="list the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern on the name, e.g. 'text_*'")
-    p.add_argument("--task", choices=("classification", "captioning", "vqa", "retrieval"))
-    p.add_argument("--modality", choices=("text", "image", "audio"))
+    p.add_argument("--task", choices=TASKS)
+    p.add_argument("--modality", choices=MODALITIES)
+    p.add_argument("--markdown", action="store_true",
+                   help="every model as a Markdown table with its inputs and parameter count "
+                        "(the README's)")
     p.set_defaults(fn=_cmd_list)
 
-    p = sub.add_parser("describe", help="print a model card")
+    p = sub.add_parser("describe", parents=[verbose], help="print a model card")
     p.add_argument("name")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     p.set_defaults(fn=_cmd_describe)
 
     on_error = dict(choices=("raise", "skip"), default="raise",
                     help="bad files in the data: raise (default) or skip them, naming each")
-    p = sub.add_parser("data", help="list and check a data source, count its splits")
+    p = sub.add_parser("data", parents=[verbose],
+                       help="list and check a data source, count its splits")
     p.add_argument("source", help="e.g. fsdd:../shared/data/fsdd, csv:news.csv?text=title")
     p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_data)
 
-    p = sub.add_parser("train", help="train a model and save DIR/model.keras")
+    p = sub.add_parser("train", parents=[verbose],
+                       help="train a model and save DIR/model.keras")
     p.add_argument("name")
-    p.add_argument("--data", default="easy_vqa", help="data source (default: easy_vqa)")
+    p.add_argument("--data", default=None,
+                   help="data source (default: the bundled easy_vqa for image+text models; "
+                        "other models need one, and the error names those that fit)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again over a finished run in --out (removes only its files)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="config override, e.g. --set fusion=gated (repeatable)")
@@ -210,9 +309,12 @@ def main(argv=None):
     p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="print the task's metrics of a trained model as JSON")
+    p = sub.add_parser("evaluate", parents=[verbose],
+                       help="print the task's metrics of a trained model as JSON")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
-    p.add_argument("--data", default="easy_vqa", help="data source (default: easy_vqa)")
+    p.add_argument("--data", default=None,
+                   help="data source (default: the one the run was trained on, from its "
+                        "config.json)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--modality-ablation", action="store_true",
@@ -220,29 +322,58 @@ def main(argv=None):
     p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_evaluate)
 
-    p = sub.add_parser("export", help="write a SavedModel that takes raw inputs")
+    p = sub.add_parser("export", parents=[verbose],
+                       help="write a SavedModel that takes raw inputs")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
-    p.add_argument("--out", required=True, help="SavedModel folder to write")
+    p.add_argument("--out", required=True,
+                   help="SavedModel folder to write: new, empty, or a previous mmzoo export")
     p.set_defaults(fn=_cmd_export)
 
-    p = sub.add_parser("predict", help="run an exported SavedModel on raw inputs")
+    p = sub.add_parser("predict", parents=[verbose],
+                       help="run an exported SavedModel on raw inputs")
     p.add_argument("path", help="a SavedModel folder written by `mmzoo export`")
     p.add_argument("--image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("--question", help="a question")
     p.add_argument("--text", help="a text")
     p.add_argument("--audio", help="an audio file (resampled to the model's rate)")
-    p.add_argument("-v", "--verbose", action="store_true", help="also the top-5 scores")
     p.set_defaults(fn=_cmd_predict)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None):
+    """Entry point of the `mmzoo` command.
+
+    Exit status 0 on success, 2 for the user's own mistakes (one line naming what to change:
+    every `mmzoo.errors.MmzooError`), 1 for anything else, which is a bug and keeps its
+    traceback.
+    """
+    from mmzoo.errors import MmzooError
+
+    args = _parser().parse_args(argv)
     if getattr(args, "out", "") is None:
         args.out = os.path.join("runs", args.name)
+    details = None
+    if args.command == "train":
+        details = os.path.join(args.out, "warnings.txt")
+    elif args.command == "evaluate" and os.path.isdir(args.run):
+        details = os.path.join(args.run, "warnings.txt")
     try:
-        args.fn(args)
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"mmzoo: error: {message}", file=sys.stderr)
+        with _Warnings(args.verbose, details):
+            args.fn(args)
+    except MmzooError as e:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"mmzoo: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mmzoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"mmzoo: internal error: {type(e).__name__}: {first}\n(the traceback above "
+              "says where; this is a bug, not a mistake in your command)", file=sys.stderr)
+        return 1
     return 0
 
 

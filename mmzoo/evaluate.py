@@ -1,12 +1,18 @@
-"""Task metrics: accuracy / macro precision, recall, F1 / confusion matrix; BLEU-1..4; recall@k."""
+"""Task metrics as the field computes them: accuracy / macro precision, recall, F1 / confusion
+matrix (scikit-learn); BLEU-1..4 (NLTK's `corpus_bleu`) and CIDEr-D (pycocoevalcap); recall@k."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.pipeline import fit_image, pipeline
+from mmzoo import contract
+from mmzoo.data.pipeline import pipeline
+from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.text import standardize
+from mmzoo.errors import InvalidValue
 
 RECALL_AT = (1, 5, 10)
 
@@ -31,24 +37,83 @@ def classification_metrics(y_true, y_pred, labels):
 
 
 def bleu_scores(references, hypotheses):
-    """BLEU-1..4 (`keras_hub.metrics.Bleu`, corpus level) of `hypotheses` against `references`
-    (a list of reference lists); all texts standardised as the models' inputs are."""
-    import keras_hub
+    """Corpus BLEU-1..4 as NLTK's `corpus_bleu` computes it with its defaults.
 
+    N-gram precisions are clipped by each reference and pooled over the corpus, with no
+    smoothing (an order without any match gives 0); the brevity penalty compares the corpus'
+    hypothesis length with, per hypothesis, the length of the closest reference (the shorter on
+    a tie), as the COCO caption evaluation does, so images may have any number of references.
+    BLEU-n weighs orders 1..n equally. Texts are split on whitespace as they are:
+    `mmzoo.evaluate` standardises captions first (`caption_scores`).
+
+    Args:
+        references: list of list of str. The reference texts of each example (at least one).
+        hypotheses: list of str. One text per example.
+
+    Returns:
+        `{"bleu_1": float, ..., "bleu_4": float}`.
+
+    Examples:
+    ```python
+    bleu_scores([["a dog runs", "a dog is running"]], ["a dog runs"])["bleu_1"]   # 1.0
+    ```
+    """
+    from nltk.translate.bleu_score import corpus_bleu
+
+    refs, hyps = _tokenized(references, hypotheses)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NLTK warns when an order has no match: its BLEU is 0
+        for n in range(1, 5):
+            out[f"bleu_{n}"] = float(corpus_bleu(refs, hyps, weights=(1.0 / n,) * n))
+    return out
+
+
+def cider_d(references, hypotheses):
+    """Corpus CIDEr-D as pycocoevalcap computes it (the COCO caption evaluation's `CIDEr`):
+    TF-IDF weighted 1..4-gram cosine similarity with clipped counts and a Gaussian length
+    penalty (sigma 6), averaged over references, times 10. Document frequencies come from the
+    references of the corpus given, so score a whole evaluation split at once.
+
+    Args:
+        references: list of list of str. The reference texts of each example, whitespace-split.
+        hypotheses: list of str. One text per example.
+
+    Examples:
+    ```python
+    cider_d([["a dog runs", "a dog is running"], ["a red car"]], ["a dog runs", "a car"])
+    ```
+    """
+    from pycocoevalcap.cider.cider import Cider
+
+    refs, hyps = _tokenized(references, hypotheses)
+    gts = {i: [" ".join(r) for r in rs] for i, rs in enumerate(refs)}
+    res = {i: [" ".join(h)] for i, h in enumerate(hyps)}
+    score, _ = Cider().compute_score(gts, res)
+    return float(score)
+
+
+def _tokenized(references, hypotheses):
+    if len(references) != len(hypotheses):
+        raise InvalidValue(f"{len(references)} reference lists for {len(hypotheses)} "
+                           "hypotheses; give one list of references per hypothesis")
+    empty = [i for i, r in enumerate(references) if not len(r)]
+    if empty:
+        raise InvalidValue(f"examples {empty[:10]} have no reference text; each needs one")
+    return ([[str(r).split() for r in rs] for rs in references],
+            [str(h).split() for h in hypotheses])
+
+
+def caption_scores(references, hypotheses):
+    """BLEU-1..4 (`bleu_scores`) and CIDEr-D (`cider_d`, under the key `cider_d`) of captions,
+    after standardising every text as the models read text (lower case; any run of characters
+    other than letters and digits separates words, so punctuation is not a word)."""
     def clean(texts):
-        return [t.decode() for t in standardize(tf.constant(texts)).numpy()]
+        return [t.decode() for t in standardize(tf.constant(list(texts), tf.string)).numpy()]
 
     refs = [clean(r) for r in references]
-    hyps = clean(hypotheses)
-    width = max(len(r) for r in refs)
-    refs = [r + [""] * (width - len(r)) for r in refs]  # Bleu takes a dense [batch, refs]
-    out = {}
-    for n in range(1, 5):
-        metric = keras_hub.metrics.Bleu(max_order=n)
-        metric.update_state(tf.ragged.constant(refs).to_tensor(default_value=""),
-                            tf.constant(hyps))
-        out[f"bleu_{n}"] = float(metric.result())
-    return out
+    hyps = clean(hypotheses) if hypotheses else []
+    return {**bleu_scores(refs, hyps), "cider_d": cider_d(refs, hyps)}
 
 
 def _zeroed(ds, name):
@@ -59,8 +124,6 @@ def _zeroed(ds, name):
 
 
 def _classify(model, dataset, batch_size, ablate=None):
-    from mmzoo.layers.vocab import model_labels
-
     ds = pipeline(model, dataset, batch_size=batch_size)
     if ablate:
         ds = _zeroed(ds, ablate)
@@ -69,7 +132,7 @@ def _classify(model, dataset, batch_size, ablate=None):
         y_true.append(y.numpy())
         y_pred.append(np.argmax(model(x, training=False), axis=-1))
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
-    result = classification_metrics(y_true, y_pred, model_labels(model))
+    result = classification_metrics(y_true, y_pred, contract.labels(model))
     if not ablate and "speaker" in dataset.element_spec:  # FSDD: the same predictions, by speaker
         speakers = np.array([s.decode() for s in
                              dataset.map(lambda e: e["speaker"]).as_numpy_iterator()])
@@ -81,10 +144,10 @@ def _classify(model, dataset, batch_size, ablate=None):
 
 def _images_and_references(model, dataset):
     """Unique images (resized like the pipeline) and every reference text of each."""
-    size = tuple(model.get_layer("image_encoder").input.shape[1:3])
+    pre = Preprocessor(model)
     images, references = [], []
     for example in dataset:
-        images.append(fit_image(example["image"], size).numpy())
+        images.append(pre.image(example["image"]).numpy())
         if "captions" in example:
             references.append([c.decode() for c in example["captions"].numpy()])
         else:
@@ -103,7 +166,7 @@ def _caption(model, dataset, batch_size, ablate=None, num_beams=3):
         hyps = []
         for i in range(0, len(images), batch_size):
             hyps += generate(model, images[i:i + batch_size], method, num_beams=num_beams)
-        out[method] = bleu_scores(references, hyps)
+        out[method] = caption_scores(references, hyps)
         out[method]["examples"] = [{"references": r, "caption": h}
                                    for r, h in list(zip(references, hyps))[:5]]
     return out
@@ -133,12 +196,8 @@ def chance_recall_at_k(relevant, ks=RECALL_AT):
 
 
 def _retrieve(model, dataset, batch_size, ablate=None):
-    from mmzoo.data.text import vectorizer
-    from mmzoo.layers.vocab import model_vocabulary
-    from mmzoo.models.retrieval import encoders
-
     images, references = _images_and_references(model, dataset)
-    text_encoder, image_encoder = encoders(model)
+    parts = contract.retriever(model)
     texts = [t for refs in references for t in refs]
     # A text matches every image it is a caption of (easy-VQA has many images per caption).
     clean = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
@@ -148,15 +207,13 @@ def _retrieve(model, dataset, batch_size, ablate=None):
         captions_of.append(set(clean[start:start + len(refs)]))
         start += len(refs)
     relevant = np.array([[t in caps for caps in captions_of] for t in clean])  # [texts, images]
-    tokenize = vectorizer(model_vocabulary(model, "text"),
-                          sequence_length=text_encoder.input.shape[1])
-    ids = tokenize(tf.constant(texts)).numpy().astype("int32")
+    ids = Preprocessor(model).text("text", tf.constant(texts)).numpy()
     if ablate == "image":
         images = np.zeros_like(images)
     if ablate == "text":
         ids = np.zeros_like(ids)
-    v = image_encoder.predict(images, batch_size=batch_size, verbose=0)
-    t = text_encoder.predict(ids, batch_size=batch_size, verbose=0)
+    v = parts.image_encoder.predict(images, batch_size=batch_size, verbose=0)
+    t = parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0)
     similarity = t @ v.T                                   # [texts, images]
     return {"images": len(images), "texts": len(texts),
             "text_to_image": recall_at_k(similarity, relevant),
@@ -170,8 +227,9 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
 
     - classification and VQA: accuracy, macro precision / recall / F1, confusion matrix, and
       accuracy per speaker when the examples name one (FSDD);
-    - captioning: BLEU-1..4 with greedy and beam decoding, over the unique images, against
-      every reference caption of each, and a few example captions;
+    - captioning: BLEU-1..4 (NLTK's `corpus_bleu`) and CIDEr-D (pycocoevalcap) with greedy and
+      beam decoding, over the unique images, against every reference caption of each (all texts
+      standardised as the models read them), and a few example captions;
     - retrieval: recall@1/5/10 text->image and image->text (a text matches every image it is
       a caption of), and the recall a random ranking would get.
 

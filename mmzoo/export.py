@@ -1,9 +1,9 @@
 """Export a model as a TensorFlow SavedModel that takes raw inputs and runs without mmzoo.
 
-The serving graph holds the whole preprocessing of `mmzoo.data.pipeline` for one request:
-image bytes decoded and resized, strings standardised and tokenised with the vocabulary the
-model carries, waveforms centred and padded or cropped; and turns the outputs back into strings
-(the class names, the caption words).
+The serving graph runs the model's `mmzoo.data.Preprocessor`, the one `mmzoo.data.pipeline`
+trains and evaluates with: image bytes decoded and resized, strings standardised and tokenised
+with the vocabulary the model carries, waveforms centred and padded or cropped; and turns the
+outputs back into strings (the class names, the caption words).
 """
 
 from __future__ import annotations
@@ -16,64 +16,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from mmzoo.data.text import vectorizer
-from mmzoo.data.waveform import fit_length
-from mmzoo.layers.mfcc import model_sample_rate
-from mmzoo.layers.vocab import OOV, PAD, model_labels, model_vocabulary
-
-
-def _image_bytes_to_pixels(data, size):
-    """Encoded PNG/JPEG/GIF/BMP bytes `[batch]` -> float32 `[batch, height, width, 3]`."""
-    def one(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        image = tf.ensure_shape(image, [None, None, 3])
-        image = tf.image.resize(image, size, antialias=True)
-        return tf.clip_by_value(tf.round(image), 0.0, 255.0)
-
-    return tf.map_fn(one, data, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
-
-
-def _caption_strings(ids, tokens, end_id):
-    """Token ids `[batch, length]` -> captions: the words up to the first `[end]` or padding."""
-    words = tf.constant([PAD, OOV] + list(tokens))
-    stop = tf.logical_or(tf.equal(ids, end_id), tf.equal(ids, 0))
-    keep = tf.equal(tf.cumsum(tf.cast(stop, tf.int32), axis=1), 0)
-    kept = tf.ragged.boolean_mask(tf.gather(words, ids), keep)
-    return tf.strings.reduce_join(kept, axis=1, separator=" ")
-
-
-class _Raw:
-    """Raw-input converters for one model (the same steps as `mmzoo.data.pipeline`)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.shapes = {t.name: tuple(t.shape[1:]) for t in model.inputs}
-        self.tokenizers = {}
-
-    def text(self, name, strings, length=None):
-        if name not in self.tokenizers:
-            tokens = model_vocabulary(self.model, name)
-            self.tokenizers[name] = vectorizer(tokens, sequence_length=length
-                                               or self.shapes[name][0])
-        return tf.cast(self.tokenizers[name](strings), tf.int32)
-
-    def image(self, data):
-        return _image_bytes_to_pixels(data, self.shapes["image"][:2])
-
-    def audio(self, waves):
-        return fit_length(waves, self.shapes["audio"][0])
-
-    def inputs(self, raw):
-        out = {}
-        for name, value in raw.items():
-            if name == "image":
-                out[name] = self.image(value)
-            elif name == "audio":
-                out[name] = self.audio(value)
-            else:
-                out[name] = self.text(name, value)
-        return out
-
+from mmzoo import contract
+from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.errors import InvalidValue
 
 RAW_SPECS = {"image": tf.TensorSpec([None], tf.string, name="image"),
              "text": tf.TensorSpec([None], tf.string, name="text"),
@@ -83,80 +28,69 @@ RAW_SPECS = {"image": tf.TensorSpec([None], tf.string, name="image"),
 
 def serving_functions(model):
     """`(endpoints, resources)`: tf.functions over raw inputs for `model`, by endpoint name (the
-    first is `serving_default`), and the Keras layers they use that hold resources."""
-    from mmzoo.registry import get_spec
-
-    spec = get_spec(model.name)
-    raw = _Raw(model)
+    first is `serving_default`), and the Keras layers they use that hold resources. Raw inputs
+    become model inputs through the model's `Preprocessor`, as in `mmzoo.data.pipeline`."""
+    pre = Preprocessor(model)
+    spec = pre.spec
     info = {"model": model.name, "task": spec.task, "inputs": list(spec.inputs),
-            "sample_rate": model_sample_rate(model) or 0}
+            "sample_rate": pre.sample_rate or 0}
     endpoints = {}
 
-    if spec.task in ("classification", "vqa"):
-        names = tf.constant(model_labels(model))
-        info["labels"] = list(model_labels(model))
+    if pre.labels is not None:
+        info["labels"] = list(pre.labels)
 
         def classify(**inputs):
-            scores = model(raw.inputs(inputs), training=False)
-            return {"label": tf.gather(names, tf.argmax(scores, axis=-1)), "scores": scores}
+            scores = model(pre.serving_inputs(inputs), training=False)
+            return {"label": pre.label_names(scores), "scores": scores}
 
         endpoints["serve"] = _fn(classify, spec.inputs)
 
     elif spec.task == "captioning":
-        from mmzoo.data.easy_vqa import END, START
-
-        tokens = model_vocabulary(model, "text")
-        start_id, end_id = tokens.index(START) + 2, tokens.index(END) + 2
-        encoder, decoder = model.get_layer("image_encoder"), model.get_layer("caption_decoder")
-        length = decoder.input["ids"].shape[1]
+        parts = pre.captioner
 
         def caption(image):
-            features = encoder(raw.image(image), training=False)
+            features = parts.encoder(pre.images(image), training=False)
             batch = tf.shape(features)[0]
-            ids = tf.concat([tf.fill([batch, 1], start_id),
+            length = parts.max_length
+            ids = tf.concat([tf.fill([batch, 1], parts.start_id),
                              tf.zeros([batch, length - 1], tf.int32)], axis=1)
             # greedy, as `mmzoo.models.captioning.generate`: each best word is fed back, up to
             # `length - 1` words after `[start]`
             for t in range(length - 1):
-                probs = decoder({"features": features, "ids": ids}, training=False)
+                probs = parts.decoder({"features": features, "ids": ids}, training=False)
                 best = tf.cast(tf.argmax(probs[:, t], axis=-1), tf.int32)
                 ids = tf.concat([ids[:, :t + 1], best[:, None], ids[:, t + 2:]], axis=1)
-            return {"caption": _caption_strings(ids[:, 1:], tokens, end_id)}
+            return {"caption": pre.caption_strings(ids[:, 1:])}
 
         endpoints["serve"] = _fn(caption, ("image",))
 
     elif spec.task == "retrieval":
-        from mmzoo.models.retrieval import encoders
-
-        text_encoder, image_encoder = encoders(model)
-        similarity = model.get_layer("similarity")
+        parts = contract.retriever(model)
 
         def embed_text(text):
-            return {"embedding": text_encoder(raw.text("text", text), training=False)}
+            return {"embedding": parts.text_encoder(pre.text("text", text), training=False)}
 
         def embed_image(image):
-            return {"embedding": image_encoder(raw.image(image), training=False)}
+            return {"embedding": parts.image_encoder(pre.images(image), training=False)}
 
         def match(text, image):
             t = embed_text(text)["embedding"]
             v = embed_image(image)["embedding"]
             return {"text_embedding": t, "image_embedding": v,
-                    "similarity": similarity([t, v], training=False)}
+                    "similarity": parts.similarity([t, v], training=False)}
 
         endpoints["serve"] = _fn(match, ("text", "image"))
         endpoints["embed_text"] = _fn(embed_text, ("text",))
         endpoints["embed_image"] = _fn(embed_image, ("image",))
-    else:  # pragma: no cover - every registered task is handled above
-        raise ValueError(f"cannot export task {spec.task!r}")
 
     metadata = json.dumps(info)
     endpoints["metadata"] = tf.function(lambda: {"json": tf.constant(metadata)},
                                         input_signature=[])
     # build the tokenizers now, so they can be tracked as resources of the export
     for name in spec.inputs:
-        if name in ("text", "question") and spec.task != "captioning":
-            raw.text(name, tf.constant([""]))
-    return endpoints, list(raw.tokenizers.values())
+        if name in contract.TEXT_INPUTS and spec.task != "captioning":
+            pre.text(name, tf.constant([""]))
+    return endpoints, pre.resources()
 
 
 def _fn(body, names):
@@ -166,9 +100,48 @@ def _fn(body, names):
     return tf.function(call, input_signature=[{n: RAW_SPECS[n] for n in names}])
 
 
+# How an mmzoo export is told from anything else: this file, which `export` writes into the
+# SavedModel's `assets.extra/` (the folder SavedModel keeps for files the graph does not read).
+MARKER = os.path.join("assets.extra", "mmzoo_export.json")
+# What a SavedModel folder holds; a previous export holding anything else is not replaced.
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "assets.extra", "fingerprint.pb"}
+
+
+def is_export(path):
+    """Whether `path` is a folder that `mmzoo.export` wrote (it holds `saved_model.pb` and
+    `assets.extra/mmzoo_export.json`)."""
+    return (os.path.isfile(os.path.join(path, "saved_model.pb"))
+            and os.path.isfile(os.path.join(path, MARKER)))
+
+
+def _check_replaceable(path):
+    """Fail, naming `path` and what is in it, unless writing there destroys nothing that
+    `export` did not write: it does not exist, is an empty folder, or is a previous export."""
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise InvalidValue(
+            f"cannot export to {path}: it is a file, not a folder; choose another path")
+    entries = sorted(os.listdir(path))
+    if not entries:
+        return
+    shown = ", ".join(e + ("/" if os.path.isdir(os.path.join(path, e)) else "")
+                      for e in entries[:8]) + (f", ... ({len(entries)} entries)"
+                                               if len(entries) > 8 else "")
+    if not is_export(path):
+        raise InvalidValue(
+            f"cannot export to {path}: it already holds {shown}, which is not an mmzoo export "
+            f"(no {MARKER}); mmzoo export replaces only a folder it wrote itself. Choose "
+            "another path, or move what is there yourself")
+    extra = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
+    if extra:
+        raise InvalidValue(
+            f"cannot export to {path}: it is a previous mmzoo export but also holds {extra}, "
+            "which export did not write; move them, or choose another path")
+
+
 def export(model, path):
-    """Write `model` as a SavedModel at `path` whose signatures take RAW inputs; atomically (a
-    half-written export never replaces a good one).
+    """Write `model` as a SavedModel at `path` whose signatures take RAW inputs.
 
     `serving_default` takes a dict of batched raw inputs named as the model's:
     `image` tf.string (encoded PNG/JPEG/GIF/BMP bytes), `text` / `question` tf.string, `audio`
@@ -180,9 +153,16 @@ def export(model, path):
     returns a JSON string (model, task, inputs, sample rate, labels). Loading needs only
     TensorFlow.
 
+    Nothing export did not write is ever removed. The SavedModel is written to a temporary
+    folder beside `path` and moved into place once complete. An existing `path` is replaced
+    only when it is a previous mmzoo export: a folder holding `saved_model.pb` and
+    `assets.extra/mmzoo_export.json` (written by every export) and nothing but a SavedModel's
+    own entries. An empty folder is used as it is; anything else fails naming `path` and what
+    is in it.
+
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from `.keras`).
-        path: str. Destination folder; replaced if it exists.
+        path: str. Destination folder: new, empty, or a previous mmzoo export.
 
     Returns:
         The absolute path written.
@@ -196,6 +176,10 @@ def export(model, path):
                                          question=tf.constant(["what shape is it?"]))
     ```
     """
+    from mmzoo import __version__
+
+    path = os.path.abspath(path)
+    _check_replaceable(path)  # before the work, so a mistake costs nothing
     endpoints, resources = serving_functions(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -203,20 +187,20 @@ def export(model, path):
         archive.track(resource)
     for name, fn in endpoints.items():
         archive.add_endpoint(name, fn)
-    path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.export-", dir=parent)
     try:
-        archive.write_out(os.path.join(staging, "model"), verbose=False)
-        if os.path.exists(path):
-            old = path + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(os.path.join(staging, "model"), path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(os.path.join(staging, "model"), path)
+        written = os.path.join(staging, "model")
+        archive.write_out(written, verbose=False)
+        os.makedirs(os.path.join(written, "assets.extra"), exist_ok=True)
+        with open(os.path.join(written, MARKER), "w") as f:
+            json.dump({"model": model.name, "mmzoo": __version__}, f)
+        _check_replaceable(path)  # again: something may have appeared there meanwhile
+        if os.path.isdir(path) and os.listdir(path):
+            old = os.path.join(staging, "previous")
+            os.replace(path, old)           # the previous export, removed with `staging`
+        os.replace(written, path)           # onto a missing path or an empty folder
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -14,6 +14,8 @@ import types
 import typing
 from typing import Any, Callable
 
+from mmzoo.errors import ContractError, InvalidType, InvalidValue, UnknownName
+
 TASKS = ("classification", "captioning", "vqa", "retrieval")
 MODALITIES = ("text", "image", "audio")
 INPUT_NAMES = ("text", "image", "audio", "question")
@@ -73,19 +75,19 @@ def register(name, *, task, inputs, config, test_config=None):
     ```
     """
     if task not in TASKS:
-        raise ValueError(f"register({name!r}): unknown task {task!r}; use one of {list(TASKS)}")
+        raise InvalidValue(f"register({name!r}): unknown task {task!r}; use one of {list(TASKS)}")
     bad = [i for i in inputs if i not in INPUT_NAMES]
     if bad:
-        raise ValueError(
+        raise InvalidValue(
             f"register({name!r}): unknown input names {bad}; inputs are named by modality: "
             f"{list(INPUT_NAMES)}"
         )
     if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
-        raise TypeError(f"register({name!r}): config must be a frozen dataclass, got {config!r}")
+        raise InvalidType(f"register({name!r}): config must be a frozen dataclass, got {config!r}")
 
     def decorator(builder):
         if name in _REGISTRY:
-            raise ValueError(
+            raise InvalidValue(
                 f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__}); "
                 "choose another name"
             )
@@ -117,7 +119,7 @@ def get_spec(name) -> ModelSpec:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        raise KeyError(f"unknown model {name!r}; {hint}see mmzoo.list_models()")
+        raise UnknownName(f"unknown model {name!r}; {hint}see mmzoo.list_models()")
     return _REGISTRY[name]
 
 
@@ -137,9 +139,9 @@ def list_models(pattern=None, *, task=None, modality=None):
     """
     _ensure_models_loaded()
     if task is not None and task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; use one of {list(TASKS)}")
+        raise InvalidValue(f"unknown task {task!r}; use one of {list(TASKS)}")
     if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; use one of {list(MODALITIES)}")
+        raise InvalidValue(f"unknown modality {modality!r}; use one of {list(MODALITIES)}")
     names = []
     for name, spec in _REGISTRY.items():
         if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
@@ -160,7 +162,9 @@ def build(name, **overrides):
         **overrides: values for the fields of the model's config dataclass.
 
     Returns:
-        A compiled functional `keras.Model` whose inputs are named by modality.
+        A compiled functional `keras.Model` whose inputs are named by modality and that carries
+        what `mmzoo.contract` asks of its task (checked here: a model that does not fails with a
+        `ContractError` naming what it lacks).
 
     Examples:
     ```python
@@ -168,11 +172,19 @@ def build(name, **overrides):
     ```
     """
     spec = get_spec(name)
-    cfg = _apply_overrides(spec, overrides)
+    return _build(spec, _apply_overrides(spec, overrides))
+
+
+def _build(spec, cfg):
+    """`spec.builder(cfg)`, checked against the model contract (`mmzoo.contract`)."""
+    from mmzoo import contract
+
     model = spec.builder(cfg)
     if model.name != spec.name:
-        raise RuntimeError(f"builder of {spec.name!r} returned a model named {model.name!r}")
-    return model
+        raise ContractError(f"the builder of {spec.name!r} returned a model named "
+                            f"{model.name!r}; name it {spec.name!r} (keras.Model(..., "
+                            f"name={spec.name!r})), as the commands look models up by name")
+    return contract.check(model, spec)
 
 
 def describe(name, **overrides):
@@ -189,7 +201,7 @@ def describe(name, **overrides):
     """
     spec = get_spec(name)
     cfg = _apply_overrides(spec, overrides)
-    model = spec.builder(cfg)
+    model = _build(spec, cfg)
     lines = [f"{spec.name}: {spec.summary}", f"  task:       {spec.task}"]
     lines.append(f"  modalities: {', '.join(spec.modalities)}")
     lines.append("  inputs:")
@@ -208,11 +220,32 @@ def describe(name, **overrides):
     return "\n".join(lines)
 
 
+def model_table():
+    """The README's model table (Markdown), built from the registry: each model's task, inputs
+    with their default shapes, parameter count of the default config, and summary line.
+
+    Examples:
+    ```python
+    print(mmzoo.registry.model_table())    # also: mmzoo list --markdown
+    ```
+    """
+    lines = ["| name | task | inputs (default shapes) | parameters | graph |",
+             "|---|---|---|---|---|"]
+    for name in list_models():
+        spec = get_spec(name)
+        model = _build(spec, spec.config())
+        shapes = {t.name: tuple(t.shape[1:]) for t in model.inputs}
+        inputs = ", ".join(f"`{n}` {shapes[n]}" for n in sorted(shapes))
+        lines.append(f"| `{name}` | {spec.task} | {inputs} | {model.count_params():,} | "
+                     f"{spec.summary} |")
+    return "\n".join(lines)
+
+
 def _apply_overrides(spec, overrides):
     fields = {f.name: f for f in dataclasses.fields(spec.config)}
     unknown = sorted(k for k in overrides if k not in fields)
     if unknown:
-        raise TypeError(
+        raise InvalidType(
             f"unknown config key(s) {unknown} for model {spec.name!r}; valid keys: {sorted(fields)}"
         )
     hints = typing.get_type_hints(spec.config)
@@ -241,7 +274,7 @@ def _check_type(model_name, key, value, hint):
         return value
     if origin is typing.Literal:
         if value not in args:
-            raise TypeError(
+            raise InvalidType(
                 f"config field {key!r} of model {model_name!r} must be one of {list(args)}, "
                 f"got {value!r}"
             )

@@ -12,6 +12,8 @@ import sys
 import keras
 import tensorflow as tf
 
+from mmzoo.errors import InvalidValue
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -25,7 +27,7 @@ def configure_cpu_devices(n):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
     except RuntimeError as e:
-        raise RuntimeError(f"cannot split the CPU into {n} logical devices once TensorFlow has "
+        raise InvalidValue(f"cannot split the CPU into {n} logical devices once TensorFlow has "
                            f"started ({e}); do it first thing in the process") from e
 
 
@@ -46,7 +48,7 @@ def make_strategy(kind="default"):
         return tf.distribute.MirroredStrategy(devices)
     if kind == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
+            raise InvalidValue(
                 "strategy 'multi_worker' reads the cluster from the TF_CONFIG environment "
                 "variable, which is not set; e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
                 "[\"host1:12345\", \"host2:12345\"]}, \"task\": {\"type\": \"worker\", "
@@ -58,10 +60,10 @@ def make_strategy(kind="default"):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            raise ValueError(f"strategy 'tpu' needs a TPU, and none was found ({e}); use "
-                             "--strategy default or mirrored here") from e
+            raise InvalidValue(f"strategy 'tpu' needs a TPU, and none was found ({e}); use "
+                               "--strategy default or mirrored here") from e
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy {kind!r}; use one of {list(STRATEGIES)}")
+    raise InvalidValue(f"unknown strategy {kind!r}; use one of {list(STRATEGIES)}")
 
 
 class _MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -98,40 +100,135 @@ def _worker(strategy):
     return is_chief, index
 
 
-class _Resume(keras.callbacks.Callback):
-    """After `BackupAndRestore` restored a run, trim `history.csv` to the finished epochs and
-    give `ModelCheckpoint` the best value so far, so that the resumed run neither repeats an
-    epoch in the log nor overwrites a better model; says where it resumes."""
+MONITOR = "val_loss"
 
-    def __init__(self, history_path, checkpoint, epochs, verbose):
+
+class _Restore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that restores at the start of training but writes its backup only
+    when `_Backup`, the last callback of each epoch, asks: so every other file of the epoch
+    (history row, best model) is on disk before the backup says the epoch is done."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+
+    def write(self):
+        self._save_model()
+
+
+class _Backup(keras.callbacks.Callback):
+    """Writes the backup of `_Restore`, after the other callbacks of the epoch, then commits
+    the epoch's best model (`_BestModel.commit`)."""
+
+    def __init__(self, restore, best):
         super().__init__()
-        self.history_path, self.checkpoint = history_path, checkpoint
+        self.restore, self.best = restore, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.restore.write()
+        self.best.commit()
+
+
+class _BestModel(keras.callbacks.Callback):
+    """Keeps `model.keras` the best epoch by validation loss, committed together with the backup.
+
+    A better epoch's model is first written as `model.pending.keras` (and its epoch and value in
+    `model.pending.json`); once the backup of that epoch is written, `commit` moves it onto
+    `model.keras`. A kill before the backup leaves a pending model of an epoch the resumed run
+    repeats, which `resolve` discards; a kill after it, one the backup counts, which `resolve`
+    commits. So at any kill `model.keras` is the best of the epochs `history.csv` keeps.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.pending = path.replace(".keras", ".pending.keras")
+        self.pending_info = path.replace(".keras", ".pending.json")
+        self.best = float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(MONITOR)
+        if value is None or not value < self.best:  # also skips NaN
+            return
+        self.best = float(value)
+        self.model.save(self.pending, overwrite=True)
+        with open(self.pending_info, "w") as f:
+            json.dump({"epoch": epoch, MONITOR: self.best}, f)
+
+    def commit(self):
+        if os.path.exists(self.pending_info):
+            if os.path.exists(self.pending):  # gone if a kill came between these two lines
+                os.replace(self.pending, self.path)
+            os.remove(self.pending_info)
+
+    def resolve(self, done):
+        """After a restart with `done` finished epochs: commit a pending model of a finished
+        epoch, discard one of an epoch that is trained again (or one whose description was
+        never written: its save was interrupted)."""
+        epoch = done
+        if os.path.exists(self.pending_info):
+            with open(self.pending_info) as f:
+                epoch = json.load(f)["epoch"]
+        if epoch < done:
+            self.commit()
+            return
+        for leftover in (self.pending, self.pending_info):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+class _Resume(keras.callbacks.Callback):
+    """After `_Restore` restored a run, trim `history.csv` to the finished epochs, settle a
+    pending best model (`_BestModel.resolve`) and give it the best value so far, so that the
+    resumed run neither repeats an epoch in the log nor overwrites a better model; says where
+    it resumes. A fresh run (no backup) starts a fresh `history.csv`."""
+
+    def __init__(self, history_path, best, epochs, verbose):
+        super().__init__()
+        self.history_path, self.best = history_path, best
         self.epochs, self.verbose = epochs, verbose
         self.resumed_from = 0
 
     def on_train_begin(self, logs=None):
         start = int(getattr(self.model, "_initial_epoch", 0) or 0)
         self.resumed_from = start
+        self.best.resolve(start)
         if not start:
             if os.path.exists(self.history_path):
                 os.remove(self.history_path)
             return
-        rows = []
-        if os.path.exists(self.history_path):
-            with open(self.history_path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < start]
+        rows = read_history(self.history_path)
+        kept = [r for r in rows if int(r["epoch"]) < start]
+        if len(kept) != len(rows):
             with open(self.history_path, "w", newline="") as f:
-                if rows:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
-        monitored = [float(r[self.checkpoint.monitor]) for r in rows
-                     if r.get(self.checkpoint.monitor) not in (None, "")]
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+        monitored = [float(r[MONITOR]) for r in kept if r.get(MONITOR) not in (None, "")]
         if monitored:
-            self.checkpoint.best = min(monitored)
+            self.best.best = min(monitored)
         if self.verbose:
             print(f"resuming from the backup: epochs 1-{start} of {self.epochs} are done, "
                   f"training epochs {start + 1}-{self.epochs}", file=sys.stderr, flush=True)
+
+
+def read_history(path):
+    """The rows of a `history.csv` (dicts of strings), or [] when there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def best_epoch(rows):
+    """`{"epoch": 1-based, "epochs": n, "metrics": {...}}` of the row with the lowest
+    validation loss, or None for no rows."""
+    if not rows:
+        return None
+    values = [float(r[MONITOR]) if r.get(MONITOR) else float("inf") for r in rows]
+    i = min(range(len(rows)), key=values.__getitem__)
+    return {"epoch": i + 1, "epochs": len(rows),
+            "metrics": {k: round(float(v), 4) for k, v in rows[i].items() if k != "epoch"}}
 
 
 def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed_precision,
@@ -152,9 +249,9 @@ def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed
                          "python": sys.version.split()[0]}}
 
 
-def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", seed=0,
+def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0,
           overrides=None, strategy="default", mixed_precision=False, jit_compile=False,
-          augment=True, verbose=1, on_error="raise"):
+          augment=True, verbose=1, on_error="raise", callbacks=None, overwrite=False):
     """Train `name` on the `train` split of `data`, validating on `validation`.
 
     Sources without a validation split hold out every 10th training example
@@ -168,46 +265,69 @@ def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", 
 
     Args:
         name: str. A registered model name.
-        data: str. A data source for `mmzoo.data.load`.
+        data: str or None. A data source for `mmzoo.data.load`; None: the bundled easy-VQA for
+            the models it fits (image and text), else an error naming the sources that fit.
         epochs: int. Training epochs.
         batch_size: int. Global batch size (split across replicas by the strategy).
         out: str. Output folder.
         seed: int. Seed of weights initialisation and shuffling.
         overrides: dict. Config overrides for `mmzoo.build`.
         strategy: str. `default`, `mirrored`, `multi_worker` or `tpu` (`make_strategy`).
-        mixed_precision: bool. `mixed_float16` on GPU, `mixed_bfloat16` on CPU and TPU.
+        mixed_precision: bool. `mixed_float16` on GPU, `mixed_bfloat16` on CPU and TPU (for
+            this call only: the global dtype policy is restored when it returns).
         jit_compile: bool. Compile the train and eval steps with XLA.
         augment: bool. Augment training waveforms (audio models).
         verbose: int. Keras verbosity (1: progress bars).
         on_error: str. `raise` or `skip` bad items of the data (`mmzoo.data.load`).
+        callbacks: list of `keras.callbacks.Callback`. More callbacks for `fit` (they run
+            before the best model and the backup are written in each epoch).
+        overwrite: bool. Train again over a finished run in `out` (one with `model.keras` and no
+            backup), removing the files a run writes and nothing else; without it such an `out`
+            fails. An unfinished run (a backup in it) is resumed either way.
 
     Returns:
         `(model, history)`: the best model (reloaded from `out/model.keras`) and the Keras
-        History of this call (the epochs it ran).
+        History of this call (the epochs it ran), with `history.best` the best epoch of the
+        whole run (`{"epoch", "epochs", "metrics"}`, resumed epochs included) and
+        `history.resumed_from` the epochs a backup had already done.
 
     Examples:
     ```python
     model, history = mmzoo.train("vqa_cnn_lstm", "easy_vqa", epochs=2, out="runs/vqa")
     ```
     """
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
+    try:
+        return _train(name, data, epochs=epochs, batch_size=batch_size, out=out, seed=seed,
+                      overrides=overrides, strategy=strategy, mixed_precision=mixed_precision,
+                      jit_compile=jit_compile, augment=augment, verbose=verbose,
+                      on_error=on_error, callbacks=callbacks, overwrite=overwrite)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
+           jit_compile, augment, verbose, on_error, callbacks, overwrite):
     from mmzoo.data import adapt, open_source, pipeline
+    from mmzoo.data.sources import default_source
     from mmzoo.registry import build, get_spec
 
     dist = make_strategy(strategy) if isinstance(strategy, str) else strategy
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     spec = get_spec(name)
+    data = data or default_source(spec)
     overrides = dict(overrides or {})
-    keras.utils.set_random_seed(seed)
-    if mixed_precision:
-        on_gpu = bool(tf.config.list_logical_devices("GPU"))
-        keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
-    src = open_source(data, on_error=on_error)
-    train_raw, val_raw = src.fit_splits(spec.task)
-    config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0]), **overrides}
-
     is_chief, index = _worker(dist)
     # Non-chief workers of a cluster write their (identical) files to a scratch folder.
     work = out if is_chief else os.path.join(out, f".worker-{index}")
+    _check_finished(work, overwrite)  # before anything is read or written
+    keras.utils.set_random_seed(seed)
+    src = open_source(data, on_error=on_error)
+    train_raw, val_raw = src.fit_splits(spec.task)
+    config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0]), **overrides}
     os.makedirs(work, exist_ok=True)
     record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,
                          mixed_precision, jit_compile, augment,
@@ -235,18 +355,47 @@ def train(name, data="easy_vqa", *, epochs=10, batch_size=64, out="runs/model", 
 
     path = os.path.join(work, "model.keras")
     history_path = os.path.join(work, "history.csv")
-    checkpoint = keras.callbacks.ModelCheckpoint(path, monitor="val_loss", save_best_only=True)
-    resume = _Resume(history_path, checkpoint, epochs, verbose)
-    callbacks = [keras.callbacks.BackupAndRestore(backup), resume,
-                 keras.callbacks.CSVLogger(history_path, append=True), checkpoint,
-                 keras.callbacks.TensorBoard(os.path.join(work, "logs"))]
+    restore, best = _Restore(backup), _BestModel(path)
+    resume = _Resume(history_path, best, epochs, verbose)
+    # Order matters: restore first; the backup last in each epoch, so that a kill at any point
+    # leaves history.csv, model.keras and the backup consistent (see _BestModel).
+    callbacks = [restore, resume, keras.callbacks.CSVLogger(history_path, append=True),
+                 keras.callbacks.TensorBoard(os.path.join(work, "logs")), *(callbacks or ()),
+                 best, _Backup(restore, best)]
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
                         callbacks=callbacks, shuffle=False)  # the pipeline shuffles
-    best = keras.saving.load_model(path)
+    model = keras.saving.load_model(path)
+    history.best = best_epoch(read_history(history_path))  # this process's own log
     if not is_chief:
         shutil.rmtree(work, ignore_errors=True)
     history.resumed_from = resume.resumed_from
-    return best, history
+    return model, history
+
+
+# Files `train` writes in its output folder: what `overwrite=True` removes, and nothing else.
+RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
+             "model.pending.keras", "model.pending.json")
+
+
+def _check_finished(work, overwrite):
+    """Refuse to train over a finished run unless `overwrite` (which removes only the files a
+    run writes, and its evaluations); an unfinished run (a backup in it) is resumed."""
+    finished = (os.path.isfile(os.path.join(work, "model.keras"))
+                and not os.path.isdir(os.path.join(work, "backup")))
+    if not finished:
+        return
+    if not overwrite:
+        raise InvalidValue(f"{work} holds a finished run (model.keras, no backup to resume); "
+                           "pass --overwrite (overwrite=True) to train it again from scratch, "
+                           "or choose another --out")
+    evaluations = [f for f in os.listdir(work)
+                   if f.startswith("evaluation_") and f.endswith(".json")]
+    for name in (*RUN_FILES, *evaluations):
+        path = os.path.join(work, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def _check_same_run(work, backup, record):
@@ -261,6 +410,6 @@ def _check_same_run(work, backup, record):
     keys = ("model", "data", "overrides", "seed", "batch_size", "config")
     changed = [k for k in keys if previous.get(k) != record.get(k)]
     if changed:
-        raise ValueError(
+        raise InvalidValue(
             f"{backup} holds an unfinished run with different {changed} (see "
             f"{path}); run the same command to resume it, or choose another --out")

@@ -14,7 +14,9 @@ import pytest
 
 TINY = ["--set", "image_size=16", "--set", "filters=(8,16)", "--set", "embed_dim=16",
         "--set", "text_units=16", "--set", "hidden_units=(16,)"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
+# the command quiets TensorFlow itself: no TF_CPP_MIN_LOG_LEVEL (conftest and .ci/run set one)
+ENV = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+       "CUDA_VISIBLE_DEVICES": "-1"}
 
 
 def mmzoo(*args, env=None, timeout=600):
@@ -53,32 +55,170 @@ def test_train_writes_model_history_logs_backup_and_config(trained):
     assert {"tensorflow", "keras", "keras_hub", "mmzoo"} <= set(config["versions"])
 
 
-def test_predict_a_real_png_gives_an_answer(trained, tiny_easy_vqa):
+def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa):
+    import numpy as np
+    import tensorflow as tf
+
     _, exported = trained
-    answers = open(os.path.join(tiny_easy_vqa, "answers.txt")).read().split()
     image = os.path.join(tiny_easy_vqa, "test", "images", "0.png")
-    out = mmzoo("predict", exported, "--image", image, "--question",
-                "what shape is in the image?")
+    question = "what shape is in the image?"
+    out = mmzoo("predict", exported, "--image", image, "--question", question, "-v")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() in answers
+    served = tf.saved_model.load(str(exported))
+    want = served.signatures["serving_default"](image=tf.io.read_file(image)[None],
+                                                question=tf.constant([question]))
+    labels = json.loads(served.signatures["metadata"]()["json"].numpy())["labels"]
+    scores = want["scores"].numpy()[0]
+    lines = out.stdout.splitlines()
+    assert lines[0] == want["label"].numpy()[0].decode()
+    assert lines[1:6] == [f"  {labels[i]}: {scores[i]:.4f}" for i in np.argsort(-scores)[:5]]
     out = mmzoo("predict", exported, "--image", image)
     assert out.returncode == 2
     assert "takes ['image', 'question'] (give --image --question); got ['image']" in out.stderr
 
 
-def test_evaluate_prints_metrics_and_ablation(trained, tiny_easy_vqa):
+def test_predict_names_a_file_that_is_not_an_image_or_audio(trained, tiny_easy_vqa, tmp_path,
+                                                            capsys):
+    from mmzoo.cli import main  # in this process: the same code as the command, run quicker
+
+    _, exported = trained
+    question = ["--question", "what shape is in the image?"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list, not a photo")
+    png = open(os.path.join(tiny_easy_vqa, "test", "images", "0.png"), "rb").read()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(png[: len(png) // 2])
+    for path, why in ((notes, "not an image: its first bytes are none of JPEG"),
+                      (cut, "truncated PNG"), (tmp_path / "gone.png", "missing")):
+        assert main(["predict", str(exported), "--image", str(path), *question]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and why in lines[0], lines
+        assert lines[0].startswith(f"mmzoo: error: --image {path}: not a readable image: ")
+    import mmzoo as zoo
+    from mmzoo.registry import get_spec
+    audio_sm = tmp_path / "audio_sm"
+    zoo.export(zoo.build("audio_mfcc_cnn", **get_spec("audio_mfcc_cnn").test_config), audio_sm)
+    fake = tmp_path / "speech.wav"
+    fake.write_text("RIFF but really text")
+    assert main(["predict", str(audio_sm), "--audio", str(fake)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"mmzoo: error: --audio {fake}: not a readable audio file: ")
+
+
+def test_evaluate_uses_the_recorded_data_and_prints_metrics_and_ablation(
+        trained, tiny_easy_vqa):
     run, _ = trained
-    out = mmzoo("evaluate", run, "--data", f"easy_vqa:{tiny_easy_vqa}", "--split", "test",
-                "--modality-ablation")
+    out = mmzoo("evaluate", run, "--split", "test", "--modality-ablation")  # no --data
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
-    assert result["task"] == "vqa" and 0 <= result["accuracy"] <= 1
+    assert result["data"] == f"easy_vqa:{tiny_easy_vqa}" and result["task"] == "vqa"
     n = len(result["labels"])
     matrix = result["confusion_matrix"]
     assert len(matrix) == n and sum(map(sum, matrix)) == result["examples"]
+    assert result["accuracy"] == sum(matrix[i][i] for i in range(n)) / result["examples"]
     assert {"macro_precision", "macro_recall", "macro_f1"} <= set(result)
     assert set(result["ablation"]) == {"image_zeroed", "question_zeroed"}
     assert json.load(open(run / "evaluation_test.json"))["accuracy"] == result["accuracy"]
+
+
+def test_export_refuses_to_replace_what_it_did_not_write(trained, tmp_path):
+    run, _ = trained
+    before = {f: (run / f).stat().st_mtime_ns for f in os.listdir(run)}
+    out = mmzoo("export", run, "--out", run)               # the training run itself
+    assert out.returncode == 2 and "not an mmzoo export" in out.stderr
+    assert {f: (run / f).stat().st_mtime_ns for f in os.listdir(run)} == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    out = mmzoo("export", run, "--out", mine)              # a stranger's file in DIR
+    assert out.returncode == 2
+    assert f"mmzoo: error: cannot export to {mine}: it already holds thesis.tex" in out.stderr
+    assert os.listdir(mine) == ["thesis.tex"] and (mine / "thesis.tex").read_text() == \
+        "years of work"
+
+
+@pytest.fixture(scope="module")
+def news_run(data_dir, tmp_path_factory):
+    """`mmzoo train text_word_vector_mlp` on AG News: a real run of a text-only model."""
+    run = tmp_path_factory.mktemp("news") / "run"
+    source = f"csv:{data_dir}/ag_news/news.csv"
+    out = mmzoo("train", "text_word_vector_mlp", "--data", source, "--epochs", 3,
+                "--batch-size", 32, "--out", run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run, source
+
+
+def test_a_cli_trained_model_beats_its_majority_class(news_run):
+    import collections
+
+    import mmzoo as zoo
+
+    run, source = news_run
+    out = mmzoo("evaluate", run)              # the data comes from run/config.json
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert result["data"] == source and result["split"] == "test"
+    train = zoo.data.load(source, split="train").map(lambda e: e["label"])
+    majority = collections.Counter(train.as_numpy_iterator()).most_common(1)[0][0].decode()
+    share = result["confusion_matrix"][result["labels"].index(majority)]
+    baseline = sum(share) / result["examples"]  # always answering the majority class
+    print(f"accuracy {result['accuracy']:.3f}, majority class {majority!r} {baseline:.3f}")
+    assert result["accuracy"] > baseline + 0.3
+
+
+def test_train_refuses_a_finished_run_unless_overwrite(news_run):
+    run, source = news_run
+    (run / "notes.txt").write_text("mine")
+    before = {f: (run / f).stat().st_mtime_ns for f in os.listdir(run)}
+    out = mmzoo("train", "text_word_vector_mlp", "--data", source, "--epochs", 1, "--out", run)
+    assert out.returncode == 2 and "holds a finished run" in out.stderr and "--overwrite" in \
+        out.stderr
+    assert {f: (run / f).stat().st_mtime_ns for f in os.listdir(run)} == before
+    out = mmzoo("train", "text_word_vector_mlp", "--data", source, "--epochs", 1, "--out", run,
+                "--overwrite")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert epochs_logged(run) == [0] and (run / "notes.txt").read_text() == "mine"
+    assert not (run / "evaluation_test.json").exists()  # an evaluation of the old model
+
+
+def test_train_without_data_names_the_sources_that_fit(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mmzoo", "train", "text_lstm"],
+                         capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and not os.path.exists(tmp_path / "runs")
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert lines[0].startswith("mmzoo: error: model 'text_lstm' (classification of text) has "
+                               "no bundled default data; give --data")
+    assert "csv:PATH" in lines[0] and "tfds:NAME" in lines[0] and "easy_vqa" not in lines[0]
+
+
+def test_the_command_starts_quietly_and_says_more_with_v():
+    out = subprocess.run([sys.executable, "-m", "mmzoo", "list", "--task", "captioning"],
+                         capture_output=True, text=True, env=ENV, timeout=300)
+    assert out.returncode == 0 and out.stdout.startswith("caption_lstm")
+    assert out.stderr == ""    # no TensorFlow start-up lines
+    out = subprocess.run([sys.executable, "-m", "mmzoo", "list", "-v"], capture_output=True,
+                         text=True, env=ENV, timeout=300)
+    assert out.returncode == 0 and out.stderr != ""
+
+
+def test_user_mistakes_get_one_line_and_bugs_a_traceback(monkeypatch, capsys):
+    from mmzoo import cli
+
+    assert cli.main(["describe", "captionlstm"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("mmzoo: error: unknown model 'captionlstm'; did you mean 'caption_lstm'? "
+                   "see mmzoo.list_models()\n")
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(cli, "_cmd_list", broken)
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in broken" in err
+    assert "mmzoo: internal error: KeyError: 'a bug'" in err
 
 
 def test_export_runs_in_a_process_without_mmzoo(trained, tiny_easy_vqa):
@@ -100,8 +240,21 @@ print(",".join(x.decode() for x in out["label"].numpy()), out["scores"].shape)
                          env=ENV, timeout=300, cwd="/")
     assert out.returncode == 0, out.stderr[-3000:]
     labels, shape = out.stdout.strip().split(" ", 1)
-    answers = open(os.path.join(tiny_easy_vqa, "answers.txt")).read().split()
-    assert all(a in answers for a in labels.split(",")) and shape.startswith("(2,")
+    # the answers of the trained model itself, in this process, through its Preprocessor
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo as zoo
+    model = keras.saving.load_model(trained[0] / "model.keras")
+    pre = zoo.data.Preprocessor(model)
+    png = tf.io.read_file(image)
+    scores = model({"image": pre.images(tf.stack([png, png])),
+                    "question": pre.text("question", tf.constant(
+                        ["what shape is in the image?", "is there a red shape?"]))})
+    names = zoo.contract.labels(model)
+    assert labels.split(",") == [names[i] for i in np.argmax(scores, axis=-1)]
+    assert shape.startswith("(2,")
 
 
 def test_resume_after_sigkill(tiny_easy_vqa, tmp_path):
@@ -132,6 +285,7 @@ def test_resume_after_sigkill(tiny_easy_vqa, tmp_path):
     with open(run / "history.csv", newline="") as f:
         best = min(float(r["val_loss"]) for r in csv.DictReader(f))
     import keras
+
     import mmzoo as zoo
 
     model = keras.saving.load_model(run / "model.keras")
@@ -200,6 +354,10 @@ def test_strategies_fail_clearly_without_their_hardware(tiny_easy_vqa, tmp_path)
 
 
 def test_predict_audio_file_resampled_to_the_model_rate(data_dir, tmp_path):
+    import librosa
+    import numpy as np
+    import tensorflow as tf
+
     import mmzoo as zoo
     from mmzoo.registry import get_spec
 
@@ -209,5 +367,14 @@ def test_predict_audio_file_resampled_to_the_model_rate(data_dir, tmp_path):
     clip = os.path.join(data_dir, "fsdd", "recordings", "7_george_0.wav")  # 8 kHz on disk
     out = mmzoo("predict", tmp_path / "sm", "--audio", clip, "-v")
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = out.stdout.split("\n")
-    assert lines[0] in "0123456789" and len(lines[0]) == 1 and lines[1].startswith(f"  {lines[0]}:")
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+
+    def printed(wave):
+        scores = serve(audio=tf.constant(wave[None]))["scores"].numpy()[0]
+        best = np.argsort(-scores)
+        return [str(best[0])] + [f"  {i}: {scores[i]:.4f}" for i in best[:5]]
+
+    resampled = printed(librosa.load(clip, sr=4000)[0])
+    as_read = printed(librosa.load(clip, sr=None)[0])       # 8 kHz samples taken for 4 kHz
+    assert resampled != as_read                              # so the check below can fail
+    assert out.stdout.splitlines() == resampled

@@ -25,14 +25,71 @@ def test_recall_at_k():
     assert r == {"recall@1": pytest.approx(2 / 3), "recall@2": 1.0, "recall@3": 1.0}
 
 
-def test_bleu():
-    refs = [["A blue circle.", "a blue ring"], ["a red square"]]
-    perfect = bleu_scores(refs, ["a blue circle", "a red square"])  # case and "." ignored
+@pytest.mark.filterwarnings("ignore:\\nThe hypothesis contains 0 counts")
+def test_bleu_equals_nltk_corpus_bleu_on_random_corpora():
+    """200 random corpora of 1-12 hypotheses with 1-7 references each (COCO has 5-7), words
+    from a small vocabulary so n-grams match: BLEU-1..4 equal NLTK's corpus_bleu with its
+    defaults (closest reference length for the brevity penalty, no smoothing) to 1e-6."""
+    from nltk.translate.bleu_score import corpus_bleu
+
+    rng = np.random.default_rng(0)
+    words = "a dog man runs on the grass red ball plays with in park".split()
+
+    def sentence():
+        return " ".join(rng.choice(words, rng.integers(1, 12)))
+
+    nonzero = 0
+    for _ in range(200):
+        n = int(rng.integers(1, 13))
+        refs = [[sentence() for _ in range(rng.integers(1, 8))] for _ in range(n)]
+        hyps = [sentence() for _ in range(n)]
+        ours = bleu_scores(refs, hyps)
+        for order in range(1, 5):
+            expected = corpus_bleu([[r.split() for r in rs] for rs in refs],
+                                   [h.split() for h in hyps], weights=(1 / order,) * order)
+            assert ours[f"bleu_{order}"] == pytest.approx(expected, abs=1e-6), (refs, hyps)
+        nonzero += ours["bleu_4"] > 0
+    assert nonzero > 20  # the cases reach 4-gram matches, not only zeros
+
+
+def test_bleu_brevity_penalty_uses_the_closest_real_reference():
+    # Unequal reference counts: the second image has one reference, the first two. A padded
+    # empty reference would be the "closest" length for short hypotheses and lift BLEU.
+    refs = [["a man rides a red bike down the hill", "a man on a bike"],
+            ["two dogs play with a ball in the park"]]
+    hyps = ["a man on a bike", "dogs play"]
+    one_ref = bleu_scores([refs[0][:1], refs[1]], hyps)
+    two_refs = bleu_scores(refs, hyps)
+    # by hand: clipped unigram matches 5 + 2 of 7 words; closest references 5 and 9 words long
+    bp = np.exp(1 - 14 / 7)
+    assert two_refs["bleu_1"] == pytest.approx(bp * 7 / 7, abs=1e-6)
+    assert one_ref["bleu_1"] < two_refs["bleu_1"] < 0.5
+
+
+def test_caption_scores_standardise_and_add_cider_d():
+    from pycocoevalcap.cider.cider import Cider
+
+    from mmzoo.evaluate import caption_scores, cider_d
+
+    refs = [["A blue circle.", "a blue ring"], ["a red square"], ["A GREEN triangle!"]]
+    perfect = caption_scores(refs, ["a blue circle", "a red square", "a green triangle"])
     assert perfect["bleu_1"] == pytest.approx(1.0) and perfect["bleu_3"] == pytest.approx(1.0)
-    assert perfect["bleu_4"] == 0.0  # three-word captions have no 4-grams to match
-    assert bleu_scores([["a big blue circle here"]], ["a big blue circle here"])["bleu_4"] == 1.0
-    half = bleu_scores([["a blue circle"]], ["a red circle"])
-    assert half["bleu_1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert perfect["bleu_4"] < 1e-9  # no 4-grams to match: NLTK gives 0 (or 1e-77)
+    clean = [["a blue circle", "a blue ring"], ["a red square"], ["a green triangle"]]
+    hyps = ["a blue square", "a red square", "a circle"]
+    expected, _ = Cider().compute_score({i: r for i, r in enumerate(clean)},
+                                        {i: [h] for i, h in enumerate(hyps)})
+    assert cider_d(clean, hyps) == pytest.approx(expected)
+    assert caption_scores(refs, hyps)["cider_d"] == pytest.approx(expected)
+    constant = cider_d(clean, ["a red square"] * 3)
+    assert perfect["cider_d"] > 2 * constant > 0  # one caption for every image scores low
+
+
+def test_bleu_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="2 reference lists for 1 hypotheses"):
+        bleu_scores([["a"], ["b"]], ["a"])
+    with pytest.raises(ValueError, match=r"examples \[1\] have no reference text"):
+        bleu_scores([["a"], []], ["a", "b"])
 
 
 def test_chance_recall():

@@ -60,11 +60,31 @@ def test_overrides_are_applied_and_coerced():
     assert model.get_layer("fusion_gated_sum") is not None
 
 
-@pytest.mark.parametrize("fusion", ["concat", "sum", "product", "attention", "gated"])
-def test_every_fusion_method_builds(fusion):
-    model = mmzoo.build("text_image_concat", fusion=fusion, image_size=16, filters=(4,),
+# The layer that makes each fusion what it is: (name, Keras class).
+FUSION_LAYERS = {"concat": ("fusion_concat", "Concatenate"), "sum": ("fusion_sum", "Add"),
+                 "product": ("fusion_product", "Multiply"),
+                 "attention": ("fusion_attention", "MultiHeadAttention"),
+                 "gated": ("fusion_text_gate", "Dense")}
+
+
+def test_each_fusion_method_builds_its_own_layers():
+    graphs = {}
+    for fusion, (own, cls) in FUSION_LAYERS.items():
+        model = mmzoo.build("text_image_concat", fusion=fusion, image_size=16, filters=(4,),
+                            fusion_dim=8)
+        names = {layer.name: type(layer).__name__ for layer in model.layers}
+        assert names.get(own) == cls, (fusion, sorted(n for n in names if "fusion" in n))
+        others = [o for f, (o, _) in FUSION_LAYERS.items() if f != fusion and o in names]
+        assert not others, f"{fusion} fusion also has the layers of {others}"
+        graphs[fusion] = tuple(sorted((n, c) for n, c in names.items() if n.startswith("fusion")))
+    assert len(set(graphs.values())) == len(FUSION_LAYERS)  # five different fusion graphs
+    # gated: one sigmoid gate per modality, each computed from both features
+    model = mmzoo.build("text_image_concat", fusion="gated", image_size=16, filters=(4,),
                         fusion_dim=8)
-    assert any(layer.name.startswith("fusion_") for layer in model.layers)
+    for modality in ("text", "image"):
+        gate = model.get_layer(f"fusion_{modality}_gate")
+        assert gate.activation.__name__ == "sigmoid"
+        assert gate.input.shape[-1] == model.get_layer("fusion_gate_input").output.shape[-1]
 
 
 def test_describe_is_a_model_card():
@@ -84,22 +104,83 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
-def test_register_from_user_code(scratch_registry):
+def _user_audio_classifier(cfg):
+    """A user's model that keeps the contract: inputs named by modality, a front end that
+    declares its sample rate, class names on the scores."""
+    audio = keras.Input(shape=(1000,), name="audio")
+    x = mmzoo.layers.MFCC(4000, n_mfcc=8, n_fft=64, hop_length=32, n_mels=16,
+                          name="audio_mfcc")(audio)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(cfg.units)(x))
+    scores = mmzoo.layers.LabelNames(("a", "b", "c"), name="scores")(x)
+    model = keras.Model({"audio": audio}, scores, name="user_audio_dense")
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    return model
+
+
+def test_register_from_user_code_works_with_every_command(scratch_registry, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
     @mmzoo.register("user_audio_dense", task="classification", inputs=("audio",),
                     config=_TinyConfig)
     def user_audio_dense(cfg):
-        """A dense layer over a raw waveform."""
-        audio = keras.Input(shape=(100,), name="audio")
-        out = keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(cfg.units)(audio))
-        model = keras.Model({"audio": audio}, out, name="user_audio_dense")
-        model.compile(loss="sparse_categorical_crossentropy")
-        return model
+        """An MFCC front end and two dense layers."""
+        return _user_audio_classifier(cfg)
 
     assert "user_audio_dense" in mmzoo.list_models(modality="audio")
-    assert mmzoo.build("user_audio_dense", units=7).layers[1].units == 7
+    model = mmzoo.build("user_audio_dense", units=7)
+    assert model.layers[-3].units == 7
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype("float32") for n in (900, 1000, 1200, 800)]
+    raw = tf.data.Dataset.from_generator(
+        lambda: ({"audio": w, "label": lab, "sample_rate": 4000}
+                 for w, lab in zip(waves, "abca")),
+        output_signature={"audio": tf.TensorSpec([None], tf.float32),
+                          "label": tf.TensorSpec([], tf.string),
+                          "sample_rate": tf.TensorSpec([], tf.int32)})
+    model.fit(mmzoo.data.pipeline(model, raw, batch_size=2, training=True), verbose=0)
+    assert mmzoo.evaluate(model, raw)["examples"] == 4
+    served = tf.saved_model.load(mmzoo.export(model, tmp_path / "sm"))
+    out = served.signatures["serving_default"](audio=tf.constant(waves[1][None]))
+    assert out["label"].numpy()[0].decode() in "abc"
     with pytest.raises(ValueError, match="already registered"):
         mmzoo.register("user_audio_dense", task="classification", inputs=("audio",),
                        config=_TinyConfig)(user_audio_dense)
+
+
+def test_a_user_model_without_the_contract_fails_at_build_naming_what_it_lacks(
+        scratch_registry):
+    @mmzoo.register("user_text_plain", task="classification", inputs=("text",),
+                    config=_TinyConfig)
+    def user_text_plain(cfg):
+        """Embedding and softmax, without the layers the commands read."""
+        text = keras.Input(shape=(5,), dtype="int32", name="text")
+        x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(10, cfg.units)(text))
+        model = keras.Model({"text": text}, keras.layers.Dense(2, activation="softmax")(x),
+                            name="user_text_plain")
+        model.compile(loss="sparse_categorical_crossentropy")
+        return model
+
+    with pytest.raises(mmzoo.errors.ContractError) as info:
+        mmzoo.build("user_text_plain")
+    message = str(info.value)
+    assert "model 'user_text_plain' (classification) does not carry" in message
+    assert "no mmzoo.layers.Vocabulary layer named 'text_vocabulary'" in message
+    assert "carries no class names" in message and "LabelNames" in message
+
+    @mmzoo.register("user_named_wrong", task="classification", inputs=("audio",),
+                    config=_TinyConfig)
+    def user_named_wrong(cfg):
+        """Inputs not named by modality."""
+        wave = keras.Input(shape=(100,), name="waveform")
+        scores = mmzoo.layers.LabelNames(("a", "b"), name="scores")(
+            keras.layers.Dense(2, activation="softmax")(wave))
+        return keras.Model({"waveform": wave}, scores, name="user_named_wrong")
+
+    with pytest.raises(mmzoo.errors.ContractError,
+                       match=r"has inputs \['waveform'\], not the registered \['audio'\]"):
+        mmzoo.build("user_named_wrong")
 
 
 def test_register_validates_its_arguments(scratch_registry):

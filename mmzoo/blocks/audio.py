@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras import layers
 
 from mmzoo.blocks.image import BN_MOMENTUM, normalization
+from mmzoo.errors import InvalidValue
 from mmzoo.layers.mfcc import MFCC
 
 
@@ -80,4 +81,4 @@ def audio_encoder(kind, waveform, **kwargs):
         return mfcc_cnn_encoder(waveform, filters=filters, **kwargs)
     if kind == "lstm":
         return mfcc_lstm_encoder(waveform, units=units, **kwargs)
-    raise ValueError(f"unknown audio encoder {kind!r}; use 'cnn' or 'lstm'")
+    raise InvalidValue(f"unknown audio encoder {kind!r}; use 'cnn' or 'lstm'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from mmzoo.errors import InvalidValue
 from mmzoo.layers.fusion import WeightedAverage
 
 FUSION_METHODS = ("concat", "sum", "product", "attention", "gated")
@@ -32,7 +33,7 @@ def fuse(features, method="concat", *, dim=128, num_heads=2, prefix="fusion"):
     ```
     """
     if method not in FUSION_METHODS:
-        raise ValueError(f"unknown fusion {method!r}; use one of {list(FUSION_METHODS)}")
+        raise InvalidValue(f"unknown fusion {method!r}; use one of {list(FUSION_METHODS)}")
     names = list(features)
     if len(names) == 1:
         return features[names[0]]

@@ -7,6 +7,8 @@ import os
 import keras
 from keras import layers
 
+from mmzoo.errors import InvalidValue, MissingFile
+
 # Moving statistics that settle within a few hundred steps (Keras' 0.99 needs thousands).
 BN_MOMENTUM = 0.9
 
@@ -24,7 +26,7 @@ def normalization(kind, filters, name):
         return layers.GroupNormalization(groups=min(8, filters), name=name)
     if kind == "batch":
         return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
-    raise ValueError(f"unknown normalization {kind!r}; use 'group', 'batch' or None")
+    raise InvalidValue(f"unknown normalization {kind!r}; use 'group', 'batch' or None")
 
 
 RESNETS = {50: "ResNet50V2", 101: "ResNet101V2", 152: "ResNet152V2"}
@@ -76,11 +78,11 @@ def resnet_encoder(image, *, depth=50, weights=None, pooling="avg", trainable=Tr
     ```
     """
     if depth not in RESNETS:
-        raise ValueError(f"resnet_encoder: depth must be one of {sorted(RESNETS)}, got {depth!r}")
+        raise InvalidValue(f"resnet_encoder: depth must be one of {sorted(RESNETS)}, got {depth!r}")
     if weights is not None:
         weights = os.path.expanduser(str(weights))
         if not os.path.isfile(weights):
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"resnet_encoder: weights file {weights!r} does not exist; pass weights=None for "
                 "random initialisation or the path of a local include_top=False weights file "
                 "(mmzoo never downloads weights)")
@@ -101,7 +103,7 @@ def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="max", norm=Non
     if kind == "resnet":
         return resnet_encoder(image, depth=resnet_depth, weights=resnet_weights, pooling=pooling,
                               prefix=prefix)
-    raise ValueError(f"unknown image encoder {kind!r}; use 'cnn' or 'resnet'")
+    raise InvalidValue(f"unknown image encoder {kind!r}; use 'cnn' or 'resnet'")
 
 
 def _pool(x, pooling, prefix):
@@ -111,4 +113,4 @@ def _pool(x, pooling, prefix):
         return layers.GlobalMaxPooling2D(name=f"{prefix}_maxpool")(x)
     if pooling == "flatten":
         return layers.Flatten(name=f"{prefix}_flatten")(x)
-    raise ValueError(f"unknown pooling {pooling!r}; use 'avg', 'max' or 'flatten'")
+    raise InvalidValue(f"unknown pooling {pooling!r}; use 'avg', 'max' or 'flatten'")

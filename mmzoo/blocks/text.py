@@ -5,6 +5,9 @@ from __future__ import annotations
 import keras_hub
 from keras import layers
 
+from mmzoo.errors import InvalidValue
+from mmzoo.layers.pooling import MaskedAverage
+
 
 def lstm_encoder(ids, *, vocab_size, embed_dim=64, units=64, bidirectional=False, dropout=0.0,
                  return_sequences=False, prefix="text"):
@@ -36,7 +39,7 @@ def lstm_encoder(ids, *, vocab_size, embed_dim=64, units=64, bidirectional=False
 
 def word_vector_mlp_encoder(ids, *, vocab_size, embed_dim=64, hidden_units=(64,), dropout=0.0,
                             prefix="text"):
-    """Average of word vectors (padding masked out), then an MLP: a fastText-style encoder.
+    """Average of word vectors (padding masked out; none left: zeros), then an MLP (fastText-style).
 
     Args:
         ids: Keras tensor. int token ids `[batch, length]`, 0 = padding.
@@ -52,7 +55,7 @@ def word_vector_mlp_encoder(ids, *, vocab_size, embed_dim=64, hidden_units=(64,)
     ```
     """
     x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name=f"{prefix}_embedding")(ids)
-    x = layers.GlobalAveragePooling1D(name=f"{prefix}_average")(x)
+    x = MaskedAverage(name=f"{prefix}_average")(x)
     for i, width in enumerate(hidden_units, start=1):
         x = layers.Dense(width, activation="relu", name=f"{prefix}_dense{i}")(x)
         if dropout:
@@ -87,7 +90,7 @@ def transformer_encoder(ids, *, vocab_size, sequence_length, embed_dim=64, num_h
         x = keras_hub.layers.TransformerEncoder(
             intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
             name=f"{prefix}_transformer{i}")(x)
-    return layers.GlobalAveragePooling1D(name=f"{prefix}_average")(x)
+    return MaskedAverage(name=f"{prefix}_average")(x)
 
 
 def text_encoder(kind, ids, *, vocab_size, sequence_length, embed_dim, units, bidirectional=False,
@@ -104,8 +107,8 @@ def text_encoder(kind, ids, *, vocab_size, sequence_length, embed_dim, units, bi
                                    embed_dim=embed_dim, num_heads=num_heads,
                                    intermediate_dim=2 * units, num_layers=num_layers,
                                    dropout=dropout, prefix=prefix)
-    raise ValueError(f"unknown text encoder {kind!r}; use 'lstm', 'word_vector_mlp' or "
-                     "'transformer'")
+    raise InvalidValue(f"unknown text encoder {kind!r}; use 'lstm', 'word_vector_mlp' or "
+                       "'transformer'")
 
 
 __all__ = ["lstm_encoder", "text_encoder", "transformer_encoder", "word_vector_mlp_encoder"]

@@ -10,6 +10,7 @@ import tensorflow as tf
 from mmzoo.data.easy_vqa import END, START
 from mmzoo.data.pipeline import SOURCE_KEYS
 from mmzoo.data.text import standardize, vectorizer
+from mmzoo.errors import InvalidValue
 
 
 def adapt(name, dataset, *, max_tokens=None):
@@ -42,8 +43,8 @@ def adapt(name, dataset, *, max_tokens=None):
     if text_inputs and "vocabulary" in fields:
         key = next((k for k in SOURCE_KEYS[text_inputs[0]] if k in dataset.element_spec), None)
         if key is None:
-            raise ValueError(f"cannot adapt {name!r}: its examples have no text "
-                             f"({sorted(dataset.element_spec)})")
+            raise InvalidValue(f"cannot adapt {name!r}: its examples have no text "
+                               f"({sorted(dataset.element_spec)})")
         texts = dataset.map(lambda e: e[key], num_parallel_calls=tf.data.AUTOTUNE)
         if key == "captions":  # every caption of every image
             texts = texts.unbatch()
@@ -57,7 +58,7 @@ def adapt(name, dataset, *, max_tokens=None):
             overrides.update(_caption_length(spec, fields, texts))
     if spec.task in ("classification", "vqa") and "labels" in fields:
         if "label" not in dataset.element_spec:
-            raise ValueError(f"cannot adapt {name!r}: its examples have no 'label'")
+            raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'label'")
         seen = set()
         for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
             seen.update(np.asarray(batch).tolist())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from mmzoo.errors import InvalidValue
+
 SPLITS = ("train", "validation", "test")
 SOURCES = {}  # kind -> Source subclass
 SPLIT_EVERY = 10  # sources without splits: item i is validation when i % 10 == 8, test when 9
@@ -13,7 +15,7 @@ SPLIT_EVERY = 10  # sources without splits: item i is validation when i % 10 == 
 def register_source(cls):
     """Class decorator: make `cls` readable as `"{cls.kind}:PATH"` by `mmzoo.data.load`."""
     if cls.kind in SOURCES:
-        raise ValueError(f"data source {cls.kind!r} is already registered")
+        raise InvalidValue(f"data source {cls.kind!r} is already registered")
     SOURCES[cls.kind] = cls
     return cls
 
@@ -40,14 +42,15 @@ class Source:
 
     kind = ""
     tasks = ()
+    modalities = None  # the modalities its examples hold (None: any, by the data's features)
     options = {}
     description = ""
 
     def __init__(self, path, *, name, on_error="raise", **options):
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise ValueError(f"{name}: unknown option(s) {unknown}; {self.kind} sources take "
-                             f"{sorted(self.options) or 'no options'}")
+            raise InvalidValue(f"{name}: unknown option(s) {unknown}; {self.kind} sources take "
+                               f"{sorted(self.options) or 'no options'}")
         self.path, self.name, self.on_error = path, name, on_error
         self.opts = {**self.options, **options}
 
@@ -73,15 +76,15 @@ class Source:
             if split == "validation":
                 extra = (" (`mmzoo.data.fit_splits` then holds out every "
                          f"{SPLIT_EVERY}th training example for validation)")
-            raise ValueError(f"{self.name} has no split {split!r}; it has "
-                             f"{list(self.split_names())} or None for all{extra}")
+            raise InvalidValue(f"{self.name} has no split {split!r}; it has "
+                               f"{list(self.split_names())} or None for all{extra}")
 
     @classmethod
     def check_task(cls, task):
         task = task or cls.tasks[0]
         if task not in cls.tasks:
-            raise ValueError(f"source {cls.kind!r} has no data for task {task!r}; it has "
-                             f"{list(cls.tasks)}")
+            raise InvalidValue(f"source {cls.kind!r} has no data for task {task!r}; it has "
+                               f"{list(cls.tasks)}")
         return task
 
     def dataset(self, split=None, task=None, *, decode=True):  # pragma: no cover - abstract
@@ -120,6 +123,8 @@ class Source:
 
 
 def decode_image(path):
-    """A uint8 `[height, width, 3]` image from a file path tensor (JPEG, PNG, GIF, BMP, WebP)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3])
+    """A uint8 `[height, width, 3]` image from a file path tensor (JPEG, PNG, GIF, BMP, WebP),
+    decoded as the exported models decode image bytes (`mmzoo.data.preprocessor`)."""
+    from mmzoo.data.preprocessor import decode_image as decode
+
+    return decode(tf.io.read_file(path))

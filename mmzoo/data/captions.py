@@ -11,6 +11,9 @@ import tensorflow as tf
 from mmzoo.data.base import Source, decode_image, index_split, progress, register_source
 from mmzoo.data.checks import Problems, file_problem, image_problem
 from mmzoo.data.text_csv import SPLIT_VALUES
+from mmzoo.errors import DataWarning, InvalidValue, MissingFile
+
+NO_SPLIT = "none"  # a splits.txt value: the image is in no split (only in split=None)
 
 
 def _find(root, *names):
@@ -27,10 +30,10 @@ class Captions(Source):
 
     Layout (Flickr8k's): `Images/` (or `images/`) holding the photos; `captions.txt`, a CSV of
     `image,caption` lines (an optional `image,caption` header; several lines per image);
-    optionally `splits.txt`, `image,split` lines with split `train`, `dev`/`validation`, `test`
-    or anything else (e.g. `none`: in no split, only in `split=None`). Without `splits.txt`,
-    image i in sorted order is `validation` when i % 10 == 8, `test` when i % 10 == 9, `train`
-    otherwise.
+    optionally `splits.txt`, `image,split` lines with split `train`, `dev`/`validation`/`val`,
+    `test`, or `none` (in no split, only in `split=None`); any other value is a bad line, named
+    with its line number. Without `splits.txt`, image i in sorted order is `validation` when
+    i % 10 == 8, `test` when i % 10 == 9, `train` otherwise.
 
     Every photo is checked when the folder is listed (missing, empty, not an image, truncated),
     and every caption line (malformed, empty caption). Photos in `Images/` without a caption are
@@ -41,28 +44,31 @@ class Captions(Source):
 
     kind = "captions"
     tasks = ("captioning", "retrieval")
+    modalities = ("image", "text")
     description = "captions:PATH: photos + captions.txt (Flickr8k layout)"
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
         if not path or not os.path.isdir(path):
-            raise FileNotFoundError(f"{self.name}: no folder at {path!r}")
+            raise MissingFile(f"{self.name}: no folder at {path!r}")
         images = _find(path, "Images", "images")
         caption_file = os.path.join(path, "captions.txt")
         for needed in (images, caption_file):
             if not os.path.exists(needed):
-                raise FileNotFoundError(
+                raise MissingFile(
                     f"{self.name}: {needed} is missing; expected the Flickr8k layout: Images/, "
                     "captions.txt (image,caption lines) and optionally splits.txt")
         problems = Problems(self.name, self.on_error)
         captions, lines = self._read_captions(caption_file, problems)
         if not captions and not problems:
-            raise ValueError(f"{self.name}: {caption_file} is empty (no image,caption lines)")
+            raise InvalidValue(f"{self.name}: {caption_file} is empty (no image,caption lines)")
         on_disk = set(os.listdir(images))
         uncaptioned = sorted(on_disk - set(captions))
         if uncaptioned:
-            warnings.warn(f"{self.name}: {len(uncaptioned)} file(s) in {images} have no caption "
-                          f"and are not used: {uncaptioned[:10]}", stacklevel=4)
+            warnings.warn(DataWarning(f"{self.name}: {len(uncaptioned)} file(s) in {images} have "
+                                      "no caption and are not used",
+                                      [os.path.join(images, n) for n in uncaptioned]),
+                          stacklevel=4)
         splits = self._read_splits(os.path.join(path, "splits.txt"), problems)
         self.columns, self.tags = {"image": [], "captions": []}, []
         order = sorted(captions)
@@ -72,18 +78,20 @@ class Captions(Source):
             if problem:
                 problems.add(full, f"{problem} (captioned on {caption_file} line {lines[name]})")
                 continue
-            tag = index_split(i) if splits is None else splits.get(name, "none")
+            tag = index_split(i) if splits is None else splits.get(name, NO_SPLIT)
             self.columns["image"].append(full)
             self.columns["captions"].append(captions[name])
             self.tags.append(tag)
         problems.report(f"{len(order)} captioned images and their caption lines")
         if not self.tags:
-            raise ValueError(f"{self.name}: no usable captioned images in {path!r}")
+            raise InvalidValue(f"{self.name}: no usable captioned images in {path!r}")
         if splits is not None:
             unlisted = [n for n in order if n not in splits]
             if unlisted:
-                warnings.warn(f"{self.name}: {len(unlisted)} captioned image(s) are not in "
-                              f"splits.txt, so only in split=None: {unlisted[:10]}", stacklevel=4)
+                warnings.warn(DataWarning(f"{self.name}: {len(unlisted)} captioned image(s) are "
+                                          "not in splits.txt, so only in split=None",
+                                          [os.path.join(images, n) for n in unlisted]),
+                              stacklevel=4)
 
     def _read_captions(self, caption_file, problems):
         captions, first_line = {}, {}
@@ -123,6 +131,11 @@ class Captions(Source):
                     problems.add(f"{split_file}:{n}", f"expected image,split, got {row!r}")
                     continue
                 value = row[1].strip().lower()
+                if value not in SPLIT_VALUES and value != NO_SPLIT:
+                    problems.add(f"{split_file}:{n}",
+                                 f"split {row[1].strip()!r} of {row[0].strip()} is not one of "
+                                 f"{sorted(SPLIT_VALUES) + [NO_SPLIT]}")
+                    continue
                 splits[row[0].strip()] = SPLIT_VALUES.get(value, value)
         return splits
 

@@ -10,10 +10,12 @@ import os
 import struct
 import warnings
 
+from mmzoo.errors import DataWarning, InvalidValue
+
 MAX_LISTED = 20  # bad items named in an error message (a warning names them all)
 
 
-class BadDataError(ValueError):
+class BadDataError(InvalidValue):
     """A data source holds bad items; `problems` is the list of `(where, what is wrong)`."""
 
     def __init__(self, message, problems=()):
@@ -32,7 +34,7 @@ class Problems:
 
     def __init__(self, source, on_error="raise"):
         if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+            raise InvalidValue(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.source, self.on_error, self.items = source, on_error, []
 
     def add(self, where, what):
@@ -55,9 +57,9 @@ class Problems:
                 f"{self.source}: {n} bad item(s) among {among}:\n" + "\n".join(lines)
                 + "\nFix or remove them, or pass on_error='skip' to leave them out (each is "
                 "then named in a warning).", self.items)
-        lines = [f"  {where}: {what}" for where, what in self.items]
-        warnings.warn(f"{self.source}: skipped {n} bad item(s) among {among}:\n"
-                      + "\n".join(lines), stacklevel=4)
+        warnings.warn(DataWarning(f"{self.source}: skipped {n} bad item(s) among {among}",
+                                  [f"{where}: {what}" for where, what in self.items]),
+                      stacklevel=4)
 
 
 def file_problem(path):

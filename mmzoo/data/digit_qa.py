@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, register_source
-from mmzoo.data.fsdd import FSDD, audio_dataset
+from mmzoo.data.fsdd import FSDD, audio_dataset, with_rate
 
 QUESTIONS = (
     ("what digit is spoken?", "which number does the speaker say?"),
@@ -42,10 +42,12 @@ def digit_images():
 
 @register_source
 class DigitQA(Source):
-    """`digit_qa:FSDD_PATH`: `{"question", "image", "audio", "label"}` (see the module doc)."""
+    """`digit_qa:FSDD_PATH`: `{"question", "image", "audio", "sample_rate", "label"}` (see the
+    module doc)."""
 
     kind = "digit_qa"
     tasks = ("classification", "vqa")
+    modalities = ("audio", "image", "text")
     options = {"sample_rate": 8000, "seed": 0}
     description = "digit_qa:FSDD_PATH: spoken + written digits with a question (tri-modal)"
 
@@ -92,4 +94,5 @@ class DigitQA(Source):
                  else tf.data.Dataset.from_tensor_slices(paths))
         rest = tf.data.Dataset.from_tensor_slices(
             {"question": questions, "image": self.images[images], "label": labels})
-        return tf.data.Dataset.zip(audio, rest).map(lambda wave, r: {"audio": wave, **r})
+        return with_rate(tf.data.Dataset.zip(audio, rest).map(
+            lambda wave, r: {"audio": wave, **r}), self.opts["sample_rate"])

@@ -15,8 +15,10 @@ import warnings
 
 import tensorflow as tf
 
+from mmzoo.contract import END, START
 from mmzoo.data.base import Source, decode_image, register_source
 from mmzoo.data.checks import Problems
+from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
 SHAPES = ("circle", "rectangle", "triangle")
 COLORS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
@@ -29,7 +31,6 @@ QUESTION_VOCABULARY = (
     "the", "shape", "is", "what", "image", "a", "there", "color", "not", "does", "contain",
     "present", "in", "of", "no", "rectangle", "circle", "triangle", "brown", "yellow", "gray",
     "teal", "red", "blue", "green", "black")
-START, END = "[start]", "[end]"
 # Captions read "there is a {color} {shape}": five words, so that BLEU-4 has 4-grams to count.
 CAPTION_TEMPLATE = "there is a {color} {shape}"
 CAPTION_WORDS = ("there", "is", "a") + COLORS + SHAPES
@@ -71,9 +72,9 @@ def read_split(folder, problems, answers=None):
         try:
             rows = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{qfile}: not valid JSON ({e})") from e
+            raise InvalidValue(f"{qfile}: not valid JSON ({e})") from e
     if not isinstance(rows, list):
-        raise ValueError(f"{qfile}: expected a list of [question, answer, image_id] entries")
+        raise InvalidValue(f"{qfile}: expected a list of [question, answer, image_id] entries")
     questions, labels, paths, bad_images = [], [], [], {}
     for n, row in enumerate(rows):
         where = f"{qfile} entry {n}"
@@ -189,20 +190,21 @@ class EasyVQA(Source):
 
     kind = "easy_vqa"
     tasks = ("vqa", "classification", "captioning", "retrieval")
+    modalities = ("image", "text")
     description = "easy_vqa[:PATH]: easy-VQA images and questions (the default data)"
 
     def __init__(self, path, **kwargs):
         super().__init__(path or package_dir(), **kwargs)
         root = self.path
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"{self.name}: no folder at {root!r}")
+            raise MissingFile(f"{self.name}: no folder at {root!r}")
         answers = read_answers(root)
         problems = Problems(self.name, self.on_error)
         folders = {s: split_folder(root, s) for s in ("train", "test")}
         if not any(folders.values()) and os.path.isfile(os.path.join(root, "questions.json")):
             folders = {"test": root}
         if not any(folders.values()):
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{self.name}: {root!r} has neither train/questions.json nor test/questions.json "
                 "nor questions.json; expected the layout the easy-VQA generator writes: "
                 "{train,test}/images/{id}.png, {train,test}/questions.json and answers.txt")
@@ -224,7 +226,7 @@ class EasyVQA(Source):
                 self.tags.append(tag)
         problems.report(f"{entries} questions and their images")
         if not self.tags:
-            raise ValueError(f"{self.name}: {root!r} holds no questions")
+            raise InvalidValue(f"{self.name}: {root!r} holds no questions")
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, task = self.rows(split, task)
@@ -233,11 +235,11 @@ class EasyVQA(Source):
         else:
             captions, unknown = captions_by_image(rows["question"], rows["label"], rows["image"])
             if unknown:
-                sample = ", ".join(f"{p} ({why})" for p, why in list(unknown.items())[:3])
-                warnings.warn(
+                warnings.warn(DataWarning(
                     f"easy-VQA {split or 'all'}: {len(unknown)} of {len(unknown) + len(captions)} "
                     f"images have no caption because their questions do not tell both shape and "
-                    f"colour; they are left out of {task}. First: {sample}", stacklevel=4)
+                    f"colour; they are left out of {task}",
+                    [f"{p}: {why}" for p, why in unknown.items()]), stacklevel=4)
             order = sorted(captions, key=lambda p: (os.path.dirname(p), image_id(p)))
             ds = tf.data.Dataset.from_tensor_slices({
                 "image": order, "text": [captions[p] for p in order]})

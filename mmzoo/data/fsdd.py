@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
 from mmzoo.data.checks import Problems, wav_problem
+from mmzoo.errors import InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
 DIGITS = tuple(str(d) for d in range(10))
@@ -27,7 +28,7 @@ def read_audio(path, sample_rate):
     try:
         wave, _ = librosa.load(path, sr=sample_rate, mono=True)
     except Exception as e:
-        raise ValueError(f"{path}: cannot read audio ({e})") from e
+        raise InvalidValue(f"{path}: cannot read audio ({e})") from e
     return wave.astype(np.float32)
 
 
@@ -44,6 +45,13 @@ def audio_dataset(paths, sample_rate):
         load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def with_rate(dataset, sample_rate):
+    """`dataset` with each example's `sample_rate` (int32, Hz): the rate its `audio` was read at,
+    which `mmzoo.data.pipeline` resamples from when the model's differs."""
+    rate = tf.constant(int(sample_rate), tf.int32)
+    return dataset.map(lambda e: {**e, "sample_rate": rate})
+
+
 def find_recordings(root):
     """The folder holding the `.wav` files: `root`, or `root/recordings` as in the FSDD repo."""
     nested = os.path.join(root, "recordings")
@@ -54,11 +62,12 @@ def find_recordings(root):
 class FSDD(Source):
     """`fsdd:PATH`: `{digit}_{speaker}_{index}.wav` files (in PATH or PATH/recordings).
 
-    Examples are `{"audio": float32 waveform at `sample_rate` (8 kHz), "label": int digit,
-    "speaker": str}`. Splits (the dataset's official one): `test` is index 0-4, `train`
-    index 5 and up; there is no validation split (`mmzoo.data.fit_splits` holds one out of
-    train). Every `.wav` file is checked when the folder is listed: a name outside the layout,
-    a label that is not a digit, and unreadable, empty or truncated audio are all reported.
+    Examples are `{"audio": float32 waveform at `sample_rate` (8 kHz), "sample_rate": int,
+    "label": int digit, "speaker": str}`. Splits (the dataset's official one): `test` is index
+    0-4, `train` index 5 and up; there is no validation split (`mmzoo.data.fit_splits` holds one
+    out of train). Every `.wav` file is checked when the folder is listed: a name outside the
+    layout, a label that is not a digit, and unreadable, empty or truncated audio are all
+    reported.
 
     Options:
         sample_rate: int. Rate the audio is resampled to (librosa) when the file's differs.
@@ -66,20 +75,21 @@ class FSDD(Source):
 
     kind = "fsdd"
     tasks = ("classification",)
+    modalities = ("audio",)
     options = {"sample_rate": 8000}
     description = "fsdd:PATH: spoken digits, {digit}_{speaker}_{index}.wav (audio classification)"
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
         if not path:
-            raise ValueError(f"{self.name}: give the folder, e.g. fsdd:../shared/data/fsdd")
+            raise InvalidValue(f"{self.name}: give the folder, e.g. fsdd:../shared/data/fsdd")
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"{self.name}: no folder at {path!r}")
+            raise MissingFile(f"{self.name}: no folder at {path!r}")
         folder = find_recordings(path)
         names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".wav"))
         if not names:
-            raise ValueError(f"{self.name}: {folder!r} is empty: it has no .wav files named "
-                             "{digit}_{speaker}_{index}.wav")
+            raise InvalidValue(f"{self.name}: {folder!r} is empty: it has no .wav files named "
+                               "{digit}_{speaker}_{index}.wav")
         problems = Problems(self.name, self.on_error)
         self.columns = {"audio": [], "label": [], "speaker": []}
         self.tags = []
@@ -102,7 +112,7 @@ class FSDD(Source):
             self.tags.append("test" if int(match["index"]) in TEST_INDICES else "train")
         problems.report(f"{len(names)} .wav files")
         if not self.tags:
-            raise ValueError(f"{self.name}: no usable recordings left in {folder!r}")
+            raise InvalidValue(f"{self.name}: no usable recordings left in {folder!r}")
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
@@ -110,4 +120,5 @@ class FSDD(Source):
                  else tf.data.Dataset.from_tensor_slices(rows["audio"]))
         meta = tf.data.Dataset.from_tensor_slices(
             {"label": np.asarray(rows["label"], np.int64), "speaker": rows["speaker"]})
-        return tf.data.Dataset.zip(audio, meta).map(lambda wave, m: {"audio": wave, **m})
+        return with_rate(tf.data.Dataset.zip(audio, meta).map(
+            lambda wave, m: {"audio": wave, **m}), self.opts["sample_rate"])

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-
 # Importing the readers registers them.
 from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, text_csv, tfds_source  # noqa: F401
 from mmzoo.data.base import SOURCES, SPLITS
+from mmzoo.errors import InvalidValue
 
 
 def parse_source(source):
@@ -43,15 +43,15 @@ def open_source(source, *, on_error="raise", **options):
     ```
     """
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        raise InvalidValue(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     kind, path, query = parse_source(source)
     if kind not in SOURCES:
         import difflib
 
         close = difflib.get_close_matches(kind, SOURCES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown data source {source!r}; {hint}use one of: "
-                         + "; ".join(cls.description for cls in SOURCES.values()))
+        raise InvalidValue(f"unknown data source {source!r}; {hint}use one of: "
+                           + "; ".join(cls.description for cls in SOURCES.values()))
     return SOURCES[kind](path, name=str(source), on_error=on_error, **{**query, **options})
 
 
@@ -87,7 +87,7 @@ def load(source, split=None, *, task=None, on_error="raise", **options):
     ```
     """
     if split is not None and split not in SPLITS and not str(source).startswith("tfds:"):
-        raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)} or None for all")
+        raise InvalidValue(f"unknown split {split!r}; use one of {list(SPLITS)} or None for all")
     kind = parse_source(source)[0]
     if kind in SOURCES:  # before listing the files
         SOURCES[kind].check_task(task)
@@ -109,4 +109,28 @@ def fit_splits(source, *, task=None, on_error="raise", **options):
     return open_source(source, on_error=on_error, **options).fit_splits(task)
 
 
-__all__ = ["fit_splits", "load", "open_source", "parse_source", "SPLITS"]
+DEFAULT_SOURCE = "easy_vqa"  # bundled with the easy-vqa package
+
+
+def sources_for(spec):
+    """The source kinds whose examples fit a model (its task, and exactly its modalities; TFDS
+    datasets fit by their features): `[(kind, description)]`."""
+    return [(kind, cls.description) for kind, cls in SOURCES.items()
+            if spec.task in cls.tasks
+            and (cls.modalities is None or set(cls.modalities) == set(spec.modalities))]
+
+
+def default_source(spec):
+    """The data `mmzoo train` uses for a model when none is given: the bundled easy-VQA when
+    it fits the model's task and modalities (image and text), else an `InvalidValue` naming the
+    sources that fit."""
+    if DEFAULT_SOURCE in dict(sources_for(spec)):
+        return DEFAULT_SOURCE
+    fitting = "; ".join(d for _, d in sources_for(spec))
+    raise InvalidValue(f"model {spec.name!r} ({spec.task} of {', '.join(spec.modalities)}) has "
+                       f"no bundled default data; give --data with a source that fits it: "
+                       f"{fitting}")
+
+
+__all__ = ["SPLITS", "default_source", "fit_splits", "load", "open_source", "parse_source",
+           "sources_for"]

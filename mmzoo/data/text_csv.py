@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from mmzoo.data.base import Source, index_split, register_source
 from mmzoo.data.checks import Problems, file_problem
+from mmzoo.data.text import standardize
+from mmzoo.errors import InvalidValue, MissingFile
 
 SPLIT_VALUES = {"train": "train", "validation": "validation", "valid": "validation",
                 "val": "validation", "dev": "validation", "test": "test"}
@@ -34,7 +36,8 @@ class TextCSV(Source):
     i % 10 == 8, `test` when i % 10 == 9, `train` for the rest (80/10/10, deterministic).
 
     Every row is checked when the file is listed: a missing or empty field is reported with
-    its line number, and so is a label outside `labels=` when that is given.
+    its line number, and so is a text with no letters or digits (it standardises to nothing, so
+    a model would read only padding) and a label outside `labels=` when that is given.
 
     Options:
         text: str. Text column(s), comma-separated.
@@ -44,6 +47,7 @@ class TextCSV(Source):
 
     kind = "csv"
     tasks = ("classification",)
+    modalities = ("text",)
     options = {"text": None, "label": "label", "labels": None}
     description = "csv:PATH: text classification rows (text and label columns)"
 
@@ -51,9 +55,9 @@ class TextCSV(Source):
         super().__init__(path, **kwargs)
         problem = file_problem(path) if path else "no path given"
         if problem and problem.startswith("empty"):
-            raise ValueError(f"{self.name}: {path} is empty (0 bytes)")
+            raise InvalidValue(f"{self.name}: {path} is empty (0 bytes)")
         if problem:
-            raise FileNotFoundError(f"{self.name}: cannot read the CSV file ({problem})")
+            raise MissingFile(f"{self.name}: cannot read the CSV file ({problem})")
         known = _names(self.opts["labels"])
         problems = Problems(self.name, self.on_error)
         self.columns, self.tags = {"text": [], "label": []}, []
@@ -61,20 +65,20 @@ class TextCSV(Source):
             reader = csv.reader(f)
             header = next(reader, None)
             if not header:
-                raise ValueError(f"{self.name}: {path} is empty (no header line)")
+                raise InvalidValue(f"{self.name}: {path} is empty (no header line)")
             header = [h.strip() for h in header]
             text_cols = _names(self.opts["text"]) or (
                 ("text",) if "text" in header else ("title", "description"))
             label_col = self.opts["label"]
             missing = [c for c in (*text_cols, label_col) if c not in header]
             if missing:
-                raise ValueError(
+                raise InvalidValue(
                     f"{self.name}: {path} has no column(s) {missing}; its header is {header}. "
                     "Choose columns with the text= and label= options, e.g. "
                     "csv:PATH?text=title,description&label=label")
             where = {c: header.index(c) for c in (*text_cols, label_col)}
             split_at = header.index("split") if "split" in header else None
-            line, rows = reader.line_num, 0
+            line, rows, lines = reader.line_num, 0, []
             for row in reader:
                 first_line, line = line + 1, reader.line_num
                 if not row:
@@ -108,9 +112,26 @@ class TextCSV(Source):
                 self.columns["text"].append(text)
                 self.columns["label"].append(label)
                 self.tags.append(tag)
+                lines.append(at)
+        self._drop_wordless(lines, text_cols, problems)
         problems.report(f"{rows} rows")
         if not self.tags:
-            raise ValueError(f"{self.name}: {path} has no data rows")
+            raise InvalidValue(f"{self.name}: {path} has no data rows")
+
+    def _drop_wordless(self, lines, text_cols, problems):
+        """Rows whose text standardises to nothing (punctuation only: no token a model could
+        read) are bad rows too; one batched `standardize` over every text finds them."""
+        if not self.tags:
+            return
+        clean = standardize(tf.constant(self.columns["text"])).numpy()
+        empty = {i for i, c in enumerate(clean) if not c}
+        for i in sorted(empty):
+            problems.add(lines[i], f"text {self.columns['text'][i]!r} ({', '.join(text_cols)}) "
+                                   "has no letters or digits: it standardises to nothing")
+        if empty:
+            keep = [i for i in range(len(self.tags)) if i not in empty]
+            self.columns = {k: [v[i] for i in keep] for k, v in self.columns.items()}
+            self.tags = [self.tags[i] for i in keep]
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)

@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 
 from mmzoo.data.base import Source, register_source
+from mmzoo.errors import InvalidValue, MissingFile
 
 # mmzoo example key -> TFDS feature names tried, in order, when no option names one.
 DEFAULT_KEYS = {
@@ -35,8 +36,8 @@ class TFDS(Source):
     common names (`sentence`, `review`, ... for text), or the one an option names
     (`tfds:imdb_reviews?text=text&label=label`). Class labels become their names (strings), as
     the dataset's `ClassLabel` feature spells them; grayscale images become RGB; integer audio
-    is scaled to [-1, 1] and
-    stays at the dataset's own sample rate.
+    is scaled to [-1, 1] and stays at the dataset's own sample rate, given in each example's
+    `sample_rate` when the `Audio` feature declares one.
 
     Splits: `train`, `validation` and `test` where the dataset has them; any TFDS split
     string (`train[:90%]`) also works. TFDS checked its files when it prepared them.
@@ -57,7 +58,7 @@ class TFDS(Source):
 
         super().__init__(path, **kwargs)
         if not path:
-            raise ValueError(f"{self.name}: name the dataset, e.g. tfds:mnist")
+            raise InvalidValue(f"{self.name}: name the dataset, e.g. tfds:mnist")
         data_dir = self.opts["data_dir"] or default_data_dir()
         how = (f"mmzoo never downloads. Prepare it on a machine with internet access "
                f"(`tfds build {path.split(':')[0]} --data_dir DIR`, or in Python "
@@ -68,11 +69,11 @@ class TFDS(Source):
             prepared = builder.is_prepared() if hasattr(builder, "is_prepared") else bool(
                 builder.info.splits)
         except Exception as e:  # unknown name and nothing prepared under data_dir
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{self.name}: TFDS dataset {path!r} is not prepared under {data_dir!r} "
                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). {how}") from e
         if not prepared:
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{self.name}: TFDS dataset {path!r} is not prepared: looked in "
                 f"{builder.data_dir!r}. {how}")
         self.builder = builder
@@ -81,15 +82,15 @@ class TFDS(Source):
         for key, names in DEFAULT_KEYS.items():
             chosen = self.opts[key]
             if chosen is not None and chosen not in features:
-                raise ValueError(f"{self.name}: option {key}={chosen!r} names no feature; the "
-                                 f"dataset has {sorted(features)}")
+                raise InvalidValue(f"{self.name}: option {key}={chosen!r} names no feature; the "
+                                   f"dataset has {sorted(features)}")
             found = chosen or next((n for n in names if n in features), None)
             if found:
                 self.keys[key] = found
         if not self.keys:
-            raise ValueError(f"{self.name}: none of its features {sorted(features)} map to "
-                             f"mmzoo keys {sorted(DEFAULT_KEYS)}; name them with options, e.g. "
-                             f"tfds:{path}?text=FEATURE&label=FEATURE")
+            raise InvalidValue(f"{self.name}: none of its features {sorted(features)} map to "
+                               f"mmzoo keys {sorted(DEFAULT_KEYS)}; name them with options, e.g. "
+                               f"tfds:{path}?text=FEATURE&label=FEATURE")
 
     def split_names(self):
         return tuple(s for s in ("train", "validation", "test") if s in self.builder.info.splits)
@@ -115,8 +116,14 @@ class TFDS(Source):
                       for key, name in self.keys.items() if decode or key != "image"}
         converters.update({key: (lambda x: x) for key in self.keys if key not in converters})
 
+        rate = getattr(features[self.keys["audio"]], "sample_rate", None) \
+            if "audio" in self.keys else None
+
         def convert(example):
-            return {key: converters[key](example[name]) for key, name in self.keys.items()}
+            out = {key: converters[key](example[name]) for key, name in self.keys.items()}
+            if rate:  # the rate the pipeline resamples from when the model's differs
+                out["sample_rate"] = tf.constant(int(rate), tf.int32)
+            return out
 
         return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -1,8 +1,31 @@
-"""Waveform length fitting and training augmentation (time shift, gain, noise), as tf ops."""
+"""Waveform resampling, length fitting and training augmentation (time shift, gain, noise)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+
+def resample(wave, rate, target):
+    """`wave` (`[samples]` or `[batch, samples]`) read at `rate` Hz, resampled to `target` Hz
+    with librosa's default resampler (the one `librosa.load(sr=...)` uses, so a file read at the
+    model's rate and one resampled here agree). `rate` may be a Python int or a scalar tensor;
+    equal rates return `wave` unchanged."""
+    import librosa
+
+    wave = tf.convert_to_tensor(wave, tf.float32)
+    if isinstance(rate, int):
+        if rate == target:
+            return wave
+        rate = tf.constant(rate)
+
+    def convert(y, orig):
+        return librosa.resample(y, orig_sr=int(orig), target_sr=int(target)).astype("float32")
+
+    def resampled():
+        out = tf.numpy_function(convert, [wave, rate], tf.float32, stateful=False)
+        return tf.ensure_shape(out, wave.shape[:-1].as_list() + [None])
+
+    return tf.cond(tf.equal(tf.cast(rate, tf.int64), target), lambda: wave, resampled)
 
 
 def fit_length(wave, length):

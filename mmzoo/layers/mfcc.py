@@ -8,6 +8,8 @@ import numpy as np
 import scipy.fft
 from keras import ops
 
+from mmzoo.errors import InvalidValue
+
 
 @keras.saving.register_keras_serializable("mmzoo")
 class MFCC(keras.layers.Layer):
@@ -50,7 +52,7 @@ class MFCC(keras.layers.Layer):
         self.fmax = None if fmax is None else float(fmax)
         self.top_db = None if top_db is None else float(top_db)
         if self.n_mfcc > self.n_mels:
-            raise ValueError(f"MFCC: n_mfcc={self.n_mfcc} must not exceed n_mels={self.n_mels}")
+            raise InvalidValue(f"MFCC: n_mfcc={self.n_mfcc} must not exceed n_mels={self.n_mels}")
         mel = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
                                   fmin=self.fmin, fmax=self.fmax)  # [n_mels, 1 + n_fft // 2]
         dct = scipy.fft.dct(np.eye(self.n_mels), type=2, norm="ortho", axis=0)[: self.n_mfcc]
@@ -87,8 +89,3 @@ class MFCC(keras.layers.Layer):
                       fmax=self.fmax, top_db=self.top_db)
         return config
 
-
-def model_sample_rate(model):
-    """The sample rate of the MFCC layers of `model`, or None when it has none or several."""
-    rates = {layer.sample_rate for layer in model._flatten_layers() if isinstance(layer, MFCC)}
-    return rates.pop() if len(rates) == 1 else None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mmzoo.errors import InvalidValue
+
 PAD, OOV = "", "[UNK]"
 
 
@@ -37,9 +39,9 @@ class Vocabulary(keras.layers.Layer):
         self.tokens = [str(t) for t in tokens]
         reserved = [t for t in self.tokens if t in (PAD, OOV)]
         if reserved:
-            raise ValueError(f"Vocabulary: tokens must not contain the reserved {reserved}")
+            raise InvalidValue(f"Vocabulary: tokens must not contain the reserved {reserved}")
         if len(set(self.tokens)) != len(self.tokens):
-            raise ValueError("Vocabulary: tokens must be unique")
+            raise InvalidValue("Vocabulary: tokens must be unique")
 
     @property
     def size(self):
@@ -74,7 +76,7 @@ class LabelNames(keras.layers.Layer):
         super().__init__(**kwargs)
         self.names = [str(n) for n in names]
         if len(set(self.names)) != len(self.names):
-            raise ValueError(f"LabelNames: names must be unique, got {self.names}")
+            raise InvalidValue(f"LabelNames: names must be unique, got {self.names}")
 
     def call(self, scores):
         return scores
@@ -86,24 +88,27 @@ class LabelNames(keras.layers.Layer):
         return {**super().get_config(), "names": list(self.names)}
 
 
-def _walk(model):
+def walk_layers(model):
+    """Every layer of `model`, those of nested models included (depth first)."""
     for layer in model.layers:
         yield layer
         if hasattr(layer, "layers"):
-            yield from _walk(layer)
+            yield from walk_layers(layer)
 
 
 def model_vocabulary(model, input_name):
-    """The tokens of the `Vocabulary` layer that reads `input_name`, or None when it has none."""
-    for layer in _walk(model):
+    """The tokens of the `Vocabulary` layer that reads `input_name`, or None when it has none
+    (`mmzoo.contract.vocabulary` raises instead)."""
+    for layer in walk_layers(model):
         if isinstance(layer, Vocabulary) and layer.name == f"{input_name}_vocabulary":
             return list(layer.tokens)
     return None
 
 
 def model_labels(model):
-    """The class names carried by the model's `LabelNames` layer, or None when it has none."""
-    for layer in _walk(model):
+    """The class names carried by the model's `LabelNames` layer, or None when it has none
+    (`mmzoo.contract.labels` raises instead)."""
+    for layer in walk_layers(model):
         if isinstance(layer, LabelNames):
             return list(layer.names)
     return None

@@ -9,11 +9,15 @@ import keras_hub
 import numpy as np
 from keras import ops
 
+from mmzoo import contract
 from mmzoo.blocks import caption_decoder
-from mmzoo.data.easy_vqa import CAPTION_VOCABULARY, END, START
+from mmzoo.contract import END, START
+from mmzoo.data.easy_vqa import CAPTION_VOCABULARY
+from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.errors import InvalidValue
+from mmzoo.layers.vocab import Vocabulary
 from mmzoo.models.classification import TINY_IMAGE
 from mmzoo.models.common import ImageConfig, encode_image, image_input
-from mmzoo.layers.vocab import OOV, PAD, Vocabulary, model_vocabulary
 from mmzoo.registry import register
 
 
@@ -32,7 +36,7 @@ class CaptionConfig(ImageConfig):
 def caption_lstm(cfg):
     """CNN image encoder + LSTM decoder (Show and Tell), trained with teacher forcing."""
     if START not in cfg.vocabulary or END not in cfg.vocabulary:
-        raise ValueError(f"caption_lstm: vocabulary must contain {START!r} and {END!r}")
+        raise InvalidValue(f"caption_lstm: vocabulary must contain {START!r} and {END!r}")
     image_in = image_input(cfg)
     encoder = keras.Model(image_in, encode_image(cfg, image_in), name="image_encoder")
 
@@ -57,7 +61,7 @@ def generate(model, images, method="greedy", *, num_beams=3):
     """Captions for a batch of images, decoded with a `keras_hub.samplers` sampler.
 
     Args:
-        model: keras.Model. A `caption_lstm` model (or one with the same sub-models).
+        model: keras.Model. A `caption_lstm` model (or any captioner of `mmzoo.contract`).
         images: array `[batch, height, width, 3]`, values in [0, 255].
         method: str. `greedy` or `beam`.
         num_beams: int. Beam width for `beam`.
@@ -75,45 +79,36 @@ def generate(model, images, method="greedy", *, num_beams=3):
     elif method == "beam":
         sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams)
     else:
-        raise ValueError(f"unknown decoding method {method!r}; use 'greedy' or 'beam'")
-    tokens = model_vocabulary(model, "text")
-    start_id, end_id = tokens.index(START) + 2, tokens.index(END) + 2
-    encoder, decoder = model.get_layer("image_encoder"), model.get_layer("caption_decoder")
-    length = decoder.input["ids"].shape[1]
-    features = encoder(ops.convert_to_tensor(np.asarray(images, dtype="float32")), training=False)
+        raise InvalidValue(f"unknown decoding method {method!r}; use 'greedy' or 'beam'")
+    parts = contract.captioner(model)
+    features = parts.encoder(ops.convert_to_tensor(np.asarray(images, dtype="float32")),
+                             training=False)
     batch = ops.shape(features)[0]
-    prompt = ops.pad(ops.full((batch, 1), start_id, dtype="int32"), [[0, 0], [0, length - 1]])
+    prompt = ops.pad(ops.full((batch, 1), parts.start_id, dtype="int32"),
+                     [[0, 0], [0, parts.max_length - 1]])
 
     def next_token(prompt, cache, index):
-        probs = decoder({"features": cache, "ids": prompt}, training=False)
+        probs = parts.decoder({"features": cache, "ids": prompt}, training=False)
         logits = ops.log(ops.take(probs, index - 1, axis=1) + 1e-9)
         return logits, None, cache
 
     out = sampler(next_token, prompt, cache=features, index=1, mask=ops.not_equal(prompt, 0),
-                  stop_token_ids=(end_id,))
-    return decode(ops.convert_to_numpy(out)[:, 1:], tokens)
+                  stop_token_ids=(parts.end_id,))
+    return decode(model, ops.convert_to_numpy(out)[:, 1:])
 
 
-def decode(ids, tokens):
-    """Caption strings from token-id rows: words up to the first `[end]` or padding.
+def decode(model, ids):
+    """Caption strings from token-id rows (without the leading `[start]`): the words up to the
+    first `[end]` or padding (`mmzoo.data.Preprocessor.caption_strings`).
 
     Args:
-        ids: int array `[batch, length]`, without the leading `[start]`.
-        tokens: list of str. The model's vocabulary (`Vocabulary.tokens`).
+        model: keras.Model. The captioning model whose vocabulary the ids index.
+        ids: int array `[batch, length]`.
 
     Examples:
     ```python
-    decode(targets, model.get_layer("text_vocabulary").tokens)   # ['there is a red circle']
+    decode(model, targets)   # ['there is a red circle', ...]
     ```
     """
-    words = [PAD, OOV] + list(tokens)
-    end_id = tokens.index(END) + 2
-    captions = []
-    for row in np.asarray(ids):
-        caption = []
-        for token_id in row:
-            if token_id in (end_id, 0):
-                break
-            caption.append(words[token_id])
-        captions.append(" ".join(caption))
-    return captions
+    strings = Preprocessor(model).caption_strings(np.asarray(ids, dtype="int32"))
+    return [s.decode() for s in strings.numpy()]

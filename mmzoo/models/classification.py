@@ -8,10 +8,22 @@ from typing import Literal
 import keras
 
 from mmzoo.blocks import fuse, late_fusion
-from mmzoo.models.common import (DIGITS, AudioConfig, HeadConfig, ImageConfig, TextConfig,
-                                 audio_input, compile_classifier, encode_audio, encode_image,
-                                 encode_text, head, image_input, text_input)
 from mmzoo.layers.vocab import LabelNames
+from mmzoo.models.common import (
+    DIGITS,
+    AudioConfig,
+    HeadConfig,
+    ImageConfig,
+    TextConfig,
+    audio_input,
+    compile_classifier,
+    encode_audio,
+    encode_image,
+    encode_text,
+    head,
+    image_input,
+    text_input,
+)
 from mmzoo.registry import register
 
 FusionMethod = Literal["concat", "sum", "product", "attention", "gated"]

@@ -8,11 +8,12 @@ from typing import Literal
 import keras
 from keras import layers, ops
 
+from mmzoo import contract
 from mmzoo.data.easy_vqa import CAPTION_WORDS
-from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
-from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
 from mmzoo.layers.fusion import Similarity, contrastive_loss
 from mmzoo.layers.vocab import Vocabulary
+from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
+from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
 from mmzoo.registry import register
 
 
@@ -68,4 +69,5 @@ def encoders(model):
     image_embeddings = image_encoder.predict(images)
     ```
     """
-    return model.get_layer("text_encoder"), model.get_layer("image_encoder")
+    parts = contract.retriever(model)
+    return parts.text_encoder, parts.image_encoder

@@ -9,8 +9,17 @@ import keras
 
 from mmzoo.blocks import fuse
 from mmzoo.models.classification import TINY_HEAD, TINY_IMAGE, TINY_TEXT
-from mmzoo.models.common import (HeadConfig, ImageConfig, TextConfig, compile_classifier,
-                                 encode_image, encode_text, head, image_input, text_input)
+from mmzoo.models.common import (
+    HeadConfig,
+    ImageConfig,
+    TextConfig,
+    compile_classifier,
+    encode_image,
+    encode_text,
+    head,
+    image_input,
+    text_input,
+)
 from mmzoo.registry import register
 
 

@@ -1,0 +1,60 @@
+"""The errors a user can fix, as distinct from mmzoo's own bugs.
+
+Every error mmzoo raises about what it was given (an unknown model or source, a config value of
+the wrong type, a missing file, bad data, a model that breaks the contract of
+`mmzoo.contract`) is a `MmzooError`, and also the built-in type code already catches
+(`ValueError`, `TypeError`, `KeyError`, `FileNotFoundError`). The `mmzoo` command prints these in
+one line; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MmzooError(Exception):
+    """Base of the errors caused by the user's input; its message says what to change."""
+
+    def __str__(self):  # a KeyError would print its message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidValue(MmzooError, ValueError):
+    """A value, name, option or file content that mmzoo cannot use."""
+
+
+class InvalidType(MmzooError, TypeError):
+    """A config value of the wrong type, or an unknown config key."""
+
+
+class UnknownName(MmzooError, KeyError):
+    """An unknown model name (the message suggests close ones)."""
+
+
+class MissingFile(MmzooError, FileNotFoundError):
+    """A file or folder that is not where the user said."""
+
+
+class ContractError(MmzooError, ValueError):
+    """A model that lacks what `pipeline`, `evaluate` or `export` need (see `mmzoo.contract`)."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data that mmzoo left out or worked around, reported, never silent.
+
+    `short` is one line for a terminal; `details` names every item concerned (the `mmzoo`
+    command prints `short` once and writes `details` to the run folder). `str()` gives both.
+
+    Args:
+        short: str. What happened, in one line.
+        details: list of str. One line per item concerned (paths and why).
+    """
+
+    def __init__(self, short, details=()):
+        self.short, self.details = short, [str(d) for d in details]
+        super().__init__(short)
+
+    def __str__(self):
+        return "\n".join([self.short, *(f"  {d}" for d in self.details)])
+
+
+__all__ = ["ContractError", "DataWarning", "InvalidType", "InvalidValue", "MissingFile",
+           "MmzooError", "UnknownName"]

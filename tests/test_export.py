@@ -1,0 +1,77 @@
+"""`mmzoo.export` writes a SavedModel without ever destroying what it did not write."""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+import mmzoo
+from mmzoo.export import MARKER, is_export
+from mmzoo.registry import get_spec
+
+
+@pytest.fixture(scope="module")
+def model():
+    return mmzoo.build("text_word_vector_mlp", **get_spec("text_word_vector_mlp").test_config)
+
+
+def tree(path):
+    """Every file under `path` with its bytes."""
+    out = {}
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
+def test_export_writes_a_marked_savedmodel_and_replaces_a_previous_export(model, tmp_path):
+    sm = tmp_path / "sm"
+    assert mmzoo.export(model, sm) == str(sm)
+    assert is_export(sm) and os.path.isfile(sm / MARKER)
+    assert sorted(os.listdir(tmp_path)) == ["sm"]   # no staging folder left behind
+    (sm / "variables" / "stale").write_text("from the previous export")
+    mmzoo.export(model, sm)                          # a previous export: replaced whole
+    assert not (sm / "variables" / "stale").exists() and is_export(sm)
+    served = tf.saved_model.load(str(sm))
+    assert served.signatures["serving_default"](text=tf.constant(["a"]))["label"].shape == (1,)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mmzoo.export(model, empty)                       # an empty folder is used as it is
+    assert is_export(empty)
+
+
+def test_export_never_replaces_what_it_did_not_write(model, tmp_path):
+    run = tmp_path / "run"                           # a training run, as `mmzoo train` writes
+    (run / "logs").mkdir(parents=True)
+    for name in ("model.keras", "config.json", "history.csv"):
+        (run / name).write_text(name)
+    before = tree(run)
+    with pytest.raises(ValueError, match=rf"cannot export to {run}: it already holds "
+                                         r"config.json, history.csv, logs/, model.keras, which "
+                                         r"is not an mmzoo export \(no assets.extra/"):
+        mmzoo.export(model, run)
+    assert tree(run) == before
+
+    sm = tmp_path / "sm"                             # a previous export with a stranger's file
+    mmzoo.export(model, sm)
+    (sm / "notes.txt").write_text("mine")
+    before = tree(sm)
+    with pytest.raises(ValueError, match=r"previous mmzoo export but also holds \['notes.txt'\]"):
+        mmzoo.export(model, sm)
+    assert tree(sm) == before
+
+    plain = tmp_path / "file"
+    plain.write_text("a file")
+    with pytest.raises(ValueError, match="it is a file, not a folder"):
+        mmzoo.export(model, plain)
+    assert plain.read_text() == "a file"
+
+    old = tmp_path / "sm2.old"                        # a folder that only shares the name
+    old.mkdir()
+    (old / "keep.txt").write_text("keep")
+    mmzoo.export(model, tmp_path / "sm2")
+    mmzoo.export(model, tmp_path / "sm2")
+    assert (old / "keep.txt").read_text() == "keep"
+    assert sorted(os.listdir(tmp_path)) == ["file", "run", "sm", "sm2", "sm2.old"]

@@ -1,0 +1,193 @@
+"""`mmzoo.train`: resume cannot lose an epoch, and each flag does what it says.
+
+A kill at any point of an epoch's end leaves `history.csv`, the best model and the backup
+consistent, and training the same run again completes it.
+
+A kill is simulated in-process by an exception that skips the rest of the epoch's callbacks,
+raised just before one of the three writes of the epoch: the history row, the best model, the
+backup. (tests/test_cli.py also kills a real `mmzoo train` with SIGKILL.)
+"""
+
+import csv
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import mmzoo
+
+ROWS = 240
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing on the way catches it."""
+
+
+@pytest.fixture(scope="module")
+def news(data_dir, tmp_path_factory):
+    """The first 240 AG News rows: a quick, real text-classification source."""
+    path = tmp_path_factory.mktemp("news") / "news.csv"
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        rows = list(csv.reader(f))[:ROWS + 1]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return f"csv:{path}"
+
+
+def history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_training(news, run, epochs=4):
+    config = {**mmzoo.registry.get_spec("text_word_vector_mlp").test_config,
+              "learning_rate": 3e-2}
+    config.pop("labels")
+    return mmzoo.train("text_word_vector_mlp", news, epochs=epochs, batch_size=16, out=str(run),
+                       overrides=config, verbose=0)
+
+
+def kill_before(monkeypatch, target, name, epoch):
+    """Make `target.name` raise `Killed` when called at the end of `epoch` (0-based)."""
+    original = getattr(target, name)
+    calls = []
+
+    def wrapper(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch + 1:
+            raise Killed()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(target, name, wrapper)
+
+
+WRITES = {
+    "history row": (keras.callbacks.CSVLogger, "on_epoch_end"),
+    "best model": (keras.Model, "save"),
+    "backup": (keras.callbacks.BackupAndRestore, "_save_model"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_a_kill_before_any_write_of_an_epoch_loses_nothing(write, news, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        kill_before(patch, *WRITES[write], epoch=1)
+        with pytest.raises(Killed):
+            run_training(news, run)
+    done = [int(r["epoch"]) for r in history(run)]
+    assert done in ([0], [0, 1])      # epoch 0 logged; epoch 1 at most up to the kill
+
+    model, result = run_training(news, run)
+    assert result.resumed_from == 1   # the backup says epoch 0 is done, and only epoch 0
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # every epoch once
+    assert not os.path.exists(run / "backup")
+    assert sorted(f for f in os.listdir(run) if "pending" in f) == []
+    # the saved model is the best epoch of the history
+    _, val = mmzoo.data.fit_splits(news)
+    val_loss = model.evaluate(mmzoo.data.pipeline(model, val, batch_size=16), verbose=0)[0]
+    assert val_loss == pytest.approx(min(float(r["val_loss"]) for r in rows), abs=1e-4)
+    assert result.best["epoch"] == 1 + int(np.argmin([float(r["val_loss"]) for r in rows]))
+
+
+def test_a_kill_after_the_backup_keeps_the_epoch(news, tmp_path, monkeypatch):
+    """Killed after epoch 1's backup but before its best model was moved into place: the
+    resumed run counts epoch 1 and keeps its model."""
+    run = tmp_path / "run"
+    from mmzoo.train import _BestModel
+
+    with monkeypatch.context() as patch:
+        kill_before(patch, _BestModel, "commit", epoch=1)
+        with pytest.raises(Killed):
+            run_training(news, run)
+    model, result = run_training(news, run)
+    assert result.resumed_from == 2
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    _, val = mmzoo.data.fit_splits(news)
+    val_loss = model.evaluate(mmzoo.data.pipeline(model, val, batch_size=16), verbose=0)[0]
+    assert val_loss == pytest.approx(min(float(r["val_loss"]) for r in rows), abs=1e-4)
+
+
+# --- the flags of `mmzoo train`, each checked for what it does --------------------------------
+
+@pytest.fixture(scope="module")
+def fsdd_small(data_dir, tmp_path_factory):
+    """40 FSDD recordings (4 per digit): a quick, real audio source."""
+    root = tmp_path_factory.mktemp("fsdd_small")
+    names = sorted(os.listdir(os.path.join(data_dir, "fsdd", "recordings")))
+    for name in names[::62][:40]:
+        os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), root / name)
+    return f"fsdd:{root}"
+
+
+def audio_overrides():
+    config = dict(mmzoo.registry.get_spec("audio_mfcc_cnn").test_config)
+    config.pop("labels")
+    return config
+
+
+def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(fsdd_small, tmp_path):
+    model, _ = mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8,
+                           out=str(tmp_path / "run"), overrides=audio_overrides(),
+                           mixed_precision=True, verbose=0)
+    assert model.get_layer("audio_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("audio_mfcc").compute_dtype == "float32"   # log-power stays float32
+    assert model.outputs[0].dtype == "float32"                        # so do the scores
+    assert keras.mixed_precision.global_policy().name == "float32"   # for this call only
+    import json
+    assert json.load(open(tmp_path / "run" / "config.json"))["mixed_precision"] is True
+
+
+def test_jit_compile_compiles_the_steps_with_xla(fsdd_small, tmp_path):
+    seen = {}
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["jit_compile"] = self.model.jit_compile
+
+    mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "a"),
+                overrides=audio_overrides(), jit_compile=True, verbose=0, callbacks=[Probe()])
+    assert seen["jit_compile"] is True
+    mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "b"),
+                overrides=audio_overrides(), verbose=0, callbacks=[Probe()])
+    assert seen["jit_compile"] is not True
+
+
+def test_no_augment_trains_on_the_waveforms_as_read(fsdd_small, tmp_path, monkeypatch):
+    calls = []
+    original = mmzoo.data.waveform.augment
+    monkeypatch.setattr(mmzoo.data.waveform, "augment",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "a"),
+                overrides=audio_overrides(), augment=False, verbose=0)
+    assert calls == []
+    mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "b"),
+                overrides=audio_overrides(), verbose=0)
+    assert calls  # the default augments the training waveforms
+
+
+def test_cli_flags_reach_train(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from mmzoo.cli import main
+
+    got = {}
+
+    class History:
+        best = {"epoch": 1, "epochs": 1, "metrics": {"val_loss": 0.5}}
+
+    def fake_train(name, data, **kwargs):
+        got.update(kwargs, name=name, data=data)
+        return None, History()
+
+    monkeypatch.setattr(sys.modules["mmzoo.train"], "train", fake_train)
+    out = tmp_path / "run"   # holds no history.csv: a non-chief worker's view of the chief's run
+    assert main(["train", "audio_mfcc_cnn", "--data", "fsdd:x", "--out", str(out),
+                 "--mixed-precision", "--jit-compile", "--no-augment"]) == 0
+    assert got["mixed_precision"] and got["jit_compile"] and got["augment"] is False
+    assert "best epoch 1/1: {'val_loss': 0.5}" in capsys.readouterr().out
+    assert main(["train", "audio_mfcc_cnn", "--data", "fsdd:x", "--out", str(out)]) == 0
+    assert not got["mixed_precision"] and not got["jit_compile"] and got["augment"] is True
