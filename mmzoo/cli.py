@@ -356,7 +356,7 @@ def main(argv=None):
     if args.command == "train":
         details = os.path.join(args.out, "warnings.txt")
     elif args.command == "evaluate" and os.path.isdir(args.run):
-        details = os.path.join(args.run, "warnings.txt")
+        details = os.path.join(args.run, f"evaluation_{args.split}_warnings.txt")
     try:
         with _Warnings(args.verbose, details):
             args.fn(args)

@@ -379,7 +379,7 @@ RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs"
 
 def _check_finished(work, overwrite):
     """Refuse to train over a finished run unless `overwrite` (which removes only the files a
-    run writes, and its evaluations); an unfinished run (a backup in it) is resumed."""
+    run writes, and its `evaluation_*` files); an unfinished run (a backup in it) is resumed."""
     finished = (os.path.isfile(os.path.join(work, "model.keras"))
                 and not os.path.isdir(os.path.join(work, "backup")))
     if not finished:
@@ -388,8 +388,7 @@ def _check_finished(work, overwrite):
         raise InvalidValue(f"{work} holds a finished run (model.keras, no backup to resume); "
                            "pass --overwrite (overwrite=True) to train it again from scratch, "
                            "or choose another --out")
-    evaluations = [f for f in os.listdir(work)
-                   if f.startswith("evaluation_") and f.endswith(".json")]
+    evaluations = [f for f in os.listdir(work) if f.startswith("evaluation_")]
     for name in (*RUN_FILES, *evaluations):
         path = os.path.join(work, name)
         if os.path.isdir(path):
