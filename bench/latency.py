@@ -39,7 +39,8 @@ from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from throughput import recipe_for, write_result  # noqa: E402
+from common import read_result, shown, write_result  # noqa: E402
+from throughput import recipe_for  # noqa: E402
 
 BATCH = 64
 
@@ -108,13 +109,30 @@ def measure(name, calls, folder):
             "batch_per_example_ms": round(many / n, 3)}
 
 
+def table():
+    """The README's latency table, from bench/results/latency.json."""
+    result = read_result("latency")
+    lines = [f"Measured at {shown(result['measured'])} ({result['measured']['machine']}):", "",
+             "| model | inputs | 1 request, ms | p90, ms | batch of 64, ms | per example, ms |",
+             "|---|---|---|---|---|---|"]
+    for r in result["models"]:
+        lines.append(f"| `{r['model']}` | {', '.join(r['inputs'])} | {r['one_ms']:.2f} | "
+                     f"{r['one_p90_ms']:.2f} | {r['batch_ms']:.1f} | "
+                     f"{r['batch_per_example_ms']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=None,
                         help="models to measure (default: every registered model)")
     parser.add_argument("--calls", type=int, default=40, help="timed single calls (default 40)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "latency.json"))
+    parser.add_argument("--table", action="store_true",
+                        help="print the README's table from bench/results and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table())
+        return
     rows = []
     print(f"{'model':24} {'1 request ms':>12} {'p90':>7} {'64 ms':>8} {'p90':>7} "
           f"{'ms/example':>10}", flush=True)
@@ -124,7 +142,7 @@ def main(argv=None):
             rows.append(r)
             print(f"{name:24} {r['one_ms']:12.2f} {r['one_p90_ms']:7.2f} {r['batch_ms']:8.2f} "
                   f"{r['batch_p90_ms']:7.2f} {r['batch_per_example_ms']:10.3f}", flush=True)
-    write_result(args.out, {"models": rows})
+    write_result("latency", {"calls": args.calls, "models": rows})
 
 
 if __name__ == "__main__":

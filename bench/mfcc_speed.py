@@ -11,8 +11,8 @@ on the whole batch at once (librosa accepts `[..., samples]`). The layer runs in
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +26,9 @@ from mmzoo.data.fsdd import read_audio  # noqa: E402
 from mmzoo.data.waveform import fit_length  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import write_result  # noqa: E402
+
 SETTINGS = dict(n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)  # the audio models' defaults
 
 
@@ -86,9 +89,7 @@ def main():
     print(f"speed-up: {result['speedup']['vs librosa clip by clip']:.1f}x vs librosa clip by "
           f"clip, {result['speedup']['vs librosa whole batch']:.1f}x vs librosa on the batch")
     print(f"relative error per clip: max {errors.max():.2e}, mean {errors.mean():.2e}")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "mfcc_speed.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_result("mfcc_speed", result)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.environ.get("MMZOO_DATA_DIR", os.path.join(HERE, "..", "..", "shared", "data"))
+sys.path.insert(0, HERE)
+from common import DATA, read_result, shown, write_result  # noqa: E402
 
 
 def _get(result, path):
@@ -62,7 +63,8 @@ def run(recipe, out_root):
     cli = [sys.executable, "-m", "mmzoo.cli"]
     start = time.perf_counter()
     subprocess.run(cli + ["train", model, "--data", source, "--epochs", str(epochs),
-                          "--batch-size", str(batch), "--out", run_dir], check=True)
+                          "--batch-size", str(batch), "--out", run_dir, "--overwrite"],
+                   check=True)
     train_seconds = time.perf_counter() - start
     evaluate = cli + ["evaluate", run_dir, "--data", source, "--split", split]
     if model in MULTIMODAL:
@@ -77,9 +79,7 @@ def run(recipe, out_root):
         value = float(_get(metrics, target[0]))
         result["target"] = {"metric": target[0], "minimum": target[1], "value": value,
                             "met": value >= target[1]}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", f"quality_{recipe}.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(f"quality_{recipe}", result)
     summary = result.get("target") or {}
     print(f"{recipe}: trained in {train_seconds:.0f} s; "
           + (f"{summary['metric']} = {summary['value']:.4f} (target {summary['minimum']}, "
@@ -97,10 +97,11 @@ def summary(result):
     if "beam" in m:
         b, g = m["beam"], m["greedy"]
         measured = (f"BLEU-1..4 beam {b['bleu_1']:.4f} / {b['bleu_2']:.4f} / {b['bleu_3']:.4f} / "
-                    f"**{b['bleu_4']:.4f}**; greedy {g['bleu_1']:.4f} / {g['bleu_2']:.4f} / "
-                    f"{g['bleu_3']:.4f} / {g['bleu_4']:.4f}")
-        ablation = {k: f"beam BLEU-4 {v['beam']['bleu_4']:.3f}" for k, v in
-                    m.get("ablation", {}).items()}
+                    f"**{b['bleu_4']:.4f}**, CIDEr-D **{b['cider_d']:.3f}**; greedy "
+                    f"{g['bleu_1']:.4f} / {g['bleu_2']:.4f} / {g['bleu_3']:.4f} / "
+                    f"{g['bleu_4']:.4f}, CIDEr-D {g['cider_d']:.3f}")
+        ablation = {k: f"beam BLEU-4 {v['beam']['bleu_4']:.3f}, CIDEr-D "
+                       f"{v['beam']['cider_d']:.3f}" for k, v in m.get("ablation", {}).items()}
     elif "text_to_image" in m:
         t, c, i = m["text_to_image"], m["chance"]["text_to_image"], m["image_to_text"]
         measured = ("text->image recall@1/5/10 "
@@ -123,21 +124,20 @@ def summary(result):
 
 def table():
     """The README's quality table, from bench/results/quality_*.json."""
-    lines = ["| recipe | data (split) | measured | modality ablation | target | training |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| recipe | data (split) | measured | modality ablation | target | training | "
+             "measured at |", "|---|---|---|---|---|---|---|"]
     for recipe in RECIPES:
-        path = os.path.join(HERE, "results", f"quality_{recipe}.json")
-        if not os.path.exists(path):
+        result = read_result(f"quality_{recipe}")
+        if result is None:
             continue
-        with open(path) as f:
-            result = json.load(f)
         measured, ablation = summary(result)
         target = result.get("target")
         target = (f"{target['metric']} >= {target['minimum']}: "
                   f"{'met' if target['met'] else '**NOT met**'}" if target else "-")
         data = result["data"].replace(DATA, "../shared/data")
         lines.append(f"| `{recipe}` | {data} ({result['split']}) | {measured} | {ablation} | "
-                     f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs |")
+                     f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs | "
+                     f"{shown(result['measured'])} |")
     return "\n".join(lines)
 
 
@@ -149,7 +149,8 @@ def main():
     group.add_argument("--table", action="store_true",
                        help="print the README's table from bench/results and exit")
     parser.add_argument("--out", default=os.path.join("runs", "bench"),
-                        help="where the trained models go (default runs/bench)")
+                        help="where the trained models go (default runs/bench; each recipe's "
+                             "folder is trained again from scratch)")
     args = parser.parse_args()
     if args.table:
         print(table())

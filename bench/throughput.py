@@ -31,9 +31,7 @@ Prints a table and writes bench/results/throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,7 +42,6 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 import mmzoo  # noqa: E402
@@ -53,6 +50,7 @@ from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from common import read_result, shown, write_result  # noqa: E402
 from quality import DATA, RECIPES  # noqa: E402
 
 
@@ -269,21 +267,12 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
             "seconds_per_epoch": {k: [round(s, 3) for s in v] for k, v in times.items()}}
 
 
-def write_result(path, result):
-    """Write a bench's `result` dict as JSON at `path`, with the machine it was measured on."""
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                         f"TensorFlow {tf.__version__}, Keras {keras.__version__}", **result}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {path}")
-
-
-def table(path):
-    """The README's throughput table, from a JSON this script wrote."""
-    with open(path) as f:
-        result = json.load(f)
-    lines = ["| model | zoo | zoo graph on NumPy | plain Keras on NumPy | **ratio** | pipeline | "
+def table():
+    """The README's throughput table, from bench/results/throughput.json."""
+    result = read_result("throughput")
+    lines = [f"Measured at {shown(result['measured'])} ({result['measured']['machine']}); "
+             "training examples per second:", "",
+             "| model | zoo | zoo graph on NumPy | plain Keras on NumPy | **ratio** | pipeline | "
              "graph | zoo, first epoch | zoo, augmenting |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["models"]:
@@ -305,12 +294,11 @@ def main(argv=None):
                         help="timed rounds of each, alternating (default 6)")
     parser.add_argument("--seconds", type=float, default=3.0,
                         help="length of a round: epochs are repeated to last about this long")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "throughput.json"))
     parser.add_argument("--table", action="store_true",
-                        help="print the README's table from --out and exit")
+                        help="print the README's table from bench/results and exit")
     args = parser.parse_args(argv)
     if args.table:
-        print(table(args.out))
+        print(table())
         return
     names = args.models or mmzoo.list_models()
     rows = []
@@ -325,8 +313,8 @@ def main(argv=None):
               f"{r['zoo_first_epoch']:9.0f}"
               + (f"  augmenting: {r['zoo_augment']:.0f}" if "zoo_augment" in r else ""),
               flush=True)
-    write_result(args.out, {"examples": args.examples, "rounds": args.rounds,
-                            "seconds": args.seconds, "models": rows})
+    write_result("throughput", {"examples": args.examples, "rounds": args.rounds,
+                                "seconds": args.seconds, "models": rows})
 
 
 if __name__ == "__main__":

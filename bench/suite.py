@@ -1,0 +1,52 @@
+"""The test suite's time from a fresh clone, as CI runs it: `CI=true bash .ci/run`.
+
+Run by hand (never a timed test):  python bench/suite.py
+
+Clones this repository's HEAD into a temporary folder (with MMZOO_DATA_DIR pointing at the shared
+data, which CI finds at ../shared/data beside its clone), runs `.ci/run` there with `CI=true`
+(the install, then the README's test command), and records the wall time, the install time, the
+pytest summary and the slowest tests. Writes bench/results/suite.json.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import DATA, ROOT, write_result  # noqa: E402
+
+
+def main():
+    with tempfile.TemporaryDirectory() as folder:
+        clone = os.path.join(folder, "mmzoo")
+        subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
+        env = {**os.environ, "CI": "true", "MMZOO_DATA_DIR": os.path.abspath(DATA)}
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        start = time.perf_counter()
+        out = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, capture_output=True,
+                             text=True)
+        seconds = time.perf_counter() - start
+    log = out.stdout + out.stderr
+    if out.returncode:
+        print(log[-5000:])
+        raise SystemExit(f".ci/run failed ({out.returncode})")
+    summary = re.findall(r"^=+ (\d+ passed.*?) in ([\d.]+)s", log, re.M)[-1]
+    tests = float(re.search(r"tests passed in (\d+) s", log).group(1))
+    slowest = re.findall(r"^([\d.]+)s (call|setup)\s+(\S+)", log, re.M)
+    result = {"command": "CI=true bash .ci/run (fresh clone)", "seconds": round(seconds),
+              "test_seconds": tests, "install_seconds": round(seconds - tests),
+              "pytest": summary[0],
+              "slowest": [{"test": name, "phase": phase, "seconds": float(s)}
+                          for s, phase, name in slowest]}
+    print(result)
+    write_result("suite", result)
+
+
+if __name__ == "__main__":
+    main()
