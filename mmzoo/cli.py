@@ -59,11 +59,11 @@ class _Warnings:
         if detailed and self.details:
             os.makedirs(os.path.dirname(self.details) or ".", exist_ok=True)
             with open(self.details, "a" if self.written else "w") as f:  # this command's own
-                f.write(str(message) + "\n\n")
+                f.write(message.full() + "\n\n")
             self.written = True
             short += f" (each one named in {self.details})"
         elif detailed:
-            short = str(message)
+            short = message.full()
         print(f"mmzoo: warning: {short}", file=sys.stderr, flush=True)
 
 

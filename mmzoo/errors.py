@@ -41,7 +41,8 @@ class DataWarning(UserWarning):
     """Something in the data that mmzoo left out or worked around, reported, never silent.
 
     `short` is one line for a terminal; `details` names every item concerned (the `mmzoo`
-    command prints `short` once and writes `details` to the run folder). `str()` gives both.
+    command prints `short` once and writes `details` to the run folder). `str()` gives `short`
+    and the first few details, so a notebook's warning stays readable; `.details` has them all.
 
     Args:
         short: str. What happened, in one line.
@@ -52,7 +53,17 @@ class DataWarning(UserWarning):
         self.short, self.details = short, [str(d) for d in details]
         super().__init__(short)
 
+    SHOWN = 5
+
     def __str__(self):
+        lines = [self.short, *(f"  {d}" for d in self.details[:self.SHOWN])]
+        if len(self.details) > self.SHOWN:
+            lines.append(f"  ... and {len(self.details) - self.SHOWN} more (this warning's "
+                         ".details names them all)")
+        return "\n".join(lines)
+
+    def full(self):
+        """`short` and every detail, one a line."""
         return "\n".join([self.short, *(f"  {d}" for d in self.details)])
 
 
