@@ -36,7 +36,7 @@ def main():
     if out.returncode:
         print(log[-5000:])
         raise SystemExit(f".ci/run failed ({out.returncode})")
-    summary = re.findall(r"^=+ (\d+ passed.*?) in ([\d.]+)s", log, re.M)[-1]
+    summary = re.findall(r"^(?:=+ )?(\d+ passed[^\n]*?) in ([\d.]+)s", log, re.M)[-1]
     tests = float(re.search(r"tests passed in (\d+) s", log).group(1))
     slowest = re.findall(r"^([\d.]+)s (call|setup)\s+(\S+)", log, re.M)
     result = {"command": "CI=true bash .ci/run (fresh clone)", "seconds": round(seconds),
