@@ -1,0 +1,57 @@
+"""The README cannot drift: its model table comes from the registry and its figures from the
+JSON files in bench/results, each of which records the commit and date it was measured at."""
+
+import glob
+import json
+import os
+import re
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import report  # noqa: E402
+
+
+def test_every_generated_part_of_the_readme_is_current():
+    with open(report.README) as f:
+        text = f.read()
+    names = [m["name"] for m in report.BLOCK.finditer(text)]
+    assert sorted(names) == sorted(report.PARTS), names   # each part, once
+    _, stale = report.render(text)
+    assert stale == [], f"README.md parts {stale} are stale: run python bench/report.py --write"
+
+
+def test_the_model_table_is_the_registry():
+    """Parameters and inputs of the built default models (caption_lstm's count once drifted)."""
+    import mmzoo
+
+    table = report.models()
+    model = mmzoo.build("caption_lstm")
+    row = next(line for line in table.splitlines() if line.startswith("| `caption_lstm`"))
+    assert f"| {model.count_params():,} |" in row and "`image` (64, 64, 3), `text` (8,)" in row
+    assert len(table.splitlines()) == 2 + len(mmzoo.list_models())
+
+
+def test_every_bench_result_records_its_commit_and_date():
+    paths = sorted(glob.glob(os.path.join(ROOT, "bench", "results", "*.json")))
+    assert paths
+    for path in paths:
+        with open(path) as f:
+            measured = json.load(f).get("measured", {})
+        name = os.path.basename(path)
+        assert re.fullmatch(r"[0-9a-f]{40}", measured.get("commit", "")), name
+        assert measured.get("dirty") is False, f"{name} was measured on uncommitted code"
+        assert re.match(r"\d{4}-\d\d-\d\dT", measured.get("date", "")), name
+
+
+def test_every_bench_result_is_in_the_readme():
+    with open(report.README) as f:
+        text = f.read()
+    rendered = {name: fn() for name, fn in report.PARTS.items()}
+    for path in glob.glob(os.path.join(ROOT, "bench", "results", "*.json")):
+        name = os.path.basename(path)[:-5]
+        if name.startswith("quality_"):
+            assert f"| `{name[len('quality_'):]}` |" in rendered["quality"], name
+        else:
+            assert f"python bench/{name}.py" in text, name
