@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -134,7 +135,8 @@ def table():
         target = result.get("target")
         target = (f"{target['metric']} >= {target['minimum']}: "
                   f"{'met' if target['met'] else '**NOT met**'}" if target else "-")
-        data = result["data"].replace(DATA, "../shared/data")
+        # wherever the shared data was when measured (an absolute path), as the README names it
+        data = re.sub(r"^(\w+:)[^?]*?shared/data", r"\1../shared/data", result["data"])
         lines.append(f"| `{recipe}` | {data} ({result['split']}) | {measured} | {ablation} | "
                      f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs | "
                      f"{shown(result['measured'])} |")

@@ -3,8 +3,8 @@
 Run by hand (never a timed test):  python bench/suite.py
 
 Clones this repository's HEAD into a temporary folder (with MMZOO_DATA_DIR pointing at the shared
-data, which CI finds at ../shared/data beside its clone), runs `.ci/run` there with `CI=true`
-(the install, then the README's test command), and records the wall time, the install time, the
+data, which CI finds at ../shared/data beside its clone), makes a new virtual environment there
+and runs `.ci/run` in it with `CI=true` (the install, then the README's test command), and records the wall time, the install time, the
 pytest summary and the slowest tests. Writes bench/results/suite.json.
 """
 
@@ -24,10 +24,15 @@ from common import DATA, ROOT, write_result  # noqa: E402
 
 def main():
     with tempfile.TemporaryDirectory() as folder:
-        clone = os.path.join(folder, "mmzoo")
+        clone, venv = os.path.join(folder, "mmzoo"), os.path.join(folder, "venv")
         subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
-        env = {**os.environ, "CI": "true", "MMZOO_DATA_DIR": os.path.abspath(DATA)}
-        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        # a new virtual environment, as on a fresh machine (and this one's is left alone)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        env = {**os.environ, "CI": "true", "MMZOO_DATA_DIR": os.path.abspath(DATA),
+               "VIRTUAL_ENV": venv,
+               "PATH": os.path.join(venv, "bin") + os.pathsep + os.environ["PATH"]}
+        for name in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH", "PYTHONHOME"):
+            env.pop(name, None)
         start = time.perf_counter()
         out = subprocess.run(["bash", ".ci/run"], cwd=clone, env=env, capture_output=True,
                              text=True)
