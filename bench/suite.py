@@ -4,8 +4,9 @@ Run by hand (never a timed test):  python bench/suite.py
 
 Clones this repository's HEAD into a temporary folder (with MMZOO_DATA_DIR pointing at the shared
 data, which CI finds at ../shared/data beside its clone), makes a new virtual environment there
-and runs `.ci/run` in it with `CI=true` (the install, then the README's test command), and records the wall time, the install time, the
-pytest summary and the slowest tests. Writes bench/results/suite.json.
+and runs `.ci/run` in it with `CI=true` (the install, then the README's test command), and
+records the wall time, the install time, the pytest summary and the slowest tests. Writes
+bench/results/suite.json.
 """
 
 from __future__ import annotations
