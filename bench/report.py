@@ -81,8 +81,9 @@ def measured():
     if suite:
         lines.append(
             f"- **Test suite** (`python bench/suite.py`: `CI=true bash .ci/run` in a fresh "
-            f"clone): {suite['pytest']} in {suite['test_seconds'] / 60:.1f} min, "
-            f"{suite['seconds'] / 60:.1f} min with the install. ({shown(suite['measured'])})")
+            f"clone, a new virtual environment): {suite['pytest']} in "
+            f"{suite['test_seconds'] / 60:.1f} min, {suite['seconds'] / 60:.1f} min with the "
+            f"install. ({shown(suite['measured'])})")
     return "\n".join(lines)
 
 
