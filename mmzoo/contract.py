@@ -40,7 +40,7 @@ from __future__ import annotations
 import collections
 
 from mmzoo.errors import ContractError
-from mmzoo.layers.vocab import LabelNames, Vocabulary
+from mmzoo.layers.vocab import model_labels, model_vocabulary
 from mmzoo.layers.vocab import walk_layers as walk
 
 START, END = "[start]", "[end]"
@@ -81,20 +81,20 @@ def input_shapes(model):
 
 def vocabulary(model, name):
     """The tokens of the `Vocabulary` layer `{name}_vocabulary` (token `i` has id `i + 2`)."""
-    layer = _find(model, f"{name}_vocabulary")
-    if not isinstance(layer, Vocabulary):
+    tokens = model_vocabulary(model, name)
+    if tokens is None:
         _fail(model, f"has no mmzoo.layers.Vocabulary layer named '{name}_vocabulary' for its "
                      f"{name!r} input")
-    return list(layer.tokens)
+    return tokens
 
 
 def labels(model):
     """The class names of the model's `LabelNames` layer, in score order."""
-    found = [layer for layer in walk(model) if isinstance(layer, LabelNames)]
-    if not found:
+    names = model_labels(model)
+    if names is None:
         _fail(model, "carries no class names: end its scores with "
                      "mmzoo.layers.LabelNames(labels, name='scores')")
-    return list(found[0].names)
+    return names
 
 
 def sample_rate(model):
