@@ -104,15 +104,19 @@ def _tokenized(references, hypotheses):
             [str(h).split() for h in hypotheses])
 
 
+def _standardized(texts):
+    """`texts` as the models read them (`mmzoo.data.text.standardize`), as Python strings."""
+    if not len(texts):
+        return []
+    return [t.decode() for t in standardize(tf.constant(list(texts), tf.string)).numpy()]
+
+
 def caption_scores(references, hypotheses):
     """BLEU-1..4 (`bleu_scores`) and CIDEr-D (`cider_d`, under the key `cider_d`) of captions,
     after standardising every text as the models read text (lower case; any run of characters
     other than letters and digits separates words, so punctuation is not a word)."""
-    def clean(texts):
-        return [t.decode() for t in standardize(tf.constant(list(texts), tf.string)).numpy()]
-
-    refs = [clean(r) for r in references]
-    hyps = clean(hypotheses) if hypotheses else []
+    refs = [_standardized(r) for r in references]
+    hyps = _standardized(hypotheses)
     return {**bleu_scores(refs, hyps), "cider_d": cider_d(refs, hyps)}
 
 
@@ -200,7 +204,7 @@ def _retrieve(model, dataset, batch_size, ablate=None):
     parts = contract.retriever(model)
     texts = [t for refs in references for t in refs]
     # A text matches every image it is a caption of (easy-VQA has many images per caption).
-    clean = [t.decode() for t in standardize(tf.constant(texts)).numpy()]
+    clean = _standardized(texts)
     captions_of = []
     start = 0
     for refs in references:
