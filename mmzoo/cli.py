@@ -113,7 +113,8 @@ def _cmd_train(args):
                            out=args.out, seed=args.seed, overrides=_parse_set(args.set),
                            strategy=args.strategy, mixed_precision=args.mixed_precision,
                            jit_compile=args.jit_compile, augment=not args.no_augment,
-                           on_error=args.on_error, overwrite=args.overwrite)
+                           on_error=args.on_error, overwrite=args.overwrite,
+                           feature_cache=args.feature_cache)
     if history.best:
         print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
               f"{history.best['metrics']}")
@@ -306,6 +307,10 @@ def _parser():
                    help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU")
     p.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
+    p.add_argument("--feature-cache", choices=("memory", "disk", "off"), default="memory",
+                   help="with a frozen pretrained image backbone: compute its features once per "
+                        "image and keep them in memory (default) or on disk under --out, or "
+                        "run the backbone every step (off)")
     p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_train)
 

@@ -3,6 +3,7 @@ matrix (scikit-learn); BLEU-1..4 (NLTK's `corpus_bleu`) and CIDEr-D (pycocoevalc
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import numpy as np
@@ -120,6 +121,47 @@ def caption_scores(references, hypotheses):
     return {**bleu_scores(refs, hyps), "cider_d": cider_d(refs, hyps)}
 
 
+def unique_share(captions):
+    """Share of captions that no other image got (standardised): 1.0 when every image has a
+    caption of its own, 0.0 when the model says one caption for everything."""
+    clean = _standardized(captions)
+    counts = collections.Counter(clean)
+    return float(np.mean([counts[c] == 1 for c in clean])) if clean else 0.0
+
+
+def constant_caption(references, *, candidates=200, seed=0):
+    """The best single caption by BLEU-4 on `references`: the baseline a captioner must beat.
+
+    An image-blind "model" that says one caption for every image scores surprisingly well on
+    BLEU (a generic `a man in a blue shirt is standing on the street` matches many n-grams), so
+    caption figures are reported against it. The caption is chosen among `candidates` of the
+    references themselves (drawn with `seed`, all of them when fewer), by corpus BLEU-4
+    against `references`: pass the training split's captions, then score the chosen caption on
+    the evaluation split with `caption_scores`.
+
+    Args:
+        references: list of list of str. The reference captions of each image.
+        candidates: int. How many distinct references to try.
+        seed: int. Seed of the draw.
+
+    Returns:
+        The chosen caption (str), standardised.
+
+    Examples:
+    ```python
+    fixed = constant_caption(train_references)
+    caption_scores(dev_references, [fixed] * len(dev_references))
+    ```
+    """
+    refs = [_standardized(r) for r in references]
+    pool = sorted({c for r in refs for c in r})
+    rng = np.random.default_rng(seed)
+    if len(pool) > candidates:
+        pool = [pool[i] for i in sorted(rng.choice(len(pool), candidates, replace=False))]
+    scored = [(bleu_scores(refs, [c] * len(refs))["bleu_4"], c) for c in pool]
+    return max(scored)[1]
+
+
 def _zeroed(ds, name):
     def zero(x, y):
         return {**x, name: tf.zeros_like(x[name])}, y
@@ -171,6 +213,7 @@ def _caption(model, dataset, batch_size, ablate=None, num_beams=3):
         for i in range(0, len(images), batch_size):
             hyps += generate(model, images[i:i + batch_size], method, num_beams=num_beams)
         out[method] = caption_scores(references, hyps)
+        out[method]["unique_captions"] = unique_share(hyps)
         out[method]["examples"] = [{"references": r, "caption": h}
                                    for r, h in list(zip(references, hyps))[:5]]
     return out

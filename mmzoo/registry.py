@@ -187,6 +187,14 @@ def _build(spec, cfg):
     return contract.check(model, spec)
 
 
+def _no_download(cfg):
+    """`cfg` with `image_weights="imagenet"` set to None: describing a model (its shapes and
+    parameter count, which weights do not change) never downloads its weights."""
+    if getattr(cfg, "image_weights", None) == "imagenet":
+        return dataclasses.replace(cfg, image_weights=None)
+    return cfg
+
+
 def describe(name, **overrides):
     """A model card: task, modalities, inputs, outputs, the default config and the parameter count.
 
@@ -201,7 +209,7 @@ def describe(name, **overrides):
     """
     spec = get_spec(name)
     cfg = _apply_overrides(spec, overrides)
-    model = _build(spec, cfg)
+    model = _build(spec, _no_download(cfg))
     lines = [f"{spec.name}: {spec.summary}", f"  task:       {spec.task}"]
     lines.append(f"  modalities: {', '.join(spec.modalities)}")
     lines.append("  inputs:")
@@ -233,7 +241,7 @@ def model_table():
              "|---|---|---|---|---|"]
     for name in list_models():
         spec = get_spec(name)
-        model = _build(spec, spec.config())
+        model = _build(spec, _no_download(spec.config()))
         shapes = {t.name: tuple(t.shape[1:]) for t in model.inputs}
         inputs = ", ".join(f"`{n}` {shapes[n]}" for n in sorted(shapes))
         lines.append(f"| `{name}` | {spec.task} | {inputs} | {model.count_params():,} | "

@@ -132,6 +132,9 @@ class _Backup(keras.callbacks.Callback):
 class _BestModel(keras.callbacks.Callback):
     """Keeps `model.keras` the best epoch by validation loss, committed together with the backup.
 
+    `saved`: the model to save when it is not the one `fit` runs (frozen-feature training fits
+    `mmzoo.models.features.feature_model`, which shares the whole model's weights).
+
     A better epoch's model is first written as `model.pending.keras` (and its epoch and value in
     `model.pending.json`); once the backup of that epoch is written, `commit` moves it onto
     `model.keras`. A kill before the backup leaves a pending model of an epoch the resumed run
@@ -139,9 +142,9 @@ class _BestModel(keras.callbacks.Callback):
     commits. So at any kill `model.keras` is the best of the epochs `history.csv` keeps.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, saved=None):
         super().__init__()
-        self.path = path
+        self.path, self.saved = path, saved
         self.pending = path.replace(".keras", ".pending.keras")
         self.pending_info = path.replace(".keras", ".pending.json")
         self.best = float("inf")
@@ -151,7 +154,7 @@ class _BestModel(keras.callbacks.Callback):
         if value is None or not value < self.best:  # also skips NaN
             return
         self.best = float(value)
-        self.model.save(self.pending, overwrite=True)
+        (self.saved or self.model).save(self.pending, overwrite=True)
         with open(self.pending_info, "w") as f:
             json.dump({"epoch": epoch, MONITOR: self.best}, f)
 
@@ -251,7 +254,8 @@ def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed
 
 def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0,
           overrides=None, strategy="default", mixed_precision=False, jit_compile=False,
-          augment=True, verbose=1, on_error="raise", callbacks=None, overwrite=False):
+          augment=True, verbose=1, on_error="raise", callbacks=None, overwrite=False,
+          feature_cache="memory"):
     """Train `name` on the `train` split of `data`, validating on `validation`.
 
     Sources without a validation split hold out every 10th training example
@@ -284,6 +288,11 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
         overwrite: bool. Train again over a finished run in `out` (one with `model.keras` and no
             backup), removing the files a run writes and nothing else; without it such an `out`
             fails. An unfinished run (a backup in it) is resumed either way.
+        feature_cache: str. With a frozen pretrained image backbone, its features are computed
+            once per image and the rest of the model trains on them
+            (`mmzoo.models.features`): `memory` keeps them in memory, `disk` in
+            `out/feature_cache/` (keyed by backbone and split), `off` runs the backbone every
+            step. The saved model is the whole graph either way.
 
     Returns:
         `(model, history)`: the best model (reloaded from `out/model.keras`) and the Keras
@@ -304,17 +313,22 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
         return _train(name, data, epochs=epochs, batch_size=batch_size, out=out, seed=seed,
                       overrides=overrides, strategy=strategy, mixed_precision=mixed_precision,
                       jit_compile=jit_compile, augment=augment, verbose=verbose,
-                      on_error=on_error, callbacks=callbacks, overwrite=overwrite)
+                      on_error=on_error, callbacks=callbacks, overwrite=overwrite,
+                      feature_cache=feature_cache)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
 def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
-           jit_compile, augment, verbose, on_error, callbacks, overwrite):
+           jit_compile, augment, verbose, on_error, callbacks, overwrite, feature_cache):
     from mmzoo.data import adapt, open_source, pipeline
+    from mmzoo.models.features import backbone_key, feature_model, frozen_backbone
     from mmzoo.data.sources import default_source
     from mmzoo.registry import build, get_spec
 
+    if feature_cache not in FEATURE_CACHES:
+        raise InvalidValue(f"feature_cache must be one of {list(FEATURE_CACHES)}, got "
+                           f"{feature_cache!r}")
     dist = make_strategy(strategy) if isinstance(strategy, str) else strategy
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     spec = get_spec(name)
@@ -342,11 +356,28 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
               file=sys.stderr, flush=True)
     with dist.scope():
         model = build(name, **config)
+    backbone = frozen_backbone(model) if feature_cache != "off" else None
+    fit_model, caches = model, {"train": True, "validation": True}
+    if backbone is not None:
+        with dist.scope():
+            fit_model = feature_model(model, backbone)
+        if feature_cache == "disk":
+            folder = os.path.join(work, "feature_cache")
+            os.makedirs(folder, exist_ok=True)
+            key = backbone_key(backbone)
+            caches = {split: _fresh_cache(os.path.join(folder, f"{key}-{split}"))
+                      for split in caches}
+        if verbose:
+            print(f"frozen image backbone: its features are computed once per image (cached: "
+                  f"{feature_cache}) and the rest of the model trains on them", file=sys.stderr,
+                  flush=True)
     if jit_compile:
-        model.jit_compile = True
+        fit_model.jit_compile = True
+    features = backbone is not None
     train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True, seed=seed,
-                        augment=augment)
-    val_ds = pipeline(model, val_raw, batch_size=batch_size)
+                        augment=augment, features=features, cache=caches["train"])
+    val_ds = pipeline(model, val_raw, batch_size=batch_size, features=features,
+                      cache=caches["validation"])
     if strategy_name == "multi_worker":
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
@@ -355,14 +386,14 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
 
     path = os.path.join(work, "model.keras")
     history_path = os.path.join(work, "history.csv")
-    restore, best = _Restore(backup), _BestModel(path)
+    restore, best = _Restore(backup), _BestModel(path, saved=model)
     resume = _Resume(history_path, best, epochs, verbose)
     # Order matters: restore first; the backup last in each epoch, so that a kill at any point
     # leaves history.csv, model.keras and the backup consistent (see _BestModel).
     callbacks = [restore, resume, keras.callbacks.CSVLogger(history_path, append=True),
                  keras.callbacks.TensorBoard(os.path.join(work, "logs")), *(callbacks or ()),
                  best, _Backup(restore, best)]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
+    history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
                         callbacks=callbacks, shuffle=False)  # the pipeline shuffles
     model = keras.saving.load_model(path)
     history.best = best_epoch(read_history(history_path))  # this process's own log
@@ -372,9 +403,25 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     return model, history
 
 
+FEATURE_CACHES = ("memory", "disk", "off")
+
+
+def _fresh_cache(prefix):
+    """A `tf.data` cache file prefix, with the leftovers of an interrupted cache write (its
+    lock file and partial shards, which tf.data refuses to read or overwrite) removed; a
+    complete cache (its index file written last) is reused."""
+    folder, name = os.path.split(prefix)
+    if os.path.exists(prefix + ".index"):
+        return prefix
+    for leftover in os.listdir(folder):
+        if leftover.startswith(name):
+            os.remove(os.path.join(folder, leftover))
+    return prefix
+
+
 # Files `train` writes in its output folder: what `overwrite=True` removes, and nothing else.
 RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
-             "model.pending.keras", "model.pending.json")
+             "model.pending.keras", "model.pending.json", "feature_cache")
 
 
 def _check_finished(work, overwrite):

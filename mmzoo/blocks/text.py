@@ -95,13 +95,15 @@ def transformer_encoder(ids, *, vocab_size, sequence_length, embed_dim=64, num_h
 
 def text_encoder(kind, ids, *, vocab_size, sequence_length, embed_dim, units, bidirectional=False,
                  dropout=0.0, num_heads=2, num_layers=1, prefix="text"):
-    """Dispatch on `kind` (`lstm`, `word_vector_mlp`, `transformer`) with one set of arguments."""
+    """Dispatch on `kind` (`lstm`, `word_vector_mlp`, `transformer`) with one set of arguments
+    (`word_vector_mlp` with `units=0`: the average of the word vectors, no hidden layer)."""
     if kind == "lstm":
         return lstm_encoder(ids, vocab_size=vocab_size, embed_dim=embed_dim, units=units,
                             bidirectional=bidirectional, dropout=dropout, prefix=prefix)
     if kind == "word_vector_mlp":
         return word_vector_mlp_encoder(ids, vocab_size=vocab_size, embed_dim=embed_dim,
-                                       hidden_units=(units,), dropout=dropout, prefix=prefix)
+                                       hidden_units=(units,) if units else (), dropout=dropout,
+                                       prefix=prefix)
     if kind == "transformer":
         return transformer_encoder(ids, vocab_size=vocab_size, sequence_length=sequence_length,
                                    embed_dim=embed_dim, num_heads=num_heads,

@@ -15,7 +15,7 @@ SOURCE_KEYS = {"image": ("image",), "audio": ("audio",), "text": ("text", "quest
 
 
 def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10_000, seed=None,
-             cache=True, augment=None):
+             cache=True, augment=None, features=False):
     """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
 
     Every step from a raw example to model inputs is the model's `Preprocessor` (the same one
@@ -23,10 +23,11 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     model's size (grey -> RGB), waveforms resampled to the model's rate when the example's
     `sample_rate` differs, then centred and padded or cropped to its length, integer labels
     turned into their strings; per batch of 256: questions and texts tokenized with the
-    vocabulary the model carries, labels turned into class ids; then `cache`; then, when
-    training, one caption drawn per image and epoch (evaluating: captioning uses every caption,
-    retrieval the first), `shuffle`; then `batch`; waveform augmentation per batch
-    (`mmzoo.data.waveform.augment`: time shift, gain, noise); per batch: captions tokenized and
+    vocabulary the model carries, labels turned into class ids; then `cache`; then for
+    captioning every caption of an image as an example, for retrieval one caption per image
+    (drawn anew each epoch when training, else the first); `shuffle` when training; `batch`;
+    waveform augmentation per batch (`mmzoo.data.waveform.augment`: time shift, gain, noise);
+    per batch: captions tokenized and
     shifted for teacher forcing, images cast to float32; then `prefetch`.
 
     Audio examples say the rate they were read at in a `sample_rate` entry (every mmzoo source
@@ -39,8 +40,13 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         training: bool. Shuffle (each epoch anew) and augment when True.
         shuffle_buffer: int. Size of the shuffle buffer.
         seed: int or None. Shuffle seed.
-        cache: bool. Cache the decoded examples in memory after the first pass.
+        cache: bool or str. Cache the decoded examples (and features) after the first pass:
+            True in memory, False not at all, a str on disk at that file prefix
+            (`tf.data.Dataset.cache`).
         augment: bool or None. Augment waveforms; None: when `training`.
+        features: bool. For a model with a frozen image backbone
+            (`mmzoo.models.features.frozen_backbone`): `image` is the backbone's features,
+            computed once per image before the cache, for `feature_model(model)` to train on.
 
     Examples:
     ```python
@@ -92,8 +98,10 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         count = dataset.cardinality()
         if count >= 0:  # unbatch loses it; Keras needs it to count steps
             ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    if features:
+        ds = _backbone_features(ds, model, keys)
     if cache:
-        ds = ds.cache()
+        ds = ds.cache(cache if isinstance(cache, str) else "")
     if keys.get("text") == "captions":
         ds = _one_caption_per_example(ds, training, spec.task)
     if training:
@@ -105,7 +113,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     per_epoch_text = _per_epoch_text(spec, keys, "text")
 
     def finish(batch):
-        inputs = pre.model_inputs({name: batch[name] for name in keys})
+        inputs = pre.model_inputs({name: batch[name] for name in keys}, features=features)
         targets = batch.get("label")
         if per_epoch_text and spec.task == "captioning":
             inputs["text"], targets = pre.teacher_forcing(batch["text"])
@@ -119,20 +127,40 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _backbone_features(ds, model, keys):
+    """Images -> the frozen backbone's features, in batches of 64, before the cache."""
+    from mmzoo.models.features import frozen_backbone
+
+    backbone = frozen_backbone(model)
+    if backbone is None or "image" not in keys:
+        raise InvalidValue(f"features=True needs a model with a frozen image backbone; model "
+                           f"{model.name!r} has none (build it with a pretrained image_encoder)")
+    count = ds.cardinality()
+
+    def run(batch):
+        return {**batch, "image": backbone(tf.cast(batch["image"], tf.float32), training=False)}
+
+    ds = ds.batch(64).map(run).unbatch()
+    return ds.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else ds
+
+
 def _one_caption_per_example(ds, training, task):
-    """`captions` -> `text`: a random caption per epoch when training; else every caption
-    (captioning: references for the loss) or the first (retrieval: one pair per image)."""
+    """`captions` -> `text`: captioning uses every caption of an image, as an example of its
+    own (training: the teacher-forcing targets; evaluating: the loss's references); retrieval
+    one caption per image and epoch, drawn at random when training (so no batch holds an image
+    twice, which the in-batch contrastive loss would count as a wrong match) and the first when
+    evaluating."""
     def text(e, caption):
         return {**{k: v for k, v in e.items() if k != "captions"}, "text": caption}
 
+    if task == "captioning":
+        return ds.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(e["captions"]).map(
+            lambda c: text(e, c)))
     if training:
         def pick(e):
             i = tf.random.uniform([], 0, tf.shape(e["captions"])[0], dtype=tf.int32)
             return text(e, e["captions"][i])
         return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-    if task == "captioning":
-        return ds.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(e["captions"]).map(
-            lambda c: text(e, c)))
     return ds.map(lambda e: text(e, e["captions"][0]))
 
 

@@ -172,10 +172,11 @@ class Preprocessor:
 
     # --- whole inputs ---------------------------------------------------------------------
 
-    def model_inputs(self, inputs):
-        """Prepared inputs (images uint8) -> what the model takes (images float32)."""
+    def model_inputs(self, inputs, features=False):
+        """Prepared inputs (images uint8) -> what the model takes (images float32);
+        `features`: `image` holds backbone features already (`pipeline(..., features=True)`)."""
         out = dict(inputs)
-        if "image" in out:
+        if "image" in out and not features:
             out["image"] = tf.cast(out["image"], tf.float32)
         return out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import keras
 
@@ -30,15 +30,25 @@ class TextConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ImageConfig:
-    """Image branch: a Conv2D/MaxPool stack or a keras.applications ResNet V2."""
+    """Image branch: a Conv2D/MaxPool stack (`cnn`) or a pretrained backbone.
+
+    `image_encoder` is `cnn`, `resnet` (ResNet V2 of `resnet_depth`) or a `keras.applications`
+    backbone of `mmzoo.blocks.BACKBONES` (`mobilenet`, `mobilenet_v2`, `mobilenet_v3_small`,
+    `mobilenet_v3_large`, `efficientnet_b0`..`b7`, `efficientnet_v2_b0`..`b3`, `resnet50_v2`,
+    ...); `image_weights` None, `"imagenet"` or a local file; `image_alpha` the MobileNets'
+    width; `image_trainable` None (frozen with weights), True, False or the number of last
+    blocks to fine-tune. `image_pooling="auto"`: `max` for `cnn`, `avg` for backbones.
+    """
 
     image_size: int = 64
-    image_encoder: Literal["cnn", "resnet"] = "cnn"
+    image_encoder: str = "cnn"
     filters: tuple[int, ...] = (32, 64, 128)
-    image_pooling: Literal["max", "avg", "flatten"] = "max"
+    image_pooling: Literal["auto", "max", "avg", "flatten"] = "auto"
     image_norm: Optional[Literal["batch", "group"]] = None
     resnet_depth: int = 50
-    resnet_weights: Optional[str] = None
+    image_weights: Optional[str] = None
+    image_alpha: float = 1.0
+    image_trainable: Optional[Union[bool, int]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +107,8 @@ def encode_image(cfg, image, prefix="image"):
     """The image branch of `cfg` over `image`."""
     return image_encoder(cfg.image_encoder, image, filters=cfg.filters, pooling=cfg.image_pooling,
                          norm=cfg.image_norm, resnet_depth=cfg.resnet_depth,
-                         resnet_weights=cfg.resnet_weights, prefix=prefix)
+                         weights=cfg.image_weights, alpha=cfg.image_alpha,
+                         trainable=cfg.image_trainable, prefix=prefix)
 
 
 def encode_audio(cfg, waveform, kind="cnn", prefix="audio"):

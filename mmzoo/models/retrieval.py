@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Optional
 
 import keras
 from keras import layers, ops
@@ -26,27 +26,63 @@ def in_batch_accuracy(y_true, logits):
 
 @dataclasses.dataclass(frozen=True)
 class DualEncoderConfig(TextConfig, ImageConfig):
+    """A text tower and an image tower into one L2-normalised space. The default text tower is
+    the average of the word vectors (no hidden layer: `text_units=0`), with dropout before both
+    projections: on 753 Flickr8k photos with a frozen MobileNet it beat an LSTM text tower
+    (text->image recall@10 0.54 against 0.40, which overfit after a few epochs)."""
+
     vocabulary: tuple[str, ...] = CAPTION_WORDS
     sequence_length: int = 8
-    text_encoder: Literal["lstm", "word_vector_mlp", "transformer"] = "lstm"
-    embedding_dim: int = 64
-    dropout: float = 0.0
+    text_encoder: Literal["lstm", "word_vector_mlp", "transformer"] = "word_vector_mlp"
+    embed_dim: int = 256
+    text_units: int = 0
+    embedding_dim: int = 256
+    dropout: float = 0.2
     learning_rate: float = 1e-3
 
 
+@dataclasses.dataclass(frozen=True)
+class MobileNetDualEncoderConfig(DualEncoderConfig):
+    """`dual_encoder` with an ImageNet-pretrained MobileNet image tower (frozen)."""
+
+    image_encoder: str = "mobilenet"
+    image_size: int = 224
+    image_weights: Optional[str] = "imagenet"
+
+
+TINY_DUAL = {**TINY_TEXT, **TINY_IMAGE, "embedding_dim": 8}
+
+
 @register("dual_encoder", task="retrieval", inputs=("image", "text"), config=DualEncoderConfig,
-          test_config={**TINY_TEXT, **TINY_IMAGE, "embedding_dim": 8})
+          test_config=TINY_DUAL)
 def dual_encoder(cfg):
     """Separate text and image encoders into one L2-normalised space, contrastive loss (CLIP)."""
+    return _dual_encoder(cfg, "dual_encoder")
+
+
+@register("dual_encoder_mobilenet", task="retrieval", inputs=("image", "text"),
+          config=MobileNetDualEncoderConfig,
+          test_config={**TINY_DUAL, "image_size": 32, "image_alpha": 0.25, "image_weights": None})
+def dual_encoder_mobilenet(cfg):
+    """Text tower + ImageNet MobileNet image tower (frozen) in one space, contrastive loss."""
+    return _dual_encoder(cfg, "dual_encoder_mobilenet")
+
+
+def _dual_encoder(cfg, name):
     text_in = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="text")
     vocab = Vocabulary(cfg.vocabulary, name="text_vocabulary")
     t = encode_text(cfg, vocab(text_in), vocab.size, kind=cfg.text_encoder)
+    if cfg.dropout:
+        t = layers.Dropout(cfg.dropout, name="text_dropout")(t)
     t = layers.Dense(cfg.embedding_dim, name="text_projection")(t)
     t = layers.UnitNormalization(name="text_normalize")(t)
     text_encoder = keras.Model(text_in, t, name="text_encoder")
 
     image_in = image_input(cfg)
-    v = layers.Dense(cfg.embedding_dim, name="image_projection")(encode_image(cfg, image_in))
+    v = encode_image(cfg, image_in)
+    if cfg.dropout:
+        v = layers.Dropout(cfg.dropout, name="image_dropout")(v)
+    v = layers.Dense(cfg.embedding_dim, name="image_projection")(v)
     v = layers.UnitNormalization(name="image_normalize")(v)
     image_encoder = keras.Model(image_in, v, name="image_encoder")
 
@@ -54,7 +90,7 @@ def dual_encoder(cfg):
         image_input(cfg)
     logits = Similarity(dtype="float32", name="similarity")(
         [text_encoder(text), image_encoder(image)])
-    model = keras.Model({"image": image, "text": text}, logits, name="dual_encoder")
+    model = keras.Model({"image": image, "text": text}, logits, name=name)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=contrastive_loss,
                   metrics=[in_batch_accuracy])
     return model

@@ -1,0 +1,88 @@
+"""Image encoders from KerasHub presets: `image_encoder="keras_hub:PRESET"`.
+
+A preset is a KerasHub handle (`kaggle://...`, `hf://...` or a built-in name such as
+`resnet_50_imagenet`, downloaded by KerasHub on a machine that can) or a local preset directory
+(what `save_to_preset` writes). The preset's own `ImageConverter` (resizing, scaling and
+normalisation for that backbone) sits in the graph before its `Backbone`, so the model still
+takes pixels in [0, 255] and an exported one raw image bytes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+
+from mmzoo.errors import InvalidValue, MissingFile
+
+
+def _local(preset):
+    return preset.startswith((".", "/", "~")) or os.sep in preset and "://" not in preset
+
+
+def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="image"):
+    """A KerasHub preset's image converter and backbone as one sub-model `{prefix}_backbone`.
+
+    Args:
+        image: Keras tensor. `[batch, height, width, 3]`, values in [0, 255].
+        preset: str. A KerasHub preset handle or a local preset directory.
+        trainable: bool or None. False or None freezes the backbone (its features are then
+            cached in training, `mmzoo.models.features`); True fine-tunes all of it.
+        pooling: str. `avg`, `max` or `flatten` over the backbone's feature map (or its tokens,
+            for a Transformer backbone: `avg` and `max` over the sequence).
+        prefix: str. Prefix of the layer names.
+
+    Examples:
+    ```python
+    x = mmzoo.blocks.hub.hub_image_encoder(image, "resnet_18_imagenet")
+    ```
+    """
+    import keras_hub
+
+    if _local(preset):
+        path = os.path.expanduser(preset)
+        if not os.path.isdir(path):
+            raise MissingFile(f"KerasHub preset directory {path!r} does not exist; give a "
+                              "directory written by save_to_preset, or a KerasHub handle such "
+                              "as 'resnet_18_imagenet' or 'kaggle://keras/resnetv2/...'")
+        preset = path
+    if trainable is not None and not isinstance(trainable, bool):
+        raise InvalidValue(f"image_trainable={trainable!r}: a KerasHub backbone is frozen "
+                           "(None/False) or fine-tuned whole (True)")
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise InvalidValue(f"cannot load a KerasHub backbone from preset {preset!r}: {e}") from e
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise InvalidValue(f"KerasHub preset {preset!r} has no image converter, so mmzoo cannot "
+                           f"preprocess images for {type(backbone).__name__} ({e}); save one "
+                           "with ImageConverter.save_to_preset") from e
+    from mmzoo.layers import Wrapped
+
+    backbone = Wrapped(backbone, trainable=bool(trainable), name=f"{prefix}_hub_backbone")
+    pixels = keras.Input(shape=tuple(image.shape[1:]), name=f"{prefix}_pixels")
+    x = backbone(converter(pixels))
+    if len(x.shape) == 3:      # tokens [batch, sequence, dim]: ViT-style backbones
+        if pooling == "avg":
+            x = layers.GlobalAveragePooling1D(name=f"{prefix}_avgpool")(x)
+        elif pooling == "max":
+            x = layers.GlobalMaxPooling1D(name=f"{prefix}_maxpool")(x)
+        else:
+            x = layers.Flatten(name=f"{prefix}_flatten")(x)
+    elif len(x.shape) == 4:
+        from mmzoo.blocks.image import _pool
+
+        x = _pool(x, pooling, prefix)
+    else:
+        raise InvalidValue(f"KerasHub preset {preset!r}: {type(backbone).__name__} gives "
+                           f"outputs of shape {x.shape}; an image encoder needs a feature map "
+                           "or a token sequence")
+    encoder = keras.Model(pixels, x, name=f"{prefix}_backbone")
+    encoder.trainable = bool(trainable)
+    return encoder(image)
+
+
+__all__ = ["hub_image_encoder"]
