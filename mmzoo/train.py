@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 
 import keras
 import tensorflow as tf
@@ -393,8 +394,14 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     callbacks = [restore, resume, keras.callbacks.CSVLogger(history_path, append=True),
                  keras.callbacks.TensorBoard(os.path.join(work, "logs")), *(callbacks or ()),
                  best, _Backup(restore, best)]
-    history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
-                        callbacks=callbacks, shuffle=False)  # the pipeline shuffles
+    with warnings.catch_warnings():
+        if train_ds.cardinality() == tf.data.UNKNOWN_CARDINALITY:
+            # Every caption is an example (captioning): Keras learns the epoch's length at the
+            # end of the first epoch, which it reports as running out of data.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                                verbose=verbose, callbacks=callbacks,
+                                shuffle=False)  # the pipeline shuffles
     model = keras.saving.load_model(path)
     history.best = best_epoch(read_history(history_path))  # this process's own log
     if not is_chief:

@@ -17,7 +17,7 @@ from conftest import DATA_DIR, ROOT  # noqa: E402
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 # Notebooks that need data from ../shared/data (the others use the easy-vqa package's data).
-NEEDS_SHARED_DATA = {"03_audio.ipynb": "fsdd"}
+NEEDS_SHARED_DATA = {"03_audio.ipynb": "fsdd", "06_real_photos.ipynb": "flickr8k_1k"}
 
 
 def _name(path):
@@ -27,7 +27,7 @@ def _name(path):
 def test_every_tutorial_is_here():
     assert [_name(p) for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_captioning.ipynb", "03_audio.ipynb", "04_fusion.ipynb",
-        "05_export_and_serve.ipynb"]
+        "05_export_and_serve.ipynb", "06_real_photos.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)

@@ -188,7 +188,15 @@ def hub_presets(tmp_path_factory):
     vit.save_to_preset(str(root / "vit"))
     keras_hub.layers.ViTImageConverter(image_size=(32, 32), scale=1 / 127.5,
                                        offset=-1.0).save_to_preset(str(root / "vit"))
-    return {"resnet": str(root / "resnet"), "vit": str(root / "vit")}
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "there", "is", "a", "red",
+                  "blue", "green", "circle", "triangle", "rectangle", "##s"]
+    bert = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=1,
+                                         num_heads=2, hidden_dim=16, intermediate_dim=32,
+                                         max_sequence_length=16)
+    bert.save_to_preset(str(root / "bert"))
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(
+        str(root / "bert"))
+    return {"resnet": str(root / "resnet"), "vit": str(root / "vit"), "bert": str(root / "bert")}
 
 
 @pytest.mark.parametrize("kind", ["resnet", "vit"])
@@ -232,3 +240,44 @@ def test_keras_hub_preset_trains_on_cached_features_and_exports_raw_bytes(
     png = tf.io.encode_png(tf.zeros((20, 30, 3), tf.uint8))
     out = served.signatures["serving_default"](image=tf.stack([png]))
     assert out["caption"].dtype == tf.string and out["caption"].shape == (1,)
+
+
+def test_keras_hub_preset_text_encoder_serves_raw_strings(hub_presets, tiny_easy_vqa, tmp_path):
+    """`text_encoder="keras_hub:PRESET"`: the preset's tokenizer makes the ids (in training and
+    in the export), its backbone is frozen, and the SavedModel embeds raw strings in a process
+    without mmzoo or keras_hub (tensorflow_text registers the tokenizer's ops)."""
+    import keras_hub
+
+    preset = hub_presets["bert"]
+    model, history = mmzoo.train(
+        "dual_encoder", f"easy_vqa:{tiny_easy_vqa}", epochs=1, batch_size=16, verbose=0,
+        out=str(tmp_path / "run"), overrides={"text_encoder": f"keras_hub:{preset}",
+                                              "image_size": 16, "filters": (4,),
+                                              "embedding_dim": 8})
+    assert np.isfinite(history.history["loss"]).all()
+    texts = ["There is a red circle", "a blue triangles"]
+    ids = mmzoo.data.Preprocessor(model).text("text", tf.constant(texts)).numpy()
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+    packer = keras_hub.layers.StartEndPacker(ids.shape[1], start_value=2, end_value=3,
+                                             pad_value=0)
+    np.testing.assert_array_equal(ids, packer(tokenizer(texts)))
+    assert ids[1].tolist()[:6] == [2, 7, 9, 12, 14, 3]   # [CLS] a blue triangle ##s [SEP]
+    backbone = model.get_layer("text_encoder").get_layer("text_hub_backbone")
+    assert not backbone.trainable_weights
+
+    text_encoder, _ = mmzoo.models.retrieval.encoders(model)
+    want = text_encoder.predict(ids, verbose=0)
+    mmzoo.export(model, str(tmp_path / "sm"))
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["mmzoo"] = None
+        sys.modules["keras_hub"] = None
+        import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
+        served = tf.saved_model.load({str(tmp_path / "sm")!r})
+        out = served.signatures["embed_text"](text=tf.constant({texts!r}))
+        np.save({str(tmp_path / "served.npy")!r}, out["embedding"].numpy())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), want, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Image encoders from KerasHub presets: `image_encoder="keras_hub:PRESET"`.
+"""Encoders from KerasHub presets: `image_encoder="keras_hub:PRESET"` and
+`text_encoder="keras_hub:PRESET"`.
 
 A preset is a KerasHub handle (`kaggle://...`, `hf://...` or a built-in name such as
 `resnet_50_imagenet`, downloaded by KerasHub on a machine that can) or a local preset directory
@@ -40,13 +41,7 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
     """
     import keras_hub
 
-    if _local(preset):
-        path = os.path.expanduser(preset)
-        if not os.path.isdir(path):
-            raise MissingFile(f"KerasHub preset directory {path!r} does not exist; give a "
-                              "directory written by save_to_preset, or a KerasHub handle such "
-                              "as 'resnet_18_imagenet' or 'kaggle://keras/resnetv2/...'")
-        preset = path
+    preset = _checked(preset)
     if trainable is not None and not isinstance(trainable, bool):
         raise InvalidValue(f"image_trainable={trainable!r}: a KerasHub backbone is frozen "
                            "(None/False) or fine-tuned whole (True)")
@@ -85,4 +80,69 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
     return encoder(image)
 
 
-__all__ = ["hub_image_encoder"]
+
+
+def hub_text_encoder(ids, preset, *, trainable=False, prefix="text"):
+    """A KerasHub preset's text backbone over token ids from its own tokenizer.
+
+    `ids` come from the preset's tokenizer (`mmzoo.layers.HubTokenizer`, which the caller puts
+    on the text input); the padding mask is `ids != pad`, segment ids (BERT) are zeros. Returns
+    the backbone's `pooled_output` where it has one, else the average of `sequence_output` over
+    the tokens that are not padding.
+
+    Args:
+        ids: Keras tensor. int32 `[batch, length]` from the preset's tokenizer.
+        preset: str. A KerasHub preset handle or a local preset directory.
+        trainable: bool. Fine-tune the backbone (False: frozen).
+        prefix: str. Prefix of the layer names.
+    """
+    import keras_hub
+
+    from mmzoo.layers import MaskedAverage, Wrapped
+
+    preset = _checked(preset)
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise InvalidValue(f"cannot load a KerasHub text backbone and tokenizer from preset "
+                           f"{preset!r}: {e}") from e
+    pad = int(getattr(tokenizer, "pad_token_id", 0) or 0)
+    mask = keras.ops.cast(keras.ops.not_equal(ids, pad), "int32")
+    feeds = {"token_ids": ids, "padding_mask": mask}
+    names = set(backbone.input) if isinstance(backbone.input, dict) else {"token_ids"}
+    if "segment_ids" in names:
+        feeds["segment_ids"] = keras.ops.zeros_like(ids)
+    unknown = names - set(feeds)
+    if unknown:
+        raise InvalidValue(f"KerasHub preset {preset!r}: {type(backbone).__name__} takes "
+                           f"{sorted(names)}; mmzoo feeds token_ids, padding_mask and "
+                           f"segment_ids, not {sorted(unknown)}")
+    out = Wrapped(backbone, trainable=bool(trainable), name=f"{prefix}_hub_backbone")(
+        {k: feeds[k] for k in names})
+    if isinstance(out, dict) and "pooled_output" in out:
+        return out["pooled_output"]
+    sequence = out["sequence_output"] if isinstance(out, dict) else out
+    return MaskedAverage(name=f"{prefix}_average")(sequence, mask=keras.ops.cast(mask, "bool"))
+
+
+def hub_tokenizer_layer(preset, name):
+    """The preset's tokenizer in a `mmzoo.layers.HubTokenizer` named `name`."""
+    import keras_hub
+
+    from mmzoo.layers import HubTokenizer
+
+    return HubTokenizer(keras_hub.tokenizers.Tokenizer.from_preset(_checked(preset)), name=name)
+
+
+def _checked(preset):
+    if _local(preset):
+        path = os.path.expanduser(preset)
+        if not os.path.isdir(path):
+            raise MissingFile(f"KerasHub preset directory {path!r} does not exist; give a "
+                              "directory written by save_to_preset, or a KerasHub handle")
+        return path
+    return preset
+
+
+__all__ = ["hub_image_encoder", "hub_text_encoder", "hub_tokenizer_layer"]

@@ -16,7 +16,7 @@ from mmzoo import contract
 from mmzoo.data import waveform
 from mmzoo.data.text import vectorizer
 from mmzoo.errors import InvalidValue
-from mmzoo.layers.vocab import OOV, PAD
+from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer
 
 
 def decode_image(data):
@@ -95,13 +95,22 @@ class Preprocessor:
 
     def tokenizer(self, name, *, ragged=False):
         """The `TextVectorization` layer for input `name` (`text`, `question`), with the model's
-        vocabulary and length (`ragged=True`: unpadded, for captions)."""
+        vocabulary and length (`ragged=True`: unpadded, for captions); for a KerasHub text
+        encoder, its tokenizer and packer (`mmzoo.layers.HubTokenizer.ids`)."""
         key = (name, ragged)
         if key not in self._tokenizers:
-            tokens = contract.vocabulary(self.model, name)
-            length = None if ragged else self.shapes[name][0]
-            self._tokenizers[key] = vectorizer(tokens, sequence_length=length, ragged=ragged)
-        return self._tokenizers[key]
+            hub = None if ragged else hub_tokenizer(self.model, name)
+            if hub is not None:
+                self._tokenizers[key] = hub
+            else:
+                tokens = contract.vocabulary(self.model, name)
+                length = None if ragged else self.shapes[name][0]
+                self._tokenizers[key] = vectorizer(tokens, sequence_length=length,
+                                                   ragged=ragged)
+        layer = self._tokenizers[key]
+        if hasattr(layer, "ids"):
+            return lambda strings: layer.ids(strings, self.shapes[name][0])
+        return layer
 
     def text(self, name, strings):
         """Strings `[batch]` -> int32 token ids `[batch, length]` for input `name`."""
@@ -197,7 +206,7 @@ class Preprocessor:
 
     def resources(self):
         """The Keras layers holding lookup tables that an export must track."""
-        layers = list(self._tokenizers.values())
+        layers = [t.tokenizer if hasattr(t, "tokenizer") else t for t in self._tokenizers.values()]
         return layers + ([self._label_lookup] if self._label_lookup is not None else [])
 
 

@@ -88,6 +88,62 @@ class LabelNames(keras.layers.Layer):
         return {**super().get_config(), "names": list(self.names)}
 
 
+@keras.saving.register_keras_serializable("mmzoo")
+class HubTokenizer(keras.layers.Layer):
+    """Token ids in, the same ids out; carries the KerasHub tokenizer the ids come from.
+
+    The text input's layer (named `{input}_vocabulary`, like `Vocabulary`) when the text encoder
+    is a KerasHub preset: `ids` turns strings into the ids the preset's backbone was trained on
+    (the tokenizer, then `[CLS] ... [SEP]`-style packing with its start, end and padding ids),
+    which `mmzoo.data.Preprocessor` and the exported serving graph use.
+
+    Args:
+        tokenizer: keras_hub.tokenizers.Tokenizer. The preset's tokenizer.
+
+    Examples:
+    ```python
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset("bert_tiny_en_uncased")
+    ids = mmzoo.layers.HubTokenizer(tokenizer, name="text_vocabulary")(text_ids)
+    ```
+    """
+
+    def __init__(self, tokenizer, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
+        self.tokenizer = tokenizer
+
+    @property
+    def pad_id(self):
+        """The padding id (0 for BERT's WordPiece)."""
+        return int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
+
+    def ids(self, strings, sequence_length):
+        """Strings `[batch]` -> int32 ids `[batch, sequence_length]`, packed with the tokenizer's
+        start and end tokens where it has them and padded with its padding id."""
+        import keras_hub
+
+        start = getattr(self.tokenizer, "start_token_id", None)
+        end = getattr(self.tokenizer, "end_token_id", None)
+        packer = keras_hub.layers.StartEndPacker(sequence_length=sequence_length,
+                                                 start_value=start, end_value=end,
+                                                 pad_value=self.pad_id, return_padding_mask=False)
+        return ops.cast(packer(self.tokenizer(strings)), "int32")
+
+    def build(self, input_shape):
+        self.built = True   # the tokenizer holds lookup tables, no weights
+
+    def call(self, ids):
+        return ops.cast(ids, "int32")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(),
+                "tokenizer": keras.saving.serialize_keras_object(self.tokenizer)}
+
+
 def walk_layers(model):
     """Every layer of `model`, those of nested models included (depth first)."""
     for layer in model.layers:
@@ -102,6 +158,16 @@ def model_vocabulary(model, input_name):
     for layer in walk_layers(model):
         if isinstance(layer, Vocabulary) and layer.name == f"{input_name}_vocabulary":
             return list(layer.tokens)
+        if isinstance(layer, HubTokenizer) and layer.name == f"{input_name}_vocabulary":
+            return list(layer.tokenizer.get_vocabulary())
+    return None
+
+
+def hub_tokenizer(model, input_name):
+    """The `HubTokenizer` layer of text input `input_name`, or None (a `Vocabulary` reads it)."""
+    for layer in walk_layers(model):
+        if isinstance(layer, HubTokenizer) and layer.name == f"{input_name}_vocabulary":
+            return layer
     return None
 
 
