@@ -7,5 +7,5 @@ from mmzoo.layers.vocab import (HubTokenizer, LabelNames, Vocabulary, model_labe
                                 model_vocabulary)
 from mmzoo.layers.wrapped import Wrapped
 
-__all__ = ["MFCC", "HubTokenizer", "LabelNames", "MaskedAverage", "Similarity", "Vocabulary", "WeightedAverage",
-           "Wrapped", "contrastive_loss", "model_labels", "model_vocabulary"]
+__all__ = ["MFCC", "HubTokenizer", "LabelNames", "MaskedAverage", "Similarity", "Vocabulary",
+           "WeightedAverage", "Wrapped", "contrastive_loss", "model_labels", "model_vocabulary"]
