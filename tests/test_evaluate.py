@@ -101,3 +101,25 @@ def test_chance_recall():
     r = chance_recall_at_k(relevant, ks=(1, 2))
     assert r["recall@1"] == pytest.approx((0.1 + 0.5) / 2)
     assert r["recall@2"] == pytest.approx((0.2 + (1 - 10 / 45)) / 2)
+
+
+def test_unique_share_counts_images_with_a_caption_of_their_own():
+    from mmzoo.evaluate import unique_share
+
+    assert unique_share(["A dog runs.", "a dog runs", "a cat", "a bird"]) == 0.5
+    assert unique_share(["same"] * 4) == 0.0
+
+
+def test_constant_caption_is_the_best_fixed_caption_by_corpus_bleu():
+    from mmzoo.evaluate import bleu_scores, constant_caption
+
+    rng = np.random.default_rng(3)
+    words = "a the dog man runs sits on in grass water red ball".split()
+    refs = [[" ".join(rng.choice(words, rng.integers(4, 9))) for _ in range(3)]
+            for _ in range(30)]
+    pool = sorted({r for rs in refs for r in rs})
+    best = max(bleu_scores(refs, [c] * len(refs))["bleu_4"] for c in pool)
+    chosen = constant_caption(refs, candidates=len(pool))
+    assert bleu_scores(refs, [chosen] * len(refs))["bleu_4"] == best > 0
+    few = constant_caption(refs, candidates=5)   # the estimate's top 5 only
+    assert bleu_scores(refs, [few] * len(refs))["bleu_4"] <= best
