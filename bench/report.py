@@ -77,6 +77,22 @@ def measured():
             f"- **Listing and checking every file** of a source: FSDD's 2,500 WAVs in "
             f"{fsdd:.2f} s, easy-VQA's 48,248 questions and 5,000 images in "
             f"{listing['easy_vqa']:.2f} s. ({shown(memory['measured'])})")
+    frozen = read_result("frozen_features")
+    if frozen:
+        parts = []
+        for key, r in frozen["models"].items():
+            m, o = r["memory"], r["off"]
+            gap = max(abs(a - b) for a, b in zip(m["val_loss"], o["val_loss"]))
+            same = "the same" if gap == 0 else f"within {gap:.3f}"
+            parts.append(
+                f"`{key}` **{r['speedup_after_first_epoch']:.1f}x** ({o['epoch_seconds'][1]:.1f} "
+                f"s -> {m['epoch_seconds'][1]:.1f} s; first epoch {o['epoch_seconds'][0]:.1f} s "
+                f"-> {m['epoch_seconds'][0]:.1f} s; validation losses {same})")
+        lines.append(
+            "- **Frozen-feature training** (`python bench/frozen_features.py`, Flickr8k's 753 "
+            "training photos at 224x224, batch 64, 3 epochs each way; epochs after the first, "
+            "backbone every step -> cached features): " + "; ".join(parts)
+            + f". ({shown(frozen['measured'])})")
     suite = read_result("suite")
     if suite:
         lines.append(
