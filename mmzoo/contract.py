@@ -9,9 +9,12 @@ Every model:
 - **inputs**: a dict of Keras inputs named exactly as its registration's `inputs`:
   - `text` / `question`: int32 token ids `[batch, length]` (0 = padding, 1 = out of vocabulary),
     read through a `mmzoo.layers.Vocabulary` layer named `{input}_vocabulary` that carries the
-    tokens (token `i` has id `i + 2`);
+    tokens (token `i` has id `i + 2`), or a `mmzoo.layers.HubTokenizer` of that name carrying a
+    KerasHub tokenizer (whose own ids, packed with its start and end tokens, the input takes);
   - `image`: `[batch, height, width, 3]` with a fixed height and width, values in [0, 255]
-    (the graph rescales);
+    (the graph rescales, or a backbone's own preprocessing does); a pretrained backbone is a
+    sub-model named `image_backbone` (pixels -> features), which frozen-feature training
+    (`mmzoo.models.features`) looks for;
   - `audio`: a float32 waveform `[batch, samples]` of fixed length, at the one sample rate its
     layers declare (a `sample_rate` attribute, as `mmzoo.layers.MFCC` has).
 
