@@ -40,8 +40,11 @@ def main():
         seconds = time.perf_counter() - start
     log = out.stdout + out.stderr
     if out.returncode:
-        print(log[-5000:])
-        raise SystemExit(f".ci/run failed ({out.returncode})")
+        path = os.path.join(tempfile.gettempdir(), "mmzoo_suite.log")
+        with open(path, "w") as f:
+            f.write(log)
+        print(out.stdout[-6000:])  # pytest's report (the install's warnings are on stderr)
+        raise SystemExit(f".ci/run failed ({out.returncode}); the whole log is in {path}")
     summary = re.findall(r"^(?:=+ )?(\d+ passed[^\n]*?) in ([\d.]+)s", log, re.M)[-1]
     tests = float(summary[1])  # pytest's own time: .ci/run's includes the install
     slowest = re.findall(r"^([\d.]+)s (call|setup)\s+(\S+)", log, re.M)
