@@ -208,7 +208,8 @@ def test_user_mistakes_get_one_line_and_bugs_a_traceback(monkeypatch, capsys):
 
     assert cli.main(["describe", "captionlstm"]) == 2
     err = capsys.readouterr().err
-    assert err == ("mmzoo: error: unknown model 'captionlstm'; did you mean 'caption_lstm'? "
+    assert err == ("mmzoo: error: unknown model 'captionlstm'; did you mean 'caption_lstm' or "
+                   "'caption_lstm_mobilenet'? "
                    "see mmzoo.list_models()\n")
 
     def broken(args):

@@ -74,6 +74,8 @@ PAIRS = [
     ("caption_lstm", "captions:{data}/flickr8k_1k", None),
     ("dual_encoder", "easy_vqa:{tiny}", "retrieval"),
     ("dual_encoder", "captions:{data}/flickr8k_1k", "retrieval"),
+    ("caption_lstm_mobilenet", "captions:{data}/flickr8k_1k", None),
+    ("dual_encoder_mobilenet", "captions:{data}/flickr8k_1k", "retrieval"),
     ("trimodal_classifier", "digit_qa:{data}/fsdd?sample_rate=4000", None),
 ]
 
@@ -117,7 +119,10 @@ def test_caption_folders_use_every_caption(data_dir):
     evaluation = mmzoo.data.pipeline(model, raw, batch_size=64)
     assert sum(int(x["image"].shape[0]) for x, _ in evaluation) == 15  # 3 images x 5 captions
     training = mmzoo.data.pipeline(model, raw, batch_size=64, training=True)
-    assert sum(int(x["image"].shape[0]) for x, _ in training) == 3     # one drawn per epoch
+    assert sum(int(x["image"].shape[0]) for x, _ in training) == 15    # every caption, each epoch
+    matcher = mmzoo.build("dual_encoder", **mmzoo.registry.get_spec("dual_encoder").test_config)
+    pairs = mmzoo.data.pipeline(matcher, raw, batch_size=64, training=True)
+    assert sum(int(x["image"].shape[0]) for x, _ in pairs) == 3        # one caption per image
 
 
 def test_audio_pipeline_centres_and_augments(data_dir):

@@ -13,7 +13,8 @@ def test_list_models_covers_tasks_and_modalities():
     for task in registry.TASKS:
         assert mmzoo.list_models(task=task), f"no model for task {task}"
     assert set(mmzoo.list_models(modality="audio")) >= {"audio_mfcc_cnn", "trimodal_classifier"}
-    assert mmzoo.list_models(task="captioning") == ["caption_lstm"]
+    assert mmzoo.list_models(task="captioning") == ["caption_lstm", "caption_lstm_mobilenet"]
+    assert mmzoo.list_models("*_mobilenet") == ["caption_lstm_mobilenet", "dual_encoder_mobilenet"]
     assert mmzoo.list_models("text_*") == ["text_image_concat", "text_lstm", "text_transformer",
                                            "text_word_vector_mlp"]
     assert "vqa_cnn_lstm" in mmzoo.list_models(modality="text")  # its question is text
@@ -28,7 +29,8 @@ def test_list_models_rejects_unknown_filters():
 
 def test_unknown_model_suggests_close_names():
     with pytest.raises(KeyError, match=r"unknown model 'captionlstm'; did you mean "
-                                       r"'caption_lstm'\? see mmzoo.list_models\(\)"):
+                                       r"'caption_lstm' or 'caption_lstm_mobilenet'\? see "
+                                       r"mmzoo.list_models\(\)"):
         mmzoo.build("captionlstm")
     with pytest.raises(KeyError, match="unknown model 'zzz'; see mmzoo.list_models"):
         mmzoo.describe("zzz")
