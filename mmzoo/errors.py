@@ -25,6 +25,15 @@ class InvalidType(MmzooError, TypeError):
     """A config value of the wrong type, or an unknown config key."""
 
 
+def did_you_mean(name, choices, n=1):
+    """`"did you mean 'a' or 'b'?"` naming up to `n` of `choices` close to `name`
+    (`difflib.get_close_matches`), or `""` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=n)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 class UnknownName(MmzooError, KeyError):
     """An unknown model name (the message suggests close ones)."""
 

@@ -8,13 +8,12 @@ function (timm's habit).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import types
 import typing
 from typing import Any, Callable
 
-from mmzoo.errors import ContractError, InvalidType, InvalidValue, UnknownName
+from mmzoo.errors import ContractError, InvalidType, InvalidValue, UnknownName, did_you_mean
 
 TASKS = ("classification", "captioning", "vqa", "retrieval")
 MODALITIES = ("text", "image", "audio")
@@ -117,8 +116,8 @@ def get_spec(name) -> ModelSpec:
     if isinstance(name, ModelSpec):
         return name
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        hint = did_you_mean(name, _REGISTRY, n=3)
+        hint = f"{hint} " if hint else ""
         raise UnknownName(f"unknown model {name!r}; {hint}see mmzoo.list_models()")
     return _REGISTRY[name]
 

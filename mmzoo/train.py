@@ -323,8 +323,8 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
 def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
            jit_compile, augment, verbose, on_error, callbacks, overwrite, feature_cache):
     from mmzoo.data import adapt, open_source, pipeline
-    from mmzoo.models.features import backbone_key, feature_model, frozen_backbone
     from mmzoo.data.sources import default_source
+    from mmzoo.models.features import backbone_key, feature_model, frozen_backbone
     from mmzoo.registry import build, get_spec
 
     if feature_cache not in FEATURE_CACHES:

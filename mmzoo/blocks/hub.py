@@ -41,21 +41,17 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
     """
     import keras_hub
 
+    from mmzoo.layers import Wrapped
+
     preset = _checked(preset)
     if trainable is not None and not isinstance(trainable, bool):
         raise InvalidValue(f"image_trainable={trainable!r}: a KerasHub backbone is frozen "
                            "(None/False) or fine-tuned whole (True)")
-    try:
-        backbone = keras_hub.models.Backbone.from_preset(preset)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise InvalidValue(f"cannot load a KerasHub backbone from preset {preset!r}: {e}") from e
-    try:
-        converter = keras_hub.layers.ImageConverter.from_preset(preset)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise InvalidValue(f"KerasHub preset {preset!r} has no image converter, so mmzoo cannot "
-                           f"preprocess images for {type(backbone).__name__} ({e}); save one "
-                           "with ImageConverter.save_to_preset") from e
-    from mmzoo.layers import Wrapped
+    backbone = _from_preset(keras_hub.models.Backbone, preset, "backbone")
+    converter = _from_preset(
+        keras_hub.layers.ImageConverter, preset,
+        f"image converter (mmzoo needs it to preprocess images for {type(backbone).__name__}; "
+        "save one with ImageConverter.save_to_preset)")
 
     backbone = Wrapped(backbone, trainable=bool(trainable), name=f"{prefix}_hub_backbone")
     pixels = keras.Input(shape=tuple(image.shape[1:]), name=f"{prefix}_pixels")
@@ -80,19 +76,19 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
     return encoder(image)
 
 
-
-
-def hub_text_encoder(ids, preset, *, trainable=False, prefix="text"):
+def hub_text_encoder(ids, preset, *, pad_id=0, trainable=False, prefix="text"):
     """A KerasHub preset's text backbone over token ids from its own tokenizer.
 
     `ids` come from the preset's tokenizer (`mmzoo.layers.HubTokenizer`, which the caller puts
-    on the text input); the padding mask is `ids != pad`, segment ids (BERT) are zeros. Returns
+    on the text input); the padding mask is `ids != pad_id` (the tokenizer layer's `pad_id`),
+    segment ids (BERT) are zeros. Returns
     the backbone's `pooled_output` where it has one, else the average of `sequence_output` over
     the tokens that are not padding.
 
     Args:
         ids: Keras tensor. int32 `[batch, length]` from the preset's tokenizer.
         preset: str. A KerasHub preset handle or a local preset directory.
+        pad_id: int. The tokenizer's padding id (`mmzoo.layers.HubTokenizer.pad_id`).
         trainable: bool. Fine-tune the backbone (False: frozen).
         prefix: str. Prefix of the layer names.
     """
@@ -100,15 +96,8 @@ def hub_text_encoder(ids, preset, *, trainable=False, prefix="text"):
 
     from mmzoo.layers import MaskedAverage, Wrapped
 
-    preset = _checked(preset)
-    try:
-        backbone = keras_hub.models.Backbone.from_preset(preset)
-        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise InvalidValue(f"cannot load a KerasHub text backbone and tokenizer from preset "
-                           f"{preset!r}: {e}") from e
-    pad = int(getattr(tokenizer, "pad_token_id", 0) or 0)
-    mask = keras.ops.cast(keras.ops.not_equal(ids, pad), "int32")
+    backbone = _from_preset(keras_hub.models.Backbone, _checked(preset), "text backbone")
+    mask = keras.ops.cast(keras.ops.not_equal(ids, pad_id), "int32")
     feeds = {"token_ids": ids, "padding_mask": mask}
     names = set(backbone.input) if isinstance(backbone.input, dict) else {"token_ids"}
     if "segment_ids" in names:
@@ -132,7 +121,17 @@ def hub_tokenizer_layer(preset, name):
 
     from mmzoo.layers import HubTokenizer
 
-    return HubTokenizer(keras_hub.tokenizers.Tokenizer.from_preset(_checked(preset)), name=name)
+    preset = _checked(preset)
+    return HubTokenizer(_from_preset(keras_hub.tokenizers.Tokenizer, preset, "tokenizer"),
+                        name=name)
+
+
+def _from_preset(cls, preset, what):
+    """`cls.from_preset(preset)`; a preset without one fails naming the preset and `what`."""
+    try:
+        return cls.from_preset(preset)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise InvalidValue(f"cannot load a KerasHub {what} from preset {preset!r}: {e}") from e
 
 
 def _checked(preset):

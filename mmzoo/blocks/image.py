@@ -1,7 +1,7 @@
 """Image encoders: images `[batch, height, width, 3]` with values in [0, 255] in, features out.
 
 Two kinds: `cnn`, a small Conv2D/MaxPool stack trained from scratch, and pretrained backbones
-from `keras.applications` (`BACKBONES`), each with its
+from `keras.applications` (`BACKBONES`) or KerasHub presets (`mmzoo.blocks.hub`), each with its
 own preprocessing inside the graph, so a model still takes raw pixels and an exported one raw
 image bytes. A backbone is one sub-model named `{prefix}_backbone` (pixels -> pooled features):
 frozen, it is what `mmzoo.train` runs once per image and caches (`mmzoo.models.features`).
@@ -9,14 +9,13 @@ frozen, it is what `mmzoo.train` runs once per image and caches (`mmzoo.models.f
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 
 import keras
 from keras import layers
 
-from mmzoo.errors import InvalidType, InvalidValue, MissingFile
+from mmzoo.errors import InvalidType, InvalidValue, MissingFile, did_you_mean
 
 # Moving statistics that settle within a few hundred steps (Keras' 0.99 needs thousands).
 BN_MOMENTUM = 0.9
@@ -148,9 +147,8 @@ def pretrained_encoder(image, kind, *, weights=None, alpha=1.0, trainable=None, 
     ```
     """
     if kind not in BACKBONES:
-        close = difflib.get_close_matches(kind, list(BACKBONES), n=1)
-        raise InvalidValue(f"unknown image backbone {kind!r}"
-                           + (f"; did you mean {close[0]!r}?" if close else "")
+        hint = did_you_mean(kind, BACKBONES)
+        raise InvalidValue(f"unknown image backbone {kind!r}" + (f"; {hint}" if hint else "")
                            + f" Backbones: {sorted(BACKBONES)}")
     builder_name, preprocessing, takes_alpha = BACKBONES[kind]
     weights = _check_weights(kind, weights)
@@ -264,9 +262,8 @@ def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="auto", norm=No
     if kind in BACKBONES:
         return pretrained_encoder(image, kind, weights=weights, alpha=alpha, trainable=trainable,
                                   pooling=pooling, prefix=prefix)
-    close = difflib.get_close_matches(str(kind), list(ENCODERS[:-1]), n=1)
-    raise InvalidValue(f"unknown image encoder {kind!r}"
-                       + (f"; did you mean {close[0]!r}?" if close else "")
+    hint = did_you_mean(kind, ENCODERS[:-1])
+    raise InvalidValue(f"unknown image encoder {kind!r}" + (f"; {hint}" if hint else "")
                        + f" Use one of {list(ENCODERS)}")
 
 

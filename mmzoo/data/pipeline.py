@@ -94,10 +94,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
                 out["label"] = pre.label_ids(batch["label"])
             return out
 
-        ds = ds.batch(256).map(encode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        count = dataset.cardinality()
-        if count >= 0:  # unbatch loses it; Keras needs it to count steps
-            ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+        ds = _per_batch(ds, encode, 256, num_parallel_calls=tf.data.AUTOTUNE)
     if features:
         ds = _backbone_features(ds, model, keys)
     if cache:
@@ -135,12 +132,18 @@ def _backbone_features(ds, model, keys):
     if backbone is None or "image" not in keys:
         raise InvalidValue(f"features=True needs a model with a frozen image backbone; model "
                            f"{model.name!r} has none (build it with a pretrained image_encoder)")
-    count = ds.cardinality()
 
     def run(batch):
         return {**batch, "image": backbone(tf.cast(batch["image"], tf.float32), training=False)}
 
-    ds = ds.batch(64).map(run).unbatch()
+    return _per_batch(ds, run, 64)
+
+
+def _per_batch(ds, fn, size, **map_options):
+    """`fn` over batches of `size`, unbatched again, keeping the dataset's cardinality (unbatch
+    loses it; Keras needs it to count steps)."""
+    count = ds.cardinality()
+    ds = ds.batch(size).map(fn, **map_options).unbatch()
     return ds.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else ds
 
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 # Importing the readers registers them.
 from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, text_csv, tfds_source  # noqa: F401
 from mmzoo.data.base import SOURCES, SPLITS
-from mmzoo.errors import InvalidValue
+from mmzoo.errors import InvalidValue, did_you_mean
 
 
 def parse_source(source):
@@ -46,10 +46,8 @@ def open_source(source, *, on_error="raise", **options):
         raise InvalidValue(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     kind, path, query = parse_source(source)
     if kind not in SOURCES:
-        import difflib
-
-        close = difflib.get_close_matches(kind, SOURCES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(kind, SOURCES)
+        hint = f"{hint} " if hint else ""
         raise InvalidValue(f"unknown data source {source!r}; {hint}use one of: "
                            + "; ".join(cls.description for cls in SOURCES.values()))
     return SOURCES[kind](path, name=str(source), on_error=on_error, **{**query, **options})

@@ -155,18 +155,23 @@ def walk_layers(model):
 def model_vocabulary(model, input_name):
     """The tokens of the `Vocabulary` layer that reads `input_name`, or None when it has none
     (`mmzoo.contract.vocabulary` raises instead)."""
-    for layer in walk_layers(model):
-        if isinstance(layer, Vocabulary) and layer.name == f"{input_name}_vocabulary":
-            return list(layer.tokens)
-        if isinstance(layer, HubTokenizer) and layer.name == f"{input_name}_vocabulary":
-            return list(layer.tokenizer.get_vocabulary())
-    return None
+    layer = _text_layer(model, input_name)
+    if isinstance(layer, HubTokenizer):
+        return list(layer.tokenizer.get_vocabulary())
+    return None if layer is None else list(layer.tokens)
 
 
 def hub_tokenizer(model, input_name):
     """The `HubTokenizer` layer of text input `input_name`, or None (a `Vocabulary` reads it)."""
+    layer = _text_layer(model, input_name)
+    return layer if isinstance(layer, HubTokenizer) else None
+
+
+def _text_layer(model, input_name):
+    """The `Vocabulary` or `HubTokenizer` layer named `{input_name}_vocabulary`, or None."""
     for layer in walk_layers(model):
-        if isinstance(layer, HubTokenizer) and layer.name == f"{input_name}_vocabulary":
+        if isinstance(layer, (Vocabulary, HubTokenizer)) and \
+                layer.name == f"{input_name}_vocabulary":
             return layer
     return None
 

@@ -80,15 +80,14 @@ def feature_model(model, backbone=None):
         raise InvalidValue(f"model {model.name!r} has no frozen image backbone (an "
                            f"'{BACKBONE}' sub-model without trainable weights); build it with "
                            "a pretrained image_encoder and image_trainable=False or None")
-    inputs = {t.name: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name)
-              for t in model.inputs}
-    inputs["image"] = keras.Input(batch_shape=backbone.output.shape, dtype=backbone.output.dtype,
-                                  name="image")
-    structure = model.input if isinstance(model.input, dict) else None
-    if structure is None:
+    if not isinstance(model.input, dict):
         raise InvalidValue(f"model {model.name!r} takes {model.input}; a zoo model takes a dict "
                            "of inputs named by modality")
-    head = _rewire(model, backbone, {k: inputs[k] for k in structure})
+    inputs = {name: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=name)
+              for name, t in model.input.items()}
+    inputs["image"] = keras.Input(batch_shape=backbone.output.shape, dtype=backbone.output.dtype,
+                                  name="image")
+    head = _rewire(model, backbone, inputs)
     if model.compiled:
         config = keras.saving.deserialize_keras_object(model.get_compile_config())
         head.compile(**{**config, "optimizer": model.optimizer})

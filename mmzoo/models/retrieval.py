@@ -77,8 +77,9 @@ def _dual_encoder(cfg, name):
     text_in = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="text")
     if cfg.text_encoder.startswith(KERAS_HUB):   # the preset's tokenizer, backbone (frozen)
         preset = cfg.text_encoder[len(KERAS_HUB):]
-        ids = hub_tokenizer_layer(preset, "text_vocabulary")(text_in)
-        t = hub_text_encoder(ids, preset, trainable=bool(cfg.text_trainable))
+        tokens = hub_tokenizer_layer(preset, "text_vocabulary")
+        t = hub_text_encoder(tokens(text_in), preset, pad_id=tokens.pad_id,
+                             trainable=bool(cfg.text_trainable))
     else:
         vocab = Vocabulary(cfg.vocabulary, name="text_vocabulary")
         t = encode_text(cfg, vocab(text_in), vocab.size, kind=cfg.text_encoder)
