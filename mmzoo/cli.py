@@ -129,6 +129,18 @@ def _cmd_train(args):
         print("validation captions (truth | greedy | beam):")
         for t, g, b in zip(truth, greedy, beam):
             print(f"  {t:<22} | {g:<22} | {b}")
+    if spec.task == "transcription":
+        from mmzoo.models.transcription import transcribe
+        _, val = fit_splits(data, task="transcription", on_error=args.on_error)
+        from mmzoo.data.preprocessor import Preprocessor
+        pre = Preprocessor(model)
+        examples = list(val.take(5).as_numpy_iterator())
+        waves = [pre.audio(e["audio"], int(e["sample_rate"]) if "sample_rate" in e else None)
+                 .numpy() for e in examples]
+        greedy, beam = transcribe(model, waves), transcribe(model, waves, "beam")
+        print("validation transcripts (truth | greedy | beam):")
+        for e, g, b in zip(examples, greedy, beam):
+            print(f"  {e['transcript'].decode():<30} | {g:<30} | {b}")
 
 
 def _load_run(path):
@@ -249,6 +261,8 @@ def _cmd_predict(args):
                 print(f"  {info.get('labels', [])[i] if info else i}: {scores[i]:.4f}")
     elif "caption" in out:
         print(out["caption"].numpy()[0].decode())
+    elif "transcript" in out:
+        print(out["transcript"].numpy()[0].decode())
     else:
         print(f"{float(out['similarity'].numpy()[0, 0]):.4f}")
 

@@ -15,8 +15,10 @@ Every model:
     (the graph rescales, or a backbone's own preprocessing does); a pretrained backbone is a
     sub-model named `image_backbone` (pixels -> features), which frozen-feature training
     (`mmzoo.models.features`) looks for;
-  - `audio`: a float32 waveform `[batch, samples]` of fixed length, at the one sample rate its
-    layers declare (a `sample_rate` attribute, as `mmzoo.layers.MFCC` has).
+  - `audio`: a float32 waveform `[batch, samples]` of fixed length (any length for
+    transcription: zero-padded at the end, an utterance ending at its last non-zero sample), at
+    the one sample rate its layers declare (a `sample_rate` attribute, as `mmzoo.layers.MFCC`
+    has).
 
 By task:
 
@@ -26,6 +28,10 @@ By task:
   (image -> features) and a sub-model `caption_decoder` taking `{"features", "ids"}` (ids
   `[batch, max_length]`) and giving next-token probabilities `[batch, max_length, ids]`; the
   `text_vocabulary` holds `[start]` and `[end]`.
+- **transcription**: input `audio` of any length; per-frame CTC log-probabilities `[batch,
+  frames, classes]` through a `mmzoo.layers.CTCTokens` layer named `frames` carrying the tokens
+  (class 0 is the blank, 1 out of vocabulary, token `i` is class `i + 2`), blank-certain on the
+  padding frames.
 - **retrieval**: inputs `image` and `text`; sub-models `text_encoder` (ids -> embedding) and
   `image_encoder` (image -> embedding), and a layer `similarity` (`[text embeddings, image
   embeddings]` -> logits `[texts, images]`).
@@ -54,6 +60,10 @@ Captioner = collections.namedtuple(
     "Captioner", "encoder decoder tokens max_length start_id end_id")
 Captioner.__doc__ = """The parts of a captioning model: `image_encoder`, `caption_decoder`, the
 caption vocabulary, the decoder's length, and the ids of `[start]` and `[end]`."""
+
+Transcriber = collections.namedtuple("Transcriber", "tokens unit")
+Transcriber.__doc__ = """What a transcription model's outputs index: its `tokens` (class `i + 2`)
+and their `unit` (`characters` or `words`)."""
 
 Retriever = collections.namedtuple("Retriever", "text_encoder image_encoder similarity")
 Retriever.__doc__ = """The parts of a retrieval model: `text_encoder`, `image_encoder` and the
@@ -128,6 +138,17 @@ def captioner(model):
                      tokens.index(END) + 2)
 
 
+def transcriber(model):
+    """The `Transcriber` of a transcription model: its `CTCTokens` output layer's tokens."""
+    from mmzoo.layers.speech import CTCTokens
+
+    layer = _find(model, "frames")
+    if not isinstance(layer, CTCTokens):
+        _fail(model, "has no mmzoo.layers.CTCTokens layer named 'frames' (its per-frame CTC "
+                     "output carries the tokens the classes stand for)")
+    return Transcriber(tuple(layer.tokens), layer.unit)
+
+
 def retriever(model):
     """The `Retriever` parts of a retrieval model."""
     parts = {n: _find(model, n) for n in ("text_encoder", "image_encoder", "similarity")}
@@ -165,7 +186,11 @@ def problems(model, spec=None):
                          "of a fixed size")
         elif name == "audio":
             attempt(sample_rate, model)
-            if len(shape) != 1 or shape[0] is None:
+            if spec.task == "transcription":
+                if len(shape) != 1:
+                    found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
+                                 "[samples] (of any length: shape=(None,))")
+            elif len(shape) != 1 or shape[0] is None:
                 found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
                              "[samples] of a fixed length")
     if spec.task in LABELLED_TASKS:
@@ -174,6 +199,8 @@ def problems(model, spec=None):
         attempt(captioner, model)
     elif spec.task == "retrieval":
         attempt(retriever, model)
+    elif spec.task == "transcription":
+        attempt(transcriber, model)
     return found
 
 
@@ -194,5 +221,6 @@ def check(model, spec=None):
     return model
 
 
-__all__ = ["Captioner", "END", "Retriever", "START", "captioner", "check", "input_shapes",
-           "labels", "problems", "retriever", "sample_rate", "vocabulary", "walk"]
+__all__ = ["Captioner", "END", "Retriever", "START", "Transcriber", "captioner", "check",
+           "input_shapes", "labels", "problems", "retriever", "sample_rate", "transcriber",
+           "vocabulary", "walk"]

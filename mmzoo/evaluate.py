@@ -1,5 +1,6 @@
 """Task metrics as the field computes them: accuracy / macro precision, recall, F1 / confusion
-matrix (scikit-learn); BLEU-1..4 (NLTK's `corpus_bleu`) and CIDEr-D (pycocoevalcap); recall@k."""
+matrix (scikit-learn); BLEU-1..4 (NLTK's `corpus_bleu`) and CIDEr-D (pycocoevalcap); recall@k;
+word and character error rates (`keras_hub.metrics.EditDistance`)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,73 @@ def _ngrams(words):
     return [tuple(words[i:i + n]) for n in range(1, 5) for i in range(len(words) - n + 1)]
 
 
+def speech_scores(references, hypotheses):
+    """Word and character error rates and the exact-utterance rate of transcripts.
+
+    WER is the word-level edit distance (substitutions, deletions, insertions) summed over the
+    corpus and divided by the number of reference words, as `keras_hub.metrics.EditDistance`
+    (`normalize=True`) and the field compute it; CER the same over characters (spaces
+    included). Texts are standardised as the models read them first (lower case, any run of
+    characters other than letters and digits one space).
+
+    Args:
+        references: list of str. One reference transcript per utterance.
+        hypotheses: list of str. One transcript per utterance.
+
+    Returns:
+        `{"utterances", "words", "wer", "cer", "exact"}`.
+
+    Examples:
+    ```python
+    speech_scores(["three one four"], ["three one five"])["wer"]   # 0.333...
+    ```
+    """
+    import keras_hub
+
+    if len(references) != len(hypotheses):
+        raise InvalidValue(f"{len(references)} references for {len(hypotheses)} hypotheses")
+    refs, hyps = _standardized(references), _standardized(hypotheses)
+    out = {"utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
+    for key, units in (("wer", str.split), ("cer", list)):
+        metric = keras_hub.metrics.EditDistance(normalize=True)
+        if refs:
+            metric.update_state(tf.ragged.constant([units(r) for r in refs], dtype=tf.string),
+                                tf.ragged.constant([units(h) for h in hyps], dtype=tf.string))
+        out[key] = float(metric.result())
+    out["exact"] = float(np.mean([r == h for r, h in zip(refs, hyps)])) if refs else 0.0
+    return out
+
+
+def _transcribe(model, dataset, batch_size, ablate=None):
+    from mmzoo.models.transcription import DECODERS, decode_ids
+
+    pre = Preprocessor(model)
+    ds = pipeline(model, dataset, batch_size=batch_size, cache=False)
+    if ablate:
+        ds = _zeroed(ds, ablate)
+    hyps = {method: [] for method in DECODERS}
+    for x, _ in ds:
+        log_probs = model(x, training=False)
+        for method in DECODERS:
+            ids = decode_ids(log_probs, method)
+            hyps[method] += [s.decode() for s in pre.transcript_strings(ids).numpy()]
+    keys = ["transcript"] + (["speaker"] if "speaker" in dataset.element_spec else [])
+    meta = list(dataset.map(lambda e: {k: e[k] for k in keys}).as_numpy_iterator())
+    references = [m["transcript"].decode() for m in meta]
+    out = {}
+    for method in DECODERS:
+        out[method] = speech_scores(references, hyps[method])
+        if "speaker" in keys and not ablate:
+            speakers = np.array([m["speaker"].decode() for m in meta])
+            out[method]["by_speaker"] = {
+                s: speech_scores([r for r, k in zip(references, speakers) if k == s],
+                                 [h for h, k in zip(hyps[method], speakers) if k == s])
+                for s in sorted(set(speakers))}
+        out[method]["examples"] = [{"reference": r, "transcript": h}
+                                   for r, h in list(zip(references, hyps[method]))[:5]]
+    return out
+
+
 def _zeroed(ds, name):
     def zero(x, y):
         return {**x, name: tf.zeros_like(x[name])}, y
@@ -298,7 +366,10 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
       beam decoding, over the unique images, against every reference caption of each (all texts
       standardised as the models read them), and a few example captions;
     - retrieval: recall@1/5/10 text->image and image->text (a text matches every image it is
-      a caption of), and the recall a random ranking would get.
+      a caption of), and the recall a random ranking would get;
+    - transcription: word and character error rates and the exact-utterance rate
+      (`speech_scores`) with greedy and beam-search CTC decoding, also per speaker when the
+      examples name one, and a few transcripts with their references.
 
     With `modality_ablation=True`, also the same metrics with each input modality zeroed in
     turn (black images, silent audio, empty text; for captioning the image only: its text
@@ -314,7 +385,7 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
 
     spec = get_spec(model.name)
     run = {"classification": _classify, "vqa": _classify, "captioning": _caption,
-           "retrieval": _retrieve}[spec.task]
+           "retrieval": _retrieve, "transcription": _transcribe}[spec.task]
     result = {"model": model.name, "task": spec.task, **run(model, dataset, batch_size)}
     if modality_ablation:
         modalities = ["image"] if spec.task == "captioning" else list(spec.inputs)

@@ -23,7 +23,8 @@ from mmzoo.errors import InvalidValue
 RAW_SPECS = {"image": tf.TensorSpec([None], tf.string, name="image"),
              "text": tf.TensorSpec([None], tf.string, name="text"),
              "question": tf.TensorSpec([None], tf.string, name="question"),
-             "audio": tf.TensorSpec([None, None], tf.float32, name="audio")}
+             "audio": tf.TensorSpec([None, None], tf.float32, name="audio"),
+             "lengths": tf.TensorSpec([None], tf.int32, name="lengths")}
 
 
 def serving_functions(model):
@@ -63,6 +64,21 @@ def serving_functions(model):
             return {"caption": pre.caption_strings(ids[:, 1:])}
 
         endpoints["serve"] = _fn(caption, ("image",))
+
+    elif spec.task == "transcription":
+        from mmzoo.models.transcription import decode_ids
+
+        def transcribe(audio):
+            log_probs = model({"audio": pre.audio(audio)}, training=False)
+            return {"transcript": pre.transcript_strings(decode_ids(log_probs, "greedy"))}
+
+        def transcribe_padded(audio, lengths):
+            keep = tf.sequence_mask(lengths, tf.shape(audio)[1])
+            return transcribe(tf.where(keep, audio, tf.zeros_like(audio)))
+
+        info["tokens"], info["unit"] = list(pre.transcriber.tokens), pre.transcriber.unit
+        endpoints["serve"] = _fn(transcribe, ("audio",))
+        endpoints["transcribe_padded"] = _fn(transcribe_padded, ("audio", "lengths"))
 
     elif spec.task == "retrieval":
         parts = contract.retriever(model)
@@ -147,7 +163,11 @@ def export(model, path):
     `image` tf.string (encoded PNG/JPEG/GIF/BMP bytes), `text` / `question` tf.string, `audio`
     float32 `[batch, samples]` at the model's sample rate (any length: centred, padded or
     cropped). It returns `label` (tf.string, the class as it was in the data) and `scores` for
-    classifiers and VQA; `caption` (tf.string, greedy decoding) for captioning;
+    classifiers and VQA; `caption` (tf.string, greedy decoding) for captioning; `transcript`
+    (tf.string, greedy CTC decoding, words separated by single spaces) for transcription, which
+    takes `audio` of any length (one utterance, or several of the same length) and also has a
+    `transcribe_padded` signature taking `audio` zero-padded or not and each row's `lengths`
+    (int32 samples) for a batch of unequal utterances;
     `text_embedding`, `image_embedding` and `similarity` for the dual encoder, which also has
     `embed_text` and `embed_image` signatures returning `embedding`. A `metadata` signature
     returns a JSON string (model, task, inputs, sample rate, labels). Loading needs only

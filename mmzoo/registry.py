@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from mmzoo.errors import ContractError, InvalidType, InvalidValue, UnknownName, did_you_mean
 
-TASKS = ("classification", "captioning", "vqa", "retrieval")
+TASKS = ("classification", "captioning", "vqa", "retrieval", "transcription")
 MODALITIES = ("text", "image", "audio")
 INPUT_NAMES = ("text", "image", "audio", "question")
 
@@ -26,7 +26,7 @@ class ModelSpec:
 
     Args:
         name: str. The registry key, also the builder's and the model's name.
-        task: str. One of `classification`, `captioning`, `vqa`, `retrieval`.
+        task: str. One of `classification`, `captioning`, `vqa`, `retrieval`, `transcription`.
         inputs: tuple of str. The model's input names (`text`, `image`, `audio`, `question`).
         config: type. A frozen dataclass of the full-size defaults.
         builder: callable. `builder(cfg) -> keras.Model` (compiled, functional).
@@ -127,7 +127,8 @@ def list_models(pattern=None, *, task=None, modality=None):
 
     Args:
         pattern: str. An fnmatch pattern on the name, e.g. `"caption_*"`.
-        task: str. Keep models of this task (`classification`, `captioning`, `vqa`, `retrieval`).
+        task: str. Keep models of this task (`classification`, `captioning`, `vqa`, `retrieval`,
+            `transcription`).
         modality: str. Keep models that read this modality (`text`, `image`, `audio`).
 
     Examples:

@@ -17,6 +17,8 @@ def random_batch(model, spec, rng):
     x = {}
     for t in model.inputs:
         shape = (BATCH,) + tuple(t.shape[1:])
+        if shape == (BATCH, None):  # audio of any length (transcription)
+            shape = (BATCH, 4000)
         if t.name == "image":
             x["image"] = rng.uniform(0, 255, shape).astype("float32")
         elif t.name == "audio":
@@ -25,6 +27,9 @@ def random_batch(model, spec, rng):
             freqs = rng.uniform(5, 200, (BATCH, 1))
             x["audio"] = (0.5 * np.sin(2 * np.pi * freqs * t_axis * 10)
                           + 0.01 * rng.standard_normal(shape)).astype("float32")
+            if spec.task == "transcription":  # utterances of unequal length, zero-padded
+                x["audio"][1, 2500:] = 0.0
+                x["audio"][2, 1200:] = 0.0
         else:
             size = len(model_vocabulary(model, t.name)) + 2
             ids = rng.integers(2, size, shape).astype("int32")
@@ -36,6 +41,11 @@ def random_batch(model, spec, rng):
         y = rng.integers(0, len(model_labels(model)), BATCH).astype("int32")
     elif spec.task == "captioning":
         y = np.concatenate([x["text"][:, 1:], np.zeros((BATCH, 1), "int32")], axis=1)
+    elif spec.task == "transcription":  # CTC targets: token ids, zero-padded
+        from mmzoo.contract import transcriber
+
+        y = rng.integers(2, len(transcriber(model).tokens) + 2, (BATCH, 3)).astype("int32")
+        y[np.arange(3)[None, :] >= rng.integers(1, 4, BATCH)[:, None]] = 0
     else:
         y = np.zeros(BATCH, "int32")
     return x, y
@@ -127,6 +137,10 @@ def raw_request(model, spec, x):
         return raw, {"scores": scores, "label": labels[np.argmax(scores, axis=-1)]}
     if spec.task == "captioning":
         return raw, {"caption": np.array(generate(model, x["image"], "greedy"), dtype=object)}
+    if spec.task == "transcription":
+        from mmzoo.models.transcription import transcribe
+
+        return raw, {"transcript": np.array(transcribe(model, x["audio"]), dtype=object)}
     text_encoder, image_encoder = encoders(model)
     return raw, {"similarity": model.predict(x, verbose=0),
                  "text_embedding": text_encoder.predict(x["text"], verbose=0),

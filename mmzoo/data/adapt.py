@@ -13,11 +13,12 @@ from mmzoo.data.text import standardize, vectorizer
 from mmzoo.errors import InvalidValue
 
 
-def adapt(name, dataset, *, max_tokens=None):
+def adapt(name, dataset, *, max_tokens=None, overrides=None):
     """Config overrides adapted on `dataset` (the training split): `vocabulary`, `labels`, and
     for captions the text length (`max_length` of a captioner: the 95th percentile of the
     caption lengths in words, plus the start token; `sequence_length` of a retrieval model: that
-    percentile).
+    percentile); for transcription the CTC `tokens`: the characters of the standardised
+    transcripts (sorted, `" "` among them), or their words with `unit="words"`.
 
     Only the fields the model's config has are returned, so the result can go straight to
     `mmzoo.build(name, **overrides)`. Vocabulary tokens are ordered by frequency (as
@@ -27,6 +28,7 @@ def adapt(name, dataset, *, max_tokens=None):
         name: str. A registered model name.
         dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load` (training split).
         max_tokens: int or None. Keep at most this many tokens (padding and OOV included).
+        overrides: dict or None. The config overrides the model will also get (e.g. `unit`).
 
     Examples:
     ```python
@@ -56,6 +58,19 @@ def adapt(name, dataset, *, max_tokens=None):
         overrides["vocabulary"] = tokens
         if key == "captions":
             overrides.update(_caption_length(spec, fields, texts))
+    if spec.task == "transcription" and "tokens" in fields:
+        if "transcript" not in dataset.element_spec:
+            raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'transcript' "
+                               f"({sorted(dataset.element_spec)})")
+        unit = dict(overrides or {}).get("unit", spec.config().unit)
+        texts = dataset.map(lambda e: standardize(e["transcript"]),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+        seen = set()
+        for batch in texts.batch(4096).as_numpy_iterator():
+            for text in batch:
+                text = text.decode()
+                seen.update(text.split() if unit == "words" else text)
+        overrides["tokens"] = tuple(sorted(seen))
     if spec.task in ("classification", "vqa") and "labels" in fields:
         if "label" not in dataset.element_spec:
             raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'label'")

@@ -68,6 +68,11 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     if pre.labels is not None and "label" not in element:
         raise InvalidValue(f"model {model.name!r} ({spec.task}) needs a 'label' in each "
                            f"example; the dataset has {sorted(element)}")
+    speech = pre.transcriber is not None
+    if speech and "transcript" not in element:
+        raise InvalidValue(f"model {model.name!r} (transcription) needs a 'transcript' in each "
+                           f"example; the dataset has {sorted(element)}; load the data for "
+                           "task 'transcription' (e.g. digit_sequences:PATH or speech:PATH)")
     with_rate = "audio" in keys and "sample_rate" in element
 
     def prepare(example):
@@ -81,10 +86,15 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             out[key if key == "captions" else name] = value
         if pre.labels is not None:
             out["label"] = pre.label_string(example["label"])
+        if speech:
+            out["transcript"] = example["transcript"]
         return out
 
     ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     encoded = [n for n in keys if n in ("text", "question") and not _per_epoch_text(spec, keys, n)]
+    if speech:  # one by one: utterances differ in length
+        ds = ds.map(lambda e: {**e, "transcript": pre.transcript_ids(e["transcript"][None])[0]},
+                    num_parallel_calls=tf.data.AUTOTUNE)
     if encoded or pre.labels is not None:  # once, before the cache: later epochs read ids
         def encode(batch):
             out = dict(batch)
@@ -103,6 +113,9 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         ds = _one_caption_per_example(ds, training, spec.task)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if speech:
+        return _utterance_batches(ds, pre, batch_size, training,
+                                  training if augment is None else augment)
     ds = ds.batch(batch_size)
     if "audio" in keys and (training if augment is None else augment):
         ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], pre.sample_rate)},
@@ -121,6 +134,34 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         return inputs, targets
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# Utterance lengths (seconds) that separate the buckets of similar length batched together in
+# training, so a batch pads little (`tf.data.Dataset.bucket_by_sequence_length`).
+BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+
+
+def _utterance_batches(ds, pre, batch_size, training, augment):
+    """Utterances of any length -> `({"audio": [batch, longest]}, transcript ids [batch,
+    longest])`, both zero-padded at the end. Training augments each waveform (gain and noise,
+    `mmzoo.data.waveform.augment` without a shift) and batches utterances of similar length
+    together; evaluation keeps the order."""
+    if augment:
+        rate = pre.sample_rate
+        ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], rate, max_shift=0.0)},
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    shapes = {"audio": [None], "transcript": [None]}
+    ds = ds.map(lambda e: {k: e[k] for k in shapes})
+    if training:
+        bounds = [int(s * pre.sample_rate) for s in BUCKET_SECONDS]
+        ds = ds.bucket_by_sequence_length(
+            lambda e: tf.shape(e["audio"])[0], bounds, [batch_size] * (len(bounds) + 1),
+            padded_shapes=shapes)
+    else:
+        ds = ds.padded_batch(batch_size, padded_shapes=shapes)
+    ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"]),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

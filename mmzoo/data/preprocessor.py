@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mmzoo import contract
 from mmzoo.data import waveform
-from mmzoo.data.text import vectorizer
+from mmzoo.data.text import standardize, vectorizer
 from mmzoo.errors import InvalidValue
 from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer
 
@@ -40,7 +40,11 @@ class Preprocessor:
       teacher forcing (`teacher_forcing`) and come back from ids with `caption_strings`.
     - `audio`: a float32 waveform resampled to the model's rate (librosa's default resampler,
       as `librosa.load` uses) when it was read at another, then centred and zero-padded or
-      cropped to the model's length (`mmzoo.data.waveform.fit_length`).
+      cropped to the model's length (`mmzoo.data.waveform.fit_length`); a transcription model
+      takes any length, so its audio is only resampled.
+    - `transcript`: strings standardised like text, then split into the model's units
+      (characters, or words) and looked up among its CTC tokens (`transcript_ids`); decoded
+      ids come back as strings with `transcript_strings`.
     - labels: class names (or integers, written as strings) to class ids; an unknown one fails
       naming it.
 
@@ -65,6 +69,9 @@ class Preprocessor:
         self.labels = contract.labels(model) if self.task in contract.LABELLED_TASKS else None
         self.sample_rate = contract.sample_rate(model) if "audio" in self.shapes else None
         self.captioner = contract.captioner(model) if self.task == "captioning" else None
+        self.transcriber = (contract.transcriber(model) if self.task == "transcription"
+                            else None)
+        self._token_lookup = None
         self._tokenizers = {}
         self._label_lookup = None
 
@@ -151,7 +158,39 @@ class Preprocessor:
         wave = tf.convert_to_tensor(wave, tf.float32)
         if rate is not None:
             wave = waveform.resample(wave, rate, self.sample_rate)
+        if self.shapes["audio"][0] is None:  # any length (transcription)
+            return wave
         return waveform.fit_length(wave, self.shapes["audio"][0])
+
+    # --- transcripts ----------------------------------------------------------------------
+
+    def transcript_units(self, strings):
+        """Transcripts `[batch]` -> ragged units: the characters of the standardised text
+        (words separated by one space) or its words."""
+        clean = standardize(strings)
+        if self.transcriber.unit == "words":
+            return tf.strings.split(clean)
+        return tf.strings.unicode_split(clean, "UTF-8")
+
+    def transcript_ids(self, strings):
+        """Transcripts `[batch]` -> ragged int32 CTC target ids (token `i` is `i + 2`, a unit
+        outside the tokens 1); `ragged.to_tensor()` pads them with 0, the blank that
+        `keras.losses.CTC` reads as padding."""
+        if self._token_lookup is None:
+            self._token_lookup = keras.layers.StringLookup(
+                vocabulary=list(self.transcriber.tokens), num_oov_indices=1)
+        units = self.transcript_units(strings)
+        return tf.cast(tf.ragged.map_flat_values(self._token_lookup, units), tf.int32) + 1
+
+    def transcript_strings(self, ids):
+        """Decoded ids `[batch, length]` (blank 0, out-of-vocabulary 1 and the -1 past the end
+        are dropped) -> tf.string transcripts, words separated by single spaces."""
+        table = tf.constant([PAD, OOV] + list(self.transcriber.tokens))
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        kept = tf.ragged.boolean_mask(tf.gather(table, tf.maximum(ids, 0)), ids > 1)
+        separator = " " if self.transcriber.unit == "words" else ""
+        joined = tf.strings.reduce_join(kept, axis=1, separator=separator)
+        return tf.strings.strip(tf.strings.regex_replace(joined, " +", " "))
 
     # --- labels ---------------------------------------------------------------------------
 
@@ -207,7 +246,8 @@ class Preprocessor:
     def resources(self):
         """The Keras layers holding lookup tables that an export must track."""
         layers = [t.tokenizer if hasattr(t, "tokenizer") else t for t in self._tokenizers.values()]
-        return layers + ([self._label_lookup] if self._label_lookup is not None else [])
+        return layers + [lookup for lookup in (self._label_lookup, self._token_lookup)
+                         if lookup is not None]
 
 
 __all__ = ["Preprocessor", "decode_image"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 # Importing the readers registers them.
-from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, text_csv, tfds_source  # noqa: F401
+from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, speech, text_csv, tfds_source  # noqa: F401
 from mmzoo.data.base import SOURCES, SPLITS
 from mmzoo.errors import InvalidValue, did_you_mean
 
@@ -65,6 +65,10 @@ def load(source, split=None, *, task=None, on_error="raise", **options):
     - `captions:PATH`: photos and captions in the Flickr8k layout; `{"image", "captions"}`.
     - `tfds:NAME`: a TFDS dataset prepared on disk (`data_dir=`); never downloads.
     - `digit_qa:FSDD_PATH`: spoken + handwritten digits with a question (text, image, audio).
+    - `digit_sequences:FSDD_PATH`: utterances of 2-7 spoken digits (one speaker each) and their
+      transcripts; `{"audio", "transcript", "speaker", "digits"}`; no recording in two splits.
+    - `speech:PATH`: audio files of any length and rate with a `transcripts.csv`;
+      `{"audio", "sample_rate", "transcript", "speaker"}`.
 
     Every item is checked when the source is listed, before any example is read: bad files
     raise a `mmzoo.data.BadDataError` naming each path and what is wrong, or with

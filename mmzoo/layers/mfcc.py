@@ -1,4 +1,5 @@
-"""MFCC from the raw waveform, inside the graph, numerically equal to `librosa.feature.mfcc`."""
+"""Log-mel spectrogram and MFCC from the raw waveform, inside the graph, numerically equal to
+librosa's `melspectrogram` + `power_to_db` and `feature.mfcc`."""
 
 from __future__ import annotations
 
@@ -12,15 +13,92 @@ from mmzoo.errors import InvalidValue
 
 
 @keras.saving.register_keras_serializable("mmzoo")
-class MFCC(keras.layers.Layer):
+class LogMel(keras.layers.Layer):
+    """Log-power mel spectrogram (dB) of a float32 waveform batch, inside the graph.
+
+    Equal to `librosa.power_to_db(librosa.feature.melspectrogram(y=..., sr=sample_rate,
+    n_fft=..., hop_length=..., n_mels=..., fmin=..., fmax=...), ref=1.0, amin=1e-10,
+    top_db=80)` with librosa's other defaults (centred frames zero-padded by `n_fft // 2`,
+    periodic Hann window, power 2, Slaney mel filters), transposed to `[batch, frames, n_mels]`.
+    The `top_db` floor is taken per waveform, and frames are zero-padded (not reflected, as
+    `keras.layers.MelSpectrogram` does), so a waveform's frames do not depend on what else is in
+    its batch: a waveform zero-padded to a longer one gets the same first `1 + samples //
+    hop_length` frames (`num_frames`). Built from `keras.ops` only.
+
+    Args:
+        sample_rate: int. Sample rate of the waveform in Hz.
+        n_fft: int. FFT size and window length.
+        hop_length: int. Samples between frames; defaults to `n_fft // 4` as in librosa.
+        n_mels: int. Number of mel bands.
+        fmin: float. Lowest mel band edge in Hz.
+        fmax: float. Highest mel band edge in Hz; defaults to `sample_rate / 2`.
+        top_db: float. Dynamic range kept below each waveform's peak, in dB (`None` keeps all).
+
+    Examples:
+    ```python
+    wave = keras.Input(shape=(None,), name="audio")
+    log_mel = mmzoo.layers.LogMel(sample_rate=8000, n_fft=256, hop_length=80)(wave)
+    # (None, None, 40)
+    ```
+    """
+
+    def __init__(self, sample_rate, n_fft=512, hop_length=None, n_mels=40, fmin=0.0, fmax=None,
+                 top_db=80.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # log-power needs float32, also under mixed precision
+        super().__init__(**kwargs)
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(n_fft)
+        self.hop_length = int(hop_length) if hop_length else self.n_fft // 4
+        self.n_mels = int(n_mels)
+        self.fmin = float(fmin)
+        self.fmax = None if fmax is None else float(fmax)
+        self.top_db = None if top_db is None else float(top_db)
+        mel = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
+                                  fmin=self.fmin, fmax=self.fmax)  # [n_mels, 1 + n_fft // 2]
+        self._mel_t = mel.T.astype("float32")          # [bins, n_mels]
+
+    def num_frames(self, num_samples):
+        """Frames produced for a waveform of `num_samples` samples (centred framing)."""
+        return 1 + num_samples // self.hop_length
+
+    def log_mel(self, waveform):
+        waveform = ops.cast(waveform, "float32")
+        pad = self.n_fft // 2
+        padded = ops.pad(waveform, [[0, 0], [pad, pad]])
+        real, imag = ops.stft(padded, self.n_fft, self.hop_length, self.n_fft,
+                              window="hann", center=False)
+        power = real * real + imag * imag                               # [batch, frames, bins]
+        mel = ops.matmul(power, ops.convert_to_tensor(self._mel_t))
+        log_mel = 10.0 * ops.log10(ops.maximum(mel, 1e-10))
+        if self.top_db is not None:
+            peak = ops.max(log_mel, axis=(1, 2), keepdims=True)
+            log_mel = ops.maximum(log_mel, peak - self.top_db)
+        return log_mel
+
+    def call(self, waveform):
+        return self.log_mel(waveform)
+
+    def compute_output_shape(self, input_shape):
+        samples = input_shape[-1]
+        frames = None if samples is None else self.num_frames(samples)
+        return (input_shape[0], frames, self.n_mels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sample_rate=self.sample_rate, n_fft=self.n_fft,
+                      hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin,
+                      fmax=self.fmax, top_db=self.top_db)
+        return config
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class MFCC(LogMel):
     """Mel-frequency cepstral coefficients of a float32 waveform batch.
 
     Equal to `librosa.feature.mfcc(y=..., sr=sample_rate, n_mfcc=..., n_fft=..., hop_length=...,
-    n_mels=..., fmin=..., fmax=...)` with librosa's other defaults (centred frames zero-padded by
-    `n_fft // 2`, periodic Hann window, power 2, Slaney mel filters, `power_to_db` with
-    `ref=1.0, amin=1e-10, top_db=80` per clip, orthonormal DCT-II), transposed to
-    `[batch, frames, n_mfcc]`. Built from `keras.ops` only, so it runs on every backend and an
-    exported SavedModel takes raw waveforms.
+    n_mels=..., fmin=..., fmax=...)` with librosa's other defaults (the `LogMel` of the
+    waveform, then an orthonormal DCT-II), transposed to `[batch, frames, n_mfcc]`. Built from
+    `keras.ops` only, so it runs on every backend and an exported SavedModel takes raw waveforms.
 
     Args:
         sample_rate: int. Sample rate of the waveform in Hz.
@@ -41,51 +119,19 @@ class MFCC(keras.layers.Layer):
 
     def __init__(self, sample_rate, n_mfcc=13, n_fft=512, hop_length=None, n_mels=40,
                  fmin=0.0, fmax=None, top_db=80.0, **kwargs):
-        kwargs.setdefault("dtype", "float32")  # log-power needs float32, also under mixed precision
-        super().__init__(**kwargs)
-        self.sample_rate = int(sample_rate)
+        super().__init__(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                         fmin=fmin, fmax=fmax, top_db=top_db, **kwargs)
         self.n_mfcc = int(n_mfcc)
-        self.n_fft = int(n_fft)
-        self.hop_length = int(hop_length) if hop_length else self.n_fft // 4
-        self.n_mels = int(n_mels)
-        self.fmin = float(fmin)
-        self.fmax = None if fmax is None else float(fmax)
-        self.top_db = None if top_db is None else float(top_db)
         if self.n_mfcc > self.n_mels:
             raise InvalidValue(f"MFCC: n_mfcc={self.n_mfcc} must not exceed n_mels={self.n_mels}")
-        mel = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
-                                  fmin=self.fmin, fmax=self.fmax)  # [n_mels, 1 + n_fft // 2]
         dct = scipy.fft.dct(np.eye(self.n_mels), type=2, norm="ortho", axis=0)[: self.n_mfcc]
-        self._mel_t = mel.T.astype("float32")          # [bins, n_mels]
         self._dct_t = dct.T.astype("float32")          # [n_mels, n_mfcc]
 
-    def num_frames(self, num_samples):
-        """Frames produced for a waveform of `num_samples` samples (centred framing)."""
-        return 1 + num_samples // self.hop_length
-
     def call(self, waveform):
-        waveform = ops.cast(waveform, "float32")
-        pad = self.n_fft // 2
-        padded = ops.pad(waveform, [[0, 0], [pad, pad]])
-        real, imag = ops.stft(padded, self.n_fft, self.hop_length, self.n_fft,
-                              window="hann", center=False)
-        power = real * real + imag * imag                               # [batch, frames, bins]
-        mel = ops.matmul(power, ops.convert_to_tensor(self._mel_t))
-        log_mel = 10.0 * ops.log10(ops.maximum(mel, 1e-10))
-        if self.top_db is not None:
-            peak = ops.max(log_mel, axis=(1, 2), keepdims=True)
-            log_mel = ops.maximum(log_mel, peak - self.top_db)
-        return ops.matmul(log_mel, ops.convert_to_tensor(self._dct_t))
+        return ops.matmul(self.log_mel(waveform), ops.convert_to_tensor(self._dct_t))
 
     def compute_output_shape(self, input_shape):
-        samples = input_shape[-1]
-        frames = None if samples is None else self.num_frames(samples)
-        return (input_shape[0], frames, self.n_mfcc)
+        return super().compute_output_shape(input_shape)[:2] + (self.n_mfcc,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(sample_rate=self.sample_rate, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
-                      hop_length=self.hop_length, n_mels=self.n_mels, fmin=self.fmin,
-                      fmax=self.fmax, top_db=self.top_db)
-        return config
-
+        return {**super().get_config(), "n_mfcc": self.n_mfcc}

@@ -1,0 +1,220 @@
+"""Speech to text: front end, speech sources, padding invariance, WER/CER, CTC end to end."""
+
+import os
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+import mmzoo
+from mmzoo.data.checks import BadDataError
+from mmzoo.evaluate import speech_scores
+from mmzoo.models.transcription import pad_waveforms, transcribe
+from mmzoo.registry import get_spec
+
+SMALL = "?train=40&validation=10&test=20"
+
+
+def fsdd_clip(data_dir, name, sr=8000):
+    import librosa
+
+    return librosa.load(os.path.join(data_dir, "fsdd", "recordings", name), sr=sr)[0]
+
+
+def test_log_mel_equals_librosa(data_dir):
+    import librosa
+
+    wave = fsdd_clip(data_dir, "3_jackson_7.wav")
+    layer = mmzoo.layers.LogMel(8000, n_fft=256, hop_length=80, n_mels=40)
+    ours = layer(wave[None]).numpy()[0]
+    want = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=wave, sr=8000, n_fft=256, hop_length=80, n_mels=40, pad_mode="constant"),
+        ref=1.0, amin=1e-10, top_db=80.0).T
+    assert ours.shape == want.shape == (layer.num_frames(len(wave)), 40)
+    np.testing.assert_allclose(ours, want, atol=2e-3)
+    # MFCC still equals librosa's (it is now LogMel followed by the DCT)
+    mfcc = mmzoo.layers.MFCC(8000, n_mfcc=13, n_fft=256, hop_length=80)(wave[None]).numpy()[0]
+    want = librosa.feature.mfcc(y=wave, sr=8000, n_mfcc=13, n_fft=256, hop_length=80,
+                                n_mels=40, pad_mode="constant").T
+    np.testing.assert_allclose(mfcc, want, atol=2e-2)
+
+
+def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
+    source = f"digit_sequences:{data_dir}/fsdd{SMALL}"
+    src = mmzoo.data.open_source(source)
+    assert src.split_names() == ("train", "validation", "test")
+    used = {}
+    for split in src.split_names():
+        rows, _ = src.rows(split, None)
+        assert len(rows["parts"]) == {"train": 40, "validation": 10, "test": 20}[split]
+        indices = set()
+        for parts, transcript, speaker, digits in zip(rows["parts"], rows["transcript"],
+                                                      rows["speaker"], rows["digits"]):
+            names = [os.path.basename(p)[:-4].split("_") for p in parts]
+            assert 2 <= len(parts) <= 7
+            assert {n[1] for n in names} == {speaker}                      # one speaker
+            assert [int(n[0]) for n in names] == digits
+            assert transcript == " ".join(mmzoo.data.speech.DIGIT_WORDS[d] for d in digits)
+            indices |= {int(n[2]) for n in names}
+            used.setdefault(split, set()).update(parts)
+        allowed = {"test": range(0, 5), "validation": range(5, 10), "train": range(10, 50)}
+        assert indices <= set(allowed[split]), (split, sorted(indices))
+    assert not (used["train"] & used["test"]) and not (used["validation"] & used["test"])
+    # the waveform is the recordings joined by silences, and the same for the same seed
+    first = next(iter(src.dataset("test")))
+    rows, _ = src.rows("test", None)
+    pieces = [fsdd_clip(data_dir, os.path.basename(p)) for p in rows["parts"][0]]
+    audio = first["audio"].numpy()
+    assert len(audio) == sum(map(len, pieces)) + sum(rows["gaps"][0])
+    np.testing.assert_allclose(audio[:len(pieces[0])], pieces[0], atol=1e-6)
+    again = mmzoo.data.open_source(source).rows("test", None)[0]
+    assert again == rows
+    other = mmzoo.data.open_source(source + "&seed=1").rows("test", None)[0]
+    assert other["transcript"] != rows["transcript"]
+
+
+def _write_speech_folder(root, data_dir):
+    import librosa
+
+    os.makedirs(root / "clips")
+    wave = fsdd_clip(data_dir, "5_lucas_3.wav")
+    soundfile.write(root / "clips" / "a.wav", wave, 8000)
+    soundfile.write(root / "clips" / "b.flac", librosa.resample(wave, orig_sr=8000,
+                                                                target_sr=16000), 16000)
+    (root / "clips" / "empty.wav").write_bytes(b"")
+    (root / "clips" / "text.wav").write_text("not audio")
+    (root / "transcripts.csv").write_text(
+        "file,transcript,speaker\n"
+        "clips/a.wav,Five!,lucas\n"
+        "clips/b.flac,five,lucas\n"
+        "clips/missing.wav,four,lucas\n"
+        "clips/empty.wav,three,lucas\n"
+        "clips/text.wav,two,lucas\n"
+        "clips/a.wav,,lucas\n")
+    return wave
+
+
+def test_speech_folder_reads_any_rate_and_names_every_bad_file(data_dir, tmp_path):
+    wave = _write_speech_folder(tmp_path, data_dir)
+    with pytest.raises(BadDataError) as error:
+        mmzoo.data.open_source(f"speech:{tmp_path}")
+    message = str(error.value)
+    assert "4 bad item(s)" in message
+    for bad in ("missing.wav: missing", "empty.wav: empty file", "text.wav: not a readable",
+                "transcripts.csv:7: empty transcript"):
+        assert bad in message, message
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        src = mmzoo.data.open_source(f"speech:{tmp_path}", on_error="skip")
+    assert any("skipped 4 bad item(s)" in str(w.message) for w in caught)
+    examples = list(src.dataset(None).as_numpy_iterator())
+    assert [e["sample_rate"] for e in examples] == [8000, 16000]     # each file's own rate
+    assert [e["transcript"] for e in examples] == [b"Five!", b"five"]
+    # the pipeline resamples the 16 kHz file to the model's 8 kHz
+    model = mmzoo.build("speech_ctc", **{**get_spec("speech_ctc").test_config,
+                                         "tokens": tuple(" efiv")})
+    (x, y), = mmzoo.data.pipeline(model, src.dataset(None), batch_size=2).as_numpy_iterator()
+    assert x["audio"].shape[1] == pytest.approx(len(wave), abs=4)
+    np.testing.assert_array_equal(y, [[4, 5, 6, 3]] * 2)              # "five": f i v e
+
+
+@pytest.mark.parametrize("name", ["speech_ctc", "speech_ctc_transformer"])
+def test_an_utterance_is_transcribed_the_same_alone_and_padded_in_a_batch(name, data_dir,
+                                                                          tmp_path):
+    """Half a second and six seconds of real speech: the short one alone, and in a batch
+    zero-padded to the long one, gives the same frames (to float rounding), the same greedy and
+    beam transcripts, and padding frames that are a certain blank; the export agrees, through
+    `serving_default` one at a time and `transcribe_padded` for the batch."""
+    spec = get_spec(name)
+    letters = tuple(" abcdefghijklmnopqrstuvwxyz")
+    model = mmzoo.build(name, **{**spec.test_config, "tokens": letters})
+    short = fsdd_clip(data_dir, "1_george_2.wav")[:4000]                       # 0.5 s
+    long = np.concatenate([fsdd_clip(data_dir, f"{d}_nicolas_{d}.wav") for d in range(10)] * 2)
+    long = long[:48000]                                                        # 6 s
+    alone = model({"audio": short[None]}, training=False).numpy()[0]
+    batch = model({"audio": pad_waveforms([long, short])}, training=False).numpy()[1]
+    np.testing.assert_allclose(batch[:len(alone)], alone, atol=1e-4)
+    assert np.all(np.argmax(batch[len(alone):], axis=-1) == 0)                # padding: blank
+    for method in ("greedy", "beam"):
+        one = transcribe(model, [short], method)
+        both = transcribe(model, [long, short], method)
+        assert one[0] and both[1] == one[0], (method, one, both)
+    mmzoo.export(model, tmp_path / "sm")
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    default = served.signatures["serving_default"]
+    padded = served.signatures["transcribe_padded"]
+    want = transcribe(model, [long, short])
+    assert [default(audio=tf.constant(w[None]))["transcript"].numpy()[0].decode()
+            for w in (long, short)] == want
+    noisy = pad_waveforms([long, short])
+    noisy[1, len(short):] = 0.3                  # whatever is past `lengths` is not heard
+    out = padded(audio=tf.constant(noisy), lengths=tf.constant([len(long), len(short)]))
+    assert [t.decode() for t in out["transcript"].numpy()] == want
+
+
+def test_word_and_character_error_rates_as_the_field_counts_them():
+    refs = ["three one four", "five", "nine two"]
+    hyps = ["three four four five", "five", ""]
+    scores = speech_scores(refs, hyps)
+    # edits: "one"->"four" and "five" inserted (2); none; "nine two" deleted (2) over 6 words
+    assert scores["wer"] == pytest.approx(4 / 6)
+    assert scores["exact"] == pytest.approx(1 / 3)
+    assert scores["words"] == 6 and scores["utterances"] == 3
+    # characters: "three one four" -> "three four four five" is 8 edits, "nine two" 8 deleted
+    assert scores["cer"] == pytest.approx((8 + 0 + 8) / (14 + 4 + 8))
+    assert speech_scores(["Three, ONE!"], ["three one"])["wer"] == 0.0   # standardised first
+
+
+def test_ctc_training_learns_the_transcripts_it_is_given(data_dir):
+    """A few hundred steps on eight real utterances: the loss falls and greedy decoding
+    gives back their transcripts (token ids, CTC targets and decoding agree)."""
+    src = mmzoo.data.open_source(f"digit_sequences:{data_dir}/fsdd?train=8&validation=2&test=2"
+                                 "&max_digits=2")
+    train = src.dataset("train")
+    config = {**mmzoo.data.adapt("speech_ctc", train), "spec_augment": False, "units": 64,
+              "num_layers": 1, "conv_filters": 8, "dropout": 0.0, "learning_rate": 3e-3}
+    model = mmzoo.build("speech_ctc", **config)
+    batches = mmzoo.data.pipeline(model, train, batch_size=8, augment=False).cache()
+    history = model.fit(batches, epochs=150, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
+    refs = [e["transcript"].decode() for e in train.as_numpy_iterator()]
+    waves = [e["audio"] for e in train.as_numpy_iterator()]
+    assert speech_scores(refs, transcribe(model, waves))["wer"] <= 0.25
+
+
+def test_cli_trains_evaluates_exports_and_predicts_speech(data_dir, tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+           "CUDA_VISIBLE_DEVICES": "-1"}
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "mmzoo.cli", *map(str, args)],
+                             capture_output=True, text=True, timeout=600, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout
+
+    assert "speech_ctc " in cli("list", "--task", "transcription")
+    data = f"digit_sequences:{data_dir}/fsdd?train=16&validation=4&test=6"
+    run = tmp_path / "run"
+    printed = cli("train", "speech_ctc", "--data", data, "--epochs", "1", "--out", run,
+                  "--set", "units=8", "--set", "num_layers=1", "--set", "conv_filters=4")
+    assert "validation transcripts (truth | greedy | beam):" in printed
+    import json
+
+    result = json.loads(cli("evaluate", run))
+    assert result["task"] == "transcription" and result["greedy"]["utterances"] == 6
+    assert set(result["beam"]["by_speaker"]) <= {"george", "jackson", "lucas", "nicolas",
+                                                  "yweweler"}
+    assert 0.0 <= result["greedy"]["cer"] and result["greedy"]["wer"] >= 0.0
+    cli("export", run, "--out", tmp_path / "sm")
+    clip = os.path.join(data_dir, "fsdd", "recordings", "4_jackson_1.wav")
+    said = cli("predict", tmp_path / "sm", "--audio", clip).strip()
+    served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    want = served(audio=tf.constant(fsdd_clip(data_dir, "4_jackson_1.wav")[None]))
+    assert said == want["transcript"].numpy()[0].decode()
+    assert re.fullmatch(r"[a-z ]*", said)
