@@ -17,7 +17,8 @@ from conftest import DATA_DIR, ROOT  # noqa: E402
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 # Notebooks that need data from ../shared/data (the others use the easy-vqa package's data).
-NEEDS_SHARED_DATA = {"03_audio.ipynb": "fsdd", "06_real_photos.ipynb": "flickr8k_1k"}
+NEEDS_SHARED_DATA = {"03_audio.ipynb": "fsdd", "06_real_photos.ipynb": "flickr8k_1k",
+                     "07_speech_to_text.ipynb": "fsdd"}
 
 
 def _name(path):
@@ -27,7 +28,7 @@ def _name(path):
 def test_every_tutorial_is_here():
     assert [_name(p) for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_captioning.ipynb", "03_audio.ipynb", "04_fusion.ipynb",
-        "05_export_and_serve.ipynb", "06_real_photos.ipynb"]
+        "05_export_and_serve.ipynb", "06_real_photos.ipynb", "07_speech_to_text.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)

@@ -144,12 +144,16 @@ BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 
 
 def _utterance_batches(ds, pre, batch_size, training, augment):
     """Utterances of any length -> `({"audio": [batch, longest]}, transcript ids [batch,
-    longest])`, both zero-padded at the end. Training augments each waveform (gain and noise,
-    `mmzoo.data.waveform.augment` without a shift) and batches utterances of similar length
-    together; evaluation keeps the order."""
+    longest])`, both zero-padded at the end. Training augments each waveform (speed 0.9-1.1x,
+    `mmzoo.data.waveform.perturb_speed`; gain and noise, `mmzoo.data.waveform.augment` without
+    a shift) and batches utterances of similar length together; evaluation keeps the order."""
     if augment:
         rate = pre.sample_rate
-        ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], rate, max_shift=0.0)},
+
+        def perturb(wave):
+            return waveform.augment(waveform.perturb_speed(wave, rate), rate, max_shift=0.0)
+
+        ds = ds.map(lambda e: {**e, "audio": perturb(e["audio"])},
                     num_parallel_calls=tf.data.AUTOTUNE)
     shapes = {"audio": [None], "transcript": [None]}
     ds = ds.map(lambda e: {k: e[k] for k in shapes})

@@ -48,13 +48,15 @@ class DigitSequences(Source):
         train, validation, test: int. Utterances in each split.
         min_digits, max_digits: int. Digits per utterance.
         min_gap, max_gap: int. Silence between two digits, in milliseconds.
+        speakers: str. Comma-separated speakers to use (empty: all), e.g. to hold one out:
+            train on `?speakers=george,lucas,nicolas,yweweler`, test on `?speakers=jackson`.
     """
 
     kind = "digit_sequences"
     tasks = ("transcription",)
     modalities = ("audio",)
     options = {"sample_rate": 8000, "seed": 0, "train": 2000, "validation": 200, "test": 500,
-               "min_digits": 2, "max_digits": 7, "min_gap": 50, "max_gap": 300}
+               "min_digits": 2, "max_digits": 7, "min_gap": 50, "max_gap": 300, "speakers": ""}
     description = ("digit_sequences:FSDD_PATH: utterances of 2-7 spoken FSDD digits with "
                    "transcripts (speech to text)")
 
@@ -93,6 +95,15 @@ class DigitSequences(Source):
             pools.setdefault(split, {}).setdefault(match["speaker"], {}).setdefault(
                 int(match["label"]), []).append(full)
         problems.report(f"{len(names)} .wav files")
+        wanted = [s.strip() for s in str(o["speakers"]).split(",") if s.strip()]
+        if wanted:
+            known = sorted({s for split in pools.values() for s in split})
+            unknown = [s for s in wanted if s not in known]
+            if unknown:
+                raise InvalidValue(f"{self.name}: unknown speaker(s) {unknown}; {folder} has "
+                                   f"{known}")
+            pools = {split: {s: d for s, d in pool.items() if s in wanted}
+                     for split, pool in pools.items()}
         self.columns = {"parts": [], "gaps": [], "transcript": [], "speaker": [], "digits": []}
         self.tags = []
         for split in ("train", "validation", "test"):

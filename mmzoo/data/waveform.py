@@ -1,4 +1,5 @@
-"""Waveform resampling, length fitting and training augmentation (time shift, gain, noise)."""
+"""Waveform resampling, length fitting and training augmentation (time shift, gain, noise,
+speed)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,13 @@ def augment(wave, sample_rate, *, max_shift=0.1, gain_db=6.0, noise_prob=0.5,
     noise = tf.random.uniform(tf.shape(wave), -3.0 ** 0.5, 3.0 ** 0.5) * rms * 10.0 ** (-snr / 20)
     wave = tf.where(tf.random.uniform([batch, 1]) < noise_prob, wave + noise, wave)
     return tf.ensure_shape(wave, [None, length])
+
+
+def perturb_speed(wave, sample_rate, *, low=0.9, high=1.1):
+    """One waveform `[samples]` played faster or slower by a factor drawn from [`low`,
+    `high`]: speed perturbation (Ko et al. 2015, Kaldi's 0.9/1.0/1.1 recipe), which changes
+    tempo and pitch together, as another speaker's voice differs. It resamples the waveform as
+    if it had been recorded at `factor * sample_rate` (librosa's resampler, `resample`)."""
+    factor = tf.random.uniform([], low, high)
+    rate = tf.cast(tf.round(factor * sample_rate), tf.int32)
+    return resample(wave, rate, sample_rate)
