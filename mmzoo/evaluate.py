@@ -236,15 +236,15 @@ def _transcribe(model, dataset, batch_size, ablate=None):
     keys = ["transcript"] + (["speaker"] if "speaker" in dataset.element_spec else [])
     meta = list(dataset.map(lambda e: {k: e[k] for k in keys}).as_numpy_iterator())
     references = [m["transcript"].decode() for m in meta]
+    speakers = np.array([m["speaker"].decode() if "speaker" in m else "" for m in meta])
     out = {}
     for method in DECODERS:
         out[method] = speech_scores(references, hyps[method])
-        if "speaker" in keys and not ablate:
-            speakers = np.array([m["speaker"].decode() for m in meta])
+        if speakers.any() and not ablate:  # by speaker when the examples name them
             out[method]["by_speaker"] = {
                 s: speech_scores([r for r, k in zip(references, speakers) if k == s],
                                  [h for h, k in zip(hyps[method], speakers) if k == s])
-                for s in sorted(set(speakers))}
+                for s in sorted(set(speakers) - {""})}
         out[method]["examples"] = [{"reference": r, "transcript": h}
                                    for r, h in list(zip(references, hyps[method]))[:5]]
     return out

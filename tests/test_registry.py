@@ -14,6 +14,7 @@ def test_list_models_covers_tasks_and_modalities():
         assert mmzoo.list_models(task=task), f"no model for task {task}"
     assert set(mmzoo.list_models(modality="audio")) >= {"audio_mfcc_cnn", "trimodal_classifier"}
     assert mmzoo.list_models(task="captioning") == ["caption_lstm", "caption_lstm_mobilenet"]
+    assert mmzoo.list_models(task="transcription") == ["speech_ctc", "speech_ctc_transformer"]
     assert mmzoo.list_models("*_mobilenet") == ["caption_lstm_mobilenet", "dual_encoder_mobilenet"]
     assert mmzoo.list_models("text_*") == ["text_image_concat", "text_lstm", "text_transformer",
                                            "text_word_vector_mlp"]

@@ -76,6 +76,12 @@ def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
     assert again == rows
     other = mmzoo.data.open_source(source + "&seed=1").rows("test", None)[0]
     assert other["transcript"] != rows["transcript"]
+    # one speaker held out: the others only, and an unknown name says which there are
+    held = mmzoo.data.open_source(source + "&speakers=jackson").rows("train", None)[0]
+    assert set(held["speaker"]) == {"jackson"}
+    known = r"\['george', 'jackson', 'lucas', 'nicolas', 'yweweler'\]"
+    with pytest.raises(ValueError, match=r"unknown speaker\(s\) \['jakson'\]; .* has " + known):
+        mmzoo.data.open_source(source + "&speakers=george,jakson")
 
 
 def _write_speech_folder(root, data_dir):
@@ -185,7 +191,11 @@ def test_ctc_training_learns_the_transcripts_it_is_given(data_dir):
     assert losses[-1] < 0.1 * losses[0], losses[::10]
     refs = [e["transcript"].decode() for e in train.as_numpy_iterator()]
     waves = [e["audio"] for e in train.as_numpy_iterator()]
-    assert speech_scores(refs, transcribe(model, waves))["wer"] <= 0.25
+    alone = [transcribe(model, [w])[0] for w in waves]
+    assert speech_scores(refs, alone)["wer"] <= 0.25, list(zip(refs, alone))
+    # trained, too: each utterance alone and padded in a batch with the longest is the same text
+    longest = max(waves, key=len)
+    assert [transcribe(model, [longest, w])[1] for w in waves] == alone
 
 
 def test_cli_trains_evaluates_exports_and_predicts_speech(data_dir, tmp_path):

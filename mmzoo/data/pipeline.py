@@ -33,6 +33,12 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     Audio examples say the rate they were read at in a `sample_rate` entry (every mmzoo source
     does); examples without one are taken to be at the model's rate.
 
+    For a speech recogniser (task `transcription`), utterances keep their length: each
+    `transcript` becomes CTC target ids before the cache; training perturbs each waveform's
+    speed and adds gain and noise, and batches utterances of similar length together; audio and
+    targets are zero-padded at the end of each batch (`({"audio": [batch, longest]}, ids
+    [batch, longest])`).
+
     Args:
         model: keras.Model. A model built by `mmzoo.build` (it carries its vocabularies).
         dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load`.
