@@ -17,15 +17,16 @@ from mmzoo.layers.speech import (
 )
 
 FRONT_ENDS = ("log_mel", "mfcc")
+SPEECH_DB = 40.0  # frames within 40 dB of an utterance's loudest set its normalisation
 
 
 def speech_frontend(waveform, *, sample_rate, features="log_mel", n_fft=256, hop_length=80,
                     n_mels=40, n_mfcc=20, spec_augment=True, prefix="audio"):
     """Zero-padded waveforms -> normalised frame features and each utterance's frame count.
 
-    The log-mel spectrogram (or MFCC) in the graph, normalised per utterance over its own
-    frames (`mmzoo.layers.UtteranceNormalization`), SpecAugment masking in training, padding
-    frames zero.
+    The log-mel spectrogram (or MFCC) in the graph, normalised per utterance over its own loud
+    frames (`mmzoo.layers.UtteranceNormalization`: within 40 dB of its loudest), SpecAugment
+    masking in training, padding frames zero.
 
     Args:
         waveform: Keras tensor. float32 `[batch, samples]` at `sample_rate`, zero-padded at the
@@ -55,7 +56,9 @@ def speech_frontend(waveform, *, sample_rate, features="log_mel", n_fft=256, hop
         x = LogMel(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                    name=f"{prefix}_log_mel")(waveform)
     lengths = FrameLengths(hop_length, centred=True, name=f"{prefix}_frame_lengths")(samples)
-    x = UtteranceNormalization(name=f"{prefix}_normalize")([x, lengths])
+    # statistics over the loud frames (log-mel in dB; MFCCs have no such scale: all frames)
+    speech_db = SPEECH_DB if features == "log_mel" else None
+    x = UtteranceNormalization(speech_db=speech_db, name=f"{prefix}_normalize")([x, lengths])
     if spec_augment:
         x = SpecAugment(name=f"{prefix}_spec_augment")([x, lengths])
     return x, lengths

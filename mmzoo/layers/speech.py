@@ -112,34 +112,49 @@ class MaskFrames(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable("mmzoo")
 class UtteranceNormalization(keras.layers.Layer):
-    """Per-utterance mean and variance normalisation of each feature over its valid frames
-    (cepstral mean and variance normalisation): `[features [batch, frames, dims], lengths]` ->
-    normalised features, zero on the padding frames. It removes a recording's constant channel
-    and loudness from the features, which helps a recogniser on speakers and microphones it was
-    not trained on.
+    """Per-utterance mean and variance normalisation of each feature (cepstral mean and variance
+    normalisation), with the statistics taken over the utterance's loud frames only:
+    `[features [batch, frames, dims], lengths]` -> normalised features, zero on the padding
+    frames. It removes a recording's constant channel and loudness from the features, which
+    helps a recogniser on speakers and microphones it was not trained on.
+
+    Statistics over every frame would depend on how much silence the recording holds (a digit
+    said alone with half a second of silence around it would look unlike the same digit in a
+    sentence), so they are taken over the frames whose loudest band is within `speech_db` of the
+    utterance's loudest frame (all valid frames when `speech_db` is None or none qualifies).
 
     Args:
+        speech_db: float or None. Frames within this many dB (of the features' scale: log-mel
+            in dB) of the loudest frame count as speech.
         epsilon: float. Added to the variance.
     """
 
-    def __init__(self, epsilon=1e-3, **kwargs):
+    def __init__(self, speech_db=None, epsilon=1e-3, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.speech_db = None if speech_db is None else float(speech_db)
         self.epsilon = float(epsilon)
 
     def call(self, inputs):
         x, lengths = inputs
-        mask = ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None]
-        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-        mean = ops.sum(x * mask, axis=1, keepdims=True) / count
-        var = ops.sum(ops.square(x - mean) * mask, axis=1, keepdims=True) / count
-        return (x - mean) * ops.rsqrt(var + self.epsilon) * mask
+        valid = frame_mask(lengths, ops.shape(x)[1])
+        weights = valid
+        if self.speech_db is not None:
+            level = ops.where(valid, ops.max(x, axis=2), -1e9)           # [batch, frames]
+            loud = ops.logical_and(
+                valid, level >= ops.max(level, axis=1, keepdims=True) - self.speech_db)
+            weights = ops.where(ops.any(loud, axis=1, keepdims=True), loud, valid)
+        w = ops.cast(weights, x.dtype)[:, :, None]
+        count = ops.maximum(ops.sum(w, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(x * w, axis=1, keepdims=True) / count
+        var = ops.sum(ops.square(x - mean) * w, axis=1, keepdims=True) / count
+        return (x - mean) * ops.rsqrt(var + self.epsilon) * ops.cast(valid, x.dtype)[:, :, None]
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "speech_db": self.speech_db, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable("mmzoo")
