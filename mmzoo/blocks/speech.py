@@ -117,7 +117,8 @@ def bilstm_stack(x, mask, *, units=128, num_layers=2, dropout=0.2, prefix="encod
 def transformer_stack(x, mask, *, num_heads=4, intermediate_dim=256, num_layers=4, dropout=0.1,
                       prefix="encoder"):
     """Sinusoidal positions and keras_hub `TransformerEncoder` layers attending to the valid
-    frames only (`mask` as their padding mask).
+    frames only (`mask` as their padding mask), normalised first (pre-LN, which trains without
+    a learning-rate warm-up) and followed by a final layer normalisation.
 
     Args:
         x: Keras tensor. `[batch, frames, dims]`.
@@ -133,8 +134,8 @@ def transformer_stack(x, mask, *, num_heads=4, intermediate_dim=256, num_layers=
     for i in range(1, num_layers + 1):
         x = keras_hub.layers.TransformerEncoder(
             intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
-            name=f"{prefix}_transformer{i}")(x, padding_mask=mask)
-    return x
+            normalize_first=True, name=f"{prefix}_transformer{i}")(x, padding_mask=mask)
+    return layers.LayerNormalization(name=f"{prefix}_norm")(x)
 
 
 __all__ = ["FRONT_ENDS", "bilstm_stack", "conv_subsampling", "speech_frontend",
