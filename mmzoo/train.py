@@ -342,7 +342,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     keras.utils.set_random_seed(seed)
     src = open_source(data, on_error=on_error)
     train_raw, val_raw = src.fit_splits(spec.task)
-    config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], overrides=overrides),
+    config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
     os.makedirs(work, exist_ok=True)
     record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,

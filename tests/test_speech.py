@@ -101,6 +101,13 @@ def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
     # one speaker held out: the others only, and an unknown name says which there are
     held = mmzoo.data.open_source(source + "&speakers=jackson").rows("train", None)[0]
     assert set(held["speaker"]) == {"jackson"}
+    # tokens follow the unit: characters by default, words when asked for
+    train = src.dataset("train", decode=False)
+    assert mmzoo.data.adapt("speech_ctc", train)["tokens"] == tuple(" efghinorstuvwxz")
+    words = mmzoo.data.adapt("speech_ctc", train, config={"unit": "words"})["tokens"]
+    assert words == tuple(sorted(mmzoo.data.speech.DIGIT_WORDS))
+    with pytest.raises(ValueError, match="with unit='words' every token is one word"):
+        mmzoo.build("speech_ctc", unit="words")                  # the default tokens: letters
     known = r"\['george', 'jackson', 'lucas', 'nicolas', 'yweweler'\]"
     with pytest.raises(ValueError, match=r"unknown speaker\(s\) \['jakson'\]; .* has " + known):
         mmzoo.data.open_source(source + "&speakers=george,jakson")

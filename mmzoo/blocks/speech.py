@@ -10,6 +10,7 @@ from mmzoo.errors import InvalidValue
 from mmzoo.layers.mfcc import MFCC, LogMel
 from mmzoo.layers.speech import (
     FrameLengths,
+    FrameMask,
     MaskFrames,
     SpecAugment,
     UtteranceLengths,
@@ -17,11 +18,13 @@ from mmzoo.layers.speech import (
 )
 
 FRONT_ENDS = ("log_mel", "mfcc")
+NORMALIZATIONS = ("utterance", "global")
 SPEECH_DB = 40.0  # frames within 40 dB of an utterance's loudest set its normalisation
 
 
 def speech_frontend(waveform, *, sample_rate, features="log_mel", n_fft=256, hop_length=80,
-                    n_mels=40, n_mfcc=20, spec_augment=True, prefix="audio"):
+                    n_mels=40, n_mfcc=20, normalization="utterance", spec_augment=True,
+                    prefix="audio"):
     """Zero-padded waveforms -> normalised frame features and each utterance's frame count.
 
     The log-mel spectrogram (or MFCC) in the graph, normalised per utterance over its own loud
@@ -34,6 +37,10 @@ def speech_frontend(waveform, *, sample_rate, features="log_mel", n_fft=256, hop
         sample_rate: int. Sample rate in Hz.
         features: str. `log_mel` or `mfcc`.
         n_fft, hop_length, n_mels, n_mfcc: int. Front-end settings (`mmzoo.layers.LogMel`).
+        normalization: str. `utterance`: each feature's mean and variance over the utterance's
+            loud frames (CMVN); `global`: the utterance's level removed, then fixed statistics
+            learnt in training (`BatchNormalization` over the valid frames), which do not depend
+            on what one short utterance says.
         spec_augment: bool. SpecAugment time and frequency masks when training.
         prefix: str. Prefix of the layer names.
 
@@ -56,9 +63,17 @@ def speech_frontend(waveform, *, sample_rate, features="log_mel", n_fft=256, hop
         x = LogMel(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                    name=f"{prefix}_log_mel")(waveform)
     lengths = FrameLengths(hop_length, centred=True, name=f"{prefix}_frame_lengths")(samples)
+    if normalization not in NORMALIZATIONS:
+        raise InvalidValue(f"unknown speech normalization {normalization!r}; use one of "
+                           f"{list(NORMALIZATIONS)}")
     # statistics over the loud frames (log-mel in dB; MFCCs have no such scale: all frames)
     speech_db = SPEECH_DB if features == "log_mel" else None
-    x = UtteranceNormalization(speech_db=speech_db, name=f"{prefix}_normalize")([x, lengths])
+    x = UtteranceNormalization(speech_db=speech_db, per_feature=normalization == "utterance",
+                               name=f"{prefix}_normalize")([x, lengths])
+    if normalization == "global":
+        mask = FrameMask(name=f"{prefix}_mask")([x, lengths])
+        x = layers.BatchNormalization(name=f"{prefix}_norm")(x, mask=mask)
+        x = MaskFrames(name=f"{prefix}_zero_padding")([x, lengths])
     if spec_augment:
         x = SpecAugment(name=f"{prefix}_spec_augment")([x, lengths])
     return x, lengths

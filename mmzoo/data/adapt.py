@@ -13,7 +13,7 @@ from mmzoo.data.text import standardize, vectorizer
 from mmzoo.errors import InvalidValue
 
 
-def adapt(name, dataset, *, max_tokens=None, overrides=None):
+def adapt(name, dataset, *, max_tokens=None, config=None):
     """Config overrides adapted on `dataset` (the training split): `vocabulary`, `labels`, and
     for captions the text length (`max_length` of a captioner: the 95th percentile of the
     caption lengths in words, plus the start token; `sequence_length` of a retrieval model: that
@@ -28,7 +28,7 @@ def adapt(name, dataset, *, max_tokens=None, overrides=None):
         name: str. A registered model name.
         dataset: tf.data.Dataset. Raw example dicts from `mmzoo.data.load` (training split).
         max_tokens: int or None. Keep at most this many tokens (padding and OOV included).
-        overrides: dict or None. The config overrides the model will also get (e.g. `unit`).
+        config: dict or None. The config overrides the model will also get (e.g. `unit`).
 
     Examples:
     ```python
@@ -62,7 +62,7 @@ def adapt(name, dataset, *, max_tokens=None, overrides=None):
         if "transcript" not in dataset.element_spec:
             raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'transcript' "
                                f"({sorted(dataset.element_spec)})")
-        unit = dict(overrides or {}).get("unit", spec.config().unit)
+        unit = dict(config or {}).get("unit", spec.config().unit)
         texts = dataset.map(lambda e: standardize(e["transcript"]),
                             num_parallel_calls=tf.data.AUTOTUNE)
         seen = set()

@@ -99,12 +99,15 @@ class MaskFrames(keras.layers.Layer):
     """`[features, lengths]` -> the features with every frame at or after `lengths` set to zero
     (so a zero-padding convolution sees the same zeros alone and in a padded batch)."""
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):  # a Keras mask, if any, is the same frames: consumed
         x, lengths = inputs
-        mask = frame_mask(lengths, ops.shape(x)[1])
+        keep = frame_mask(lengths, ops.shape(x)[1])
         for _ in range(len(x.shape) - 2):
-            mask = mask[..., None]
-        return ops.where(mask, x, ops.zeros_like(x))
+            keep = keep[..., None]
+        return ops.where(keep, x, ops.zeros_like(x))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -123,16 +126,22 @@ class UtteranceNormalization(keras.layers.Layer):
     sentence), so they are taken over the frames whose loudest band is within `speech_db` of the
     utterance's loudest frame (all valid frames when `speech_db` is None or none qualifies).
 
+    With `per_feature=False` only the utterance's level is removed: one mean over its loud
+    frames and every feature, no variance (the features keep their shape across bands, for a
+    normalisation with fixed statistics after it, which a short utterance cannot skew).
+
     Args:
         speech_db: float or None. Frames within this many dB (of the features' scale: log-mel
             in dB) of the loudest frame count as speech.
+        per_feature: bool. Mean and variance per feature (CMVN), or one level per utterance.
         epsilon: float. Added to the variance.
     """
 
-    def __init__(self, speech_db=None, epsilon=1e-3, **kwargs):
+    def __init__(self, speech_db=None, per_feature=True, epsilon=1e-3, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.speech_db = None if speech_db is None else float(speech_db)
+        self.per_feature = bool(per_feature)
         self.epsilon = float(epsilon)
 
     def call(self, inputs):
@@ -145,6 +154,11 @@ class UtteranceNormalization(keras.layers.Layer):
                 valid, level >= ops.max(level, axis=1, keepdims=True) - self.speech_db)
             weights = ops.where(ops.any(loud, axis=1, keepdims=True), loud, valid)
         w = ops.cast(weights, x.dtype)[:, :, None]
+        keep = ops.cast(valid, x.dtype)[:, :, None]
+        if not self.per_feature:
+            level = ops.sum(x * w, axis=(1, 2), keepdims=True) / ops.maximum(
+                ops.sum(w, axis=(1, 2), keepdims=True) * x.shape[2], 1.0)
+            return (x - level) * keep
         count = ops.maximum(ops.sum(w, axis=1, keepdims=True), 1.0)
         mean = ops.sum(x * w, axis=1, keepdims=True) / count
         var = ops.sum(ops.square(x - mean) * w, axis=1, keepdims=True) / count
@@ -154,7 +168,8 @@ class UtteranceNormalization(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "speech_db": self.speech_db, "epsilon": self.epsilon}
+        return {**super().get_config(), "speech_db": self.speech_db,
+                "per_feature": self.per_feature, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable("mmzoo")
@@ -259,6 +274,11 @@ class CTCTokens(keras.layers.Layer):
         if unit == "characters" and any(len(t) != 1 for t in self.tokens):
             raise InvalidValue("CTCTokens: with unit='characters' every token is one character, "
                                f"got {[t for t in self.tokens if len(t) != 1][:5]}")
+        if unit == "words" and any(not t.strip() or t.split() != [t] for t in self.tokens):
+            raise InvalidValue("CTCTokens: with unit='words' every token is one word (no "
+                               f"spaces), got {[t for t in self.tokens if t.split() != [t]][:5]}; "
+                               "adapt the tokens with the same unit (mmzoo.data.adapt(..., "
+                               "config={'unit': 'words'}))")
 
     @property
     def size(self):

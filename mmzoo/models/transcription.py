@@ -35,6 +35,7 @@ class SpeechConfig:
     hop_length: int = 80
     n_mels: int = 40
     n_mfcc: int = 20
+    normalization: Literal["utterance", "global"] = "utterance"
     spec_augment: bool = True
     conv_filters: int = 32
     strides: tuple[int, ...] = (2, 2)
@@ -79,7 +80,8 @@ def _recogniser(cfg, name, encoder):
     audio = keras.Input(shape=(None,), name="audio")
     x, lengths = speech_frontend(audio, sample_rate=cfg.sample_rate, features=cfg.features,
                                  n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
-                                 n_mfcc=cfg.n_mfcc, spec_augment=cfg.spec_augment)
+                                 n_mfcc=cfg.n_mfcc, normalization=cfg.normalization,
+                                 spec_augment=cfg.spec_augment)
     x, lengths = conv_subsampling(x, lengths, filters=cfg.conv_filters, strides=cfg.strides,
                                   units=cfg.units)
     mask = FrameMask(name="encoder_mask")([x, lengths])
