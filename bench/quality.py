@@ -176,9 +176,24 @@ def _pct(x):
     return f"{100 * x:.2f}%"
 
 
+def _speech_summary(result):
+    m = result["metrics"]
+    g, b, s = m["greedy"], m["beam"], m["served"]
+    measured = (f"WER greedy **{_pct(g['wer'])}**, beam {_pct(b['wer'])}, served one waveform "
+                f"at a time {_pct(s['wer'])}; CER greedy {_pct(g['cer'])}; exact utterances "
+                f"{_pct(g['exact'])} ({g['utterances']} utterances, {g['words']} words); WER per "
+                "speaker " + ", ".join(f"{k} {_pct(v['wer'])}"
+                                       for k, v in sorted(g.get("by_speaker", {}).items())))
+    if result.get("evaluated_on"):
+        measured += " (speaker held out of training)"
+    return measured, "-"
+
+
 def summary(result):
     """`(measured, ablation)` cells of the README table for one result JSON."""
     m = result["metrics"]
+    if m.get("task") == "transcription":
+        return _speech_summary(result)
     if "beam" in m:
         b, g = m["beam"], m["greedy"]
         measured = (f"BLEU-1..4 beam {b['bleu_1']:.4f} / {b['bleu_2']:.4f} / {b['bleu_3']:.4f} / "
@@ -202,17 +217,6 @@ def summary(result):
                     f"{i['recall@10']:.3f}")
         ablation = {k: f"recall@5 {v['text_to_image']['recall@5']:.3f}" for k, v in
                     m.get("ablation", {}).items()}
-    elif m.get("task") == "transcription":
-        g, b, s = m["greedy"], m["beam"], m["served"]
-        measured = (f"WER greedy **{_pct(g['wer'])}**, beam {_pct(b['wer'])}, served one "
-                    f"waveform at a time {_pct(s['wer'])}; CER greedy {_pct(g['cer'])}; exact "
-                    f"utterances {_pct(g['exact'])} ({g['utterances']} utterances, {g['words']} "
-                    "words); WER per speaker " + ", ".join(
-                        f"{k} {_pct(v['wer'])}"
-                        for k, v in sorted(g.get("by_speaker", {}).items())))
-        if result.get("evaluated_on"):
-            measured += " (speaker held out of training)"
-        ablation = {}
     else:
         measured = f"accuracy **{_pct(m['accuracy'])}**"
         speakers = m.get("accuracy_by_speaker")
