@@ -187,9 +187,9 @@ class _Resume(keras.callbacks.Callback):
     resumed run neither repeats an epoch in the log nor overwrites a better model; says where
     it resumes. A fresh run (no backup) starts a fresh `history.csv`."""
 
-    def __init__(self, history_path, best, epochs, verbose):
+    def __init__(self, history_path, best, epochs, verbose, plateau=None):
         super().__init__()
-        self.history_path, self.best = history_path, best
+        self.history_path, self.best, self.plateau = history_path, best, plateau
         self.epochs, self.verbose = epochs, verbose
         self.resumed_from = 0
 
@@ -211,9 +211,27 @@ class _Resume(keras.callbacks.Callback):
         monitored = [float(r[MONITOR]) for r in kept if r.get(MONITOR) not in (None, "")]
         if monitored:
             self.best.best = min(monitored)
+        if self.plateau is not None:
+            _replay(self.plateau, monitored)
         if self.verbose:
             print(f"resuming from the backup: epochs 1-{start} of {self.epochs} are done, "
                   f"training epochs {start + 1}-{self.epochs}", file=sys.stderr, flush=True)
+
+
+def _replay(plateau, values):
+    """Give a `ReduceLROnPlateau` the state it had after the finished epochs' validation
+    losses (the rate itself is in the backup): its best value and the epochs it has waited
+    since, counted as it counts them (an improvement beats the best by `min_delta`; a
+    reduction starts the wait again)."""
+    best, wait = float("inf"), 0
+    for value in values:
+        if value < best - plateau.min_delta:
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= plateau.patience:
+                wait = 0
+    plateau.best, plateau.wait = best, wait
 
 
 def read_history(path):
@@ -389,10 +407,14 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     path = os.path.join(work, "model.keras")
     history_path = os.path.join(work, "history.csv")
     restore, best = _Restore(backup), _BestModel(path, saved=model)
-    resume = _Resume(history_path, best, epochs, verbose)
-    # Order matters: restore first; the backup last in each epoch, so that a kill at any point
-    # leaves history.csv, model.keras and the backup consistent (see _BestModel).
-    callbacks = [restore, resume, keras.callbacks.CSVLogger(history_path, append=True),
+    plateau = _plateau(spec.make_config(**config), verbose)
+    resume = _Resume(history_path, best, epochs, verbose, plateau=plateau)
+    # Order matters: restore first; the learning-rate schedule before the log (which records
+    # its rate) and before `_Resume` (which gives it the finished epochs); the backup last in
+    # each epoch, so that a kill at any point leaves history.csv, model.keras and the backup
+    # consistent (see _BestModel).
+    callbacks = [restore, *([plateau] if plateau else []), resume,
+                 keras.callbacks.CSVLogger(history_path, append=True),
                  keras.callbacks.TensorBoard(os.path.join(work, "logs")), *(callbacks or ()),
                  best, _Backup(restore, best)]
     with warnings.catch_warnings():
@@ -412,6 +434,18 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
 
 
 FEATURE_CACHES = ("memory", "disk", "off")
+
+
+def _plateau(cfg, verbose):
+    """The learning-rate schedule a model's config asks for, or None: with `lr_patience` > 0,
+    `keras.callbacks.ReduceLROnPlateau` multiplies the rate by `lr_factor` after `lr_patience`
+    epochs without a lower validation loss, down to `min_learning_rate`."""
+    patience = getattr(cfg, "lr_patience", 0)
+    if not patience:
+        return None
+    return keras.callbacks.ReduceLROnPlateau(MONITOR, factor=cfg.lr_factor, patience=patience,
+                                             min_lr=cfg.min_learning_rate,
+                                             verbose=1 if verbose else 0)
 
 
 def _fresh_cache(prefix):

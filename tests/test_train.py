@@ -111,6 +111,38 @@ def test_a_kill_after_the_backup_keeps_the_epoch(news, tmp_path, monkeypatch):
     assert val_loss == pytest.approx(min(float(r["val_loss"]) for r in rows), abs=1e-4)
 
 
+def run_speech(data_dir, run, epochs=5):
+    """A tiny `speech_ctc` whose validation loss cannot improve (a rate of 1e-9 moves it by far
+    less than `ReduceLROnPlateau`'s min_delta), so its schedule halves the rate after every
+    second epoch (`lr_patience=2`)."""
+    config = {**mmzoo.registry.get_spec("speech_ctc").test_config, "learning_rate": 1e-9,
+              "lr_patience": 2, "min_learning_rate": 1e-12}
+    data = f"digit_sequences:{data_dir}/fsdd?train=8&validation=4&test=1&max_digits=2"
+    return mmzoo.train("speech_ctc", data, epochs=epochs, batch_size=4, out=str(run),
+                       overrides=config, verbose=0)
+
+
+def test_the_learning_rate_schedule_a_model_asks_for_survives_a_kill(data_dir, tmp_path,
+                                                                     monkeypatch):
+    """`lr_patience` in a model's config: `ReduceLROnPlateau` halves the rate, `history.csv`
+    records it, and a run killed and resumed goes on with the rate and the patience it had
+    (killed in epoch 2, after the schedule halved the rate but before the backup: the resumed
+    run must halve it again at the end of epoch 2, not wait two more epochs)."""
+    rates = [1e-9, 1e-9, 1e-9, 5e-10, 5e-10]  # the rate each epoch ran at
+    whole = tmp_path / "whole"
+    run_speech(data_dir, whole)
+    assert [float(r["learning_rate"]) for r in history(whole)] == pytest.approx(rates)
+
+    killed = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        kill_before(patch, keras.callbacks.CSVLogger, "on_epoch_end", epoch=2)
+        with pytest.raises(Killed):
+            run_speech(data_dir, killed)
+    _, result = run_speech(data_dir, killed)
+    assert result.resumed_from == 2
+    assert [float(r["learning_rate"]) for r in history(killed)] == pytest.approx(rates)
+
+
 # --- the flags of `mmzoo train`, each checked for what it does --------------------------------
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,41 @@ def find_recordings(root):
     return nested if os.path.isdir(nested) else root
 
 
+def checked_recordings(name, path, on_error, *, kind="fsdd"):
+    """`(path, match)` of each usable `{digit}_{speaker}_{index}.wav` recording under `path`
+    (or `path/recordings`), in name order, `match` giving its `label`, `speaker` and `index`.
+
+    Every `.wav` file is checked: a name outside the layout, a label that is not a digit, and
+    unreadable, empty or truncated audio are reported with their paths (`on_error` `raise` or
+    `skip`, `mmzoo.data.checks.Problems`), once all files are checked.
+    """
+    if not path:
+        raise InvalidValue(f"{name}: give the FSDD folder, e.g. {kind}:../shared/data/fsdd")
+    if not os.path.isdir(path):
+        raise MissingFile(f"{name}: no folder at {path!r}")
+    folder = find_recordings(path)
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".wav"))
+    if not names:
+        raise InvalidValue(f"{name}: {folder!r} is empty: it has no .wav files named "
+                           "{digit}_{speaker}_{index}.wav")
+    problems = Problems(name, on_error)
+    for file in progress(names, f"checking {name}"):
+        full = os.path.join(folder, file)
+        match = FSDD_NAME.match(os.path.splitext(file)[0])
+        if not match:
+            problems.add(full, "name is not {digit}_{speaker}_{index}.wav")
+            continue
+        if match["label"] not in DIGITS:
+            problems.add(full, f"label {match['label']!r} is not one of the digits 0-9")
+            continue
+        problem = wav_problem(full)
+        if problem:
+            problems.add(full, problem)
+            continue
+        yield full, match
+    problems.report(f"{len(names)} .wav files")
+
+
 @register_source
 class FSDD(Source):
     """`fsdd:PATH`: `{digit}_{speaker}_{index}.wav` files (in PATH or PATH/recordings).
@@ -81,38 +116,15 @@ class FSDD(Source):
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        if not path:
-            raise InvalidValue(f"{self.name}: give the folder, e.g. fsdd:../shared/data/fsdd")
-        if not os.path.isdir(path):
-            raise MissingFile(f"{self.name}: no folder at {path!r}")
-        folder = find_recordings(path)
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".wav"))
-        if not names:
-            raise InvalidValue(f"{self.name}: {folder!r} is empty: it has no .wav files named "
-                               "{digit}_{speaker}_{index}.wav")
-        problems = Problems(self.name, self.on_error)
         self.columns = {"audio": [], "label": [], "speaker": []}
         self.tags = []
-        for name in progress(names, f"checking {self.name}"):
-            full = os.path.join(folder, name)
-            match = FSDD_NAME.match(os.path.splitext(name)[0])
-            if not match:
-                problems.add(full, "name is not {digit}_{speaker}_{index}.wav")
-                continue
-            if match["label"] not in DIGITS:
-                problems.add(full, f"label {match['label']!r} is not one of the digits 0-9")
-                continue
-            problem = wav_problem(full)
-            if problem:
-                problems.add(full, problem)
-                continue
+        for full, match in checked_recordings(self.name, path, self.on_error, kind=self.kind):
             self.columns["audio"].append(full)
             self.columns["label"].append(int(match["label"]))
             self.columns["speaker"].append(match["speaker"])
             self.tags.append("test" if int(match["index"]) in TEST_INDICES else "train")
-        problems.report(f"{len(names)} .wav files")
         if not self.tags:
-            raise InvalidValue(f"{self.name}: no usable recordings left in {folder!r}")
+            raise InvalidValue(f"{self.name}: no usable recordings left in {path!r}")
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mmzoo.data.base import Source, index_split, progress, register_source
 from mmzoo.data.checks import Problems, file_problem, wav_problem
-from mmzoo.data.fsdd import DIGITS, FSDD_NAME, find_recordings, read_audio, with_rate
+from mmzoo.data.fsdd import DIGITS, checked_recordings, read_audio, with_rate
 from mmzoo.data.text_csv import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
@@ -69,38 +69,17 @@ class DigitSequences(Source):
         if not 0 <= o["min_gap"] <= o["max_gap"]:
             raise InvalidValue(f"{self.name}: need 0 <= min_gap <= max_gap (ms), got "
                                f"{o['min_gap']} and {o['max_gap']}")
-        if not path:
-            raise InvalidValue(f"{self.name}: give the FSDD folder, e.g. "
-                               "digit_sequences:../shared/data/fsdd")
-        if not os.path.isdir(path):
-            raise MissingFile(f"{self.name}: no folder at {path!r}")
-        folder = find_recordings(path)
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".wav"))
-        if not names:
-            raise InvalidValue(f"{self.name}: {folder!r} has no .wav files named "
-                               "{digit}_{speaker}_{index}.wav")
-        problems = Problems(self.name, self.on_error)
         pools = {}  # split -> speaker -> digit -> [path]
-        for name in progress(names, f"checking {self.name}"):
-            full = os.path.join(folder, name)
-            match = FSDD_NAME.match(os.path.splitext(name)[0])
-            if not match or match["label"] not in DIGITS:
-                problems.add(full, "name is not {digit}_{speaker}_{index}.wav with a digit 0-9")
-                continue
-            problem = wav_problem(full)
-            if problem:
-                problems.add(full, problem)
-                continue
+        for full, match in checked_recordings(self.name, path, self.on_error, kind=self.kind):
             split = _split_of(int(match["index"]))
             pools.setdefault(split, {}).setdefault(match["speaker"], {}).setdefault(
                 int(match["label"]), []).append(full)
-        problems.report(f"{len(names)} .wav files")
         wanted = [s.strip() for s in str(o["speakers"]).split(",") if s.strip()]
         if wanted:
             known = sorted({s for split in pools.values() for s in split})
             unknown = [s for s in wanted if s not in known]
             if unknown:
-                raise InvalidValue(f"{self.name}: unknown speaker(s) {unknown}; {folder} has "
+                raise InvalidValue(f"{self.name}: unknown speaker(s) {unknown}; {path} has "
                                    f"{known}")
             pools = {split: {s: d for s, d in pool.items() if s in wanted}
                      for split, pool in pools.items()}
@@ -112,7 +91,7 @@ class DigitSequences(Source):
                     self.columns[key].append(value)
                 self.tags.append(split)
         if not self.tags:
-            raise InvalidValue(f"{self.name}: no usable recordings left in {folder!r}")
+            raise InvalidValue(f"{self.name}: no usable recordings left in {path!r}")
 
     def _utterances(self, split, pool):
         """The `split`'s utterances, drawn from its speakers' recordings (`pool`)."""

@@ -86,12 +86,3 @@ def perturb_speed(wave, sample_rate, *, low=0.9, high=1.1):
     factor = tf.random.uniform([], low, high)
     rate = tf.cast(tf.round(factor * sample_rate), tf.int32)
     return resample(wave, rate, sample_rate)
-
-
-def pad_silence(wave, sample_rate, *, max_seconds=0.5):
-    """One waveform `[samples]` with silence (zeros; `augment`'s noise may fill it) of 0 to
-    `max_seconds` drawn anew before and after it, so a recogniser does not learn how much
-    silence surrounds an utterance."""
-    most = int(max_seconds * sample_rate)
-    before, after = tf.unstack(tf.random.uniform([2], 0, most + 1, dtype=tf.int32))
-    return tf.pad(wave, [[before, after]])

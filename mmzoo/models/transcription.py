@@ -25,6 +25,11 @@ class SpeechConfig:
     `tokens` are adapted on the training transcripts (`mmzoo.data.adapt`): their characters
     (`unit="characters"`, `" "` separating words) or their words (`unit="words"`, a closed
     vocabulary). The waveform is at `sample_rate`, of any length.
+
+    `mmzoo.train` halves the learning rate after `lr_patience` epochs without a lower
+    validation loss (`keras.callbacks.ReduceLROnPlateau`, `lr_factor`, down to
+    `min_learning_rate`; `lr_patience=0` keeps it constant): CTC's validation loss swings from
+    epoch to epoch at a constant rate, and the last epochs settle at a lower one.
     """
 
     tokens: tuple[str, ...] = LETTERS
@@ -43,6 +48,9 @@ class SpeechConfig:
     num_layers: int = 2
     dropout: float = 0.2
     learning_rate: float = 1e-3
+    lr_patience: int = 2
+    lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
