@@ -250,7 +250,13 @@ def best_epoch(rows):
     values = [float(r[MONITOR]) if r.get(MONITOR) else float("inf") for r in rows]
     i = min(range(len(rows)), key=values.__getitem__)
     return {"epoch": i + 1, "epochs": len(rows),
-            "metrics": {k: round(float(v), 4) for k, v in rows[i].items() if k != "epoch"}}
+            "metrics": {k: _rounded(k, v) for k, v in rows[i].items() if k != "epoch"}}
+
+
+def _rounded(key, value):
+    """A history value for display: 4 decimals, a learning rate 3 significant digits."""
+    value = float(value)
+    return float(f"{value:.3g}") if key == "learning_rate" else round(value, 4)
 
 
 def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed_precision,
@@ -285,6 +291,10 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
     row per epoch), TensorBoard logs in `logs/`, `config.json` (model, overrides, data, seed,
     strategy, library versions) and, while training, a `BackupAndRestore` backup in `backup/`:
     run the same command again after a kill and training goes on from the last finished epoch.
+    A model whose config has `lr_patience` > 0 (the speech recognisers) also gets
+    `keras.callbacks.ReduceLROnPlateau` on the validation loss (`lr_factor`,
+    `min_learning_rate`); `history.csv` then records each epoch's rate, and a resumed run goes
+    on with the rate and patience it had.
 
     Args:
         name: str. A registered model name.
