@@ -101,11 +101,23 @@ def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
     # one speaker held out: the others only, and an unknown name says which there are
     held = mmzoo.data.open_source(source + "&speakers=jackson").rows("train", None)[0]
     assert set(held["speaker"]) == {"jackson"}
-    # tokens follow the unit: characters by default, words when asked for
+    # tokens follow the unit: characters or words when asked for; by default (`auto`) words
+    # for a closed vocabulary like the ten digits, characters past WORDS_UNIT_MAX words
     train = src.dataset("train", decode=False)
-    assert mmzoo.data.adapt("speech_ctc", train)["tokens"] == tuple(" efghinorstuvwxz")
+    chars = mmzoo.data.adapt("speech_ctc", train, config={"unit": "characters"})
+    assert chars == {"tokens": tuple(" efghinorstuvwxz")}
     words = mmzoo.data.adapt("speech_ctc", train, config={"unit": "words"})["tokens"]
     assert words == tuple(sorted(mmzoo.data.speech.DIGIT_WORDS))
+    assert mmzoo.data.adapt("speech_ctc", train) == {"tokens": words, "unit": "words"}
+    from mmzoo.data.adapt import WORDS_UNIT_MAX
+
+    many = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)} one" for i in range(WORDS_UNIT_MAX)]
+    assert len({w for t in many for w in t.split()}) == WORDS_UNIT_MAX + 1
+    large = tf.data.Dataset.from_tensor_slices({"transcript": many})
+    assert mmzoo.data.adapt("speech_ctc", large)["unit"] == "characters"
+    assert mmzoo.data.adapt("speech_ctc", large.take(WORDS_UNIT_MAX - 1))["unit"] == "words"
+    assert mmzoo.contract.transcriber(mmzoo.build("speech_ctc", tokens=words)).unit == "words"
+    assert mmzoo.contract.transcriber(mmzoo.build("speech_ctc")).unit == "characters"
     with pytest.raises(ValueError, match="with unit='words' every token is one word"):
         mmzoo.build("speech_ctc", unit="words")                  # the default tokens: letters
     known = r"\['george', 'jackson', 'lucas', 'nicolas', 'yweweler'\]"
@@ -211,7 +223,11 @@ def test_ctc_training_learns_the_transcripts_it_is_given(data_dir):
     src = mmzoo.data.open_source(f"digit_sequences:{data_dir}/fsdd?train=8&validation=2&test=2"
                                  "&max_digits=2")
     train = src.dataset("train")
-    config = {**mmzoo.data.adapt("speech_ctc", train), "spec_augment": False, "units": 64,
+    # characters and per-utterance normalisation: the CTC mechanics on 8 utterances, with no
+    # batch statistics to learn
+    config = {**mmzoo.data.adapt("speech_ctc", train, config={"unit": "characters"}),
+              "unit": "characters", "normalization": "utterance", "spec_augment": False,
+              "units": 64,
               "num_layers": 1, "conv_filters": 8, "dropout": 0.0, "learning_rate": 3e-3}
     model = mmzoo.build("speech_ctc", **config)
     batches = mmzoo.data.pipeline(model, train, batch_size=8, augment=False).cache()

@@ -13,12 +13,19 @@ from mmzoo.data.text import standardize, vectorizer
 from mmzoo.errors import InvalidValue
 
 
+# `unit="auto"` of a speech recogniser: words when the training transcripts use at most this many
+# distinct words (a closed vocabulary: digits, commands), else characters.
+WORDS_UNIT_MAX = 100
+
+
 def adapt(name, dataset, *, max_tokens=None, config=None):
     """Config overrides adapted on `dataset` (the training split): `vocabulary`, `labels`, and
     for captions the text length (`max_length` of a captioner: the 95th percentile of the
     caption lengths in words, plus the start token; `sequence_length` of a retrieval model: that
     percentile); for transcription the CTC `tokens`: the characters of the standardised
-    transcripts (sorted, `" "` among them), or their words with `unit="words"`.
+    transcripts (sorted, `" "` among them), or their words with `unit="words"`; with
+    `unit="auto"` (the default) words when there are at most `WORDS_UNIT_MAX` (100) distinct
+    ones, else characters, and the `unit` chosen.
 
     Only the fields the model's config has are returned, so the result can go straight to
     `mmzoo.build(name, **overrides)`. Vocabulary tokens are ordered by frequency (as
@@ -65,12 +72,17 @@ def adapt(name, dataset, *, max_tokens=None, config=None):
         unit = dict(config or {}).get("unit", spec.config().unit)
         texts = dataset.map(lambda e: standardize(e["transcript"]),
                             num_parallel_calls=tf.data.AUTOTUNE)
-        seen = set()
+        characters, words = set(), set()
         for batch in texts.batch(4096).as_numpy_iterator():
             for text in batch:
                 text = text.decode()
-                seen.update(text.split() if unit == "words" else text)
-        overrides["tokens"] = tuple(sorted(seen))
+                characters.update(text)
+                words.update(text.split())
+        if unit == "auto":
+            unit = "words" if len(words) <= WORDS_UNIT_MAX else "characters"
+            if "unit" in fields:
+                overrides["unit"] = unit
+        overrides["tokens"] = tuple(sorted(words if unit == "words" else characters))
     if spec.task in ("classification", "vqa") and "labels" in fields:
         if "label" not in dataset.element_spec:
             raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'label'")
