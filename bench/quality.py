@@ -70,6 +70,12 @@ RECIPES = {
     "speech_ctc_unseen_speaker": ("speech_ctc", "digit_sequences:{data}/fsdd?speakers=" + SEEN,
                                   30, 64, "test", None, (),
                                   "digit_sequences:{data}/fsdd?speakers=" + HELD_OUT),
+    # the same with the earlier defaults (characters, per-utterance normalisation): the
+    # comparison behind today's defaults
+    "speech_ctc_unseen_speaker_characters": (
+        "speech_ctc", "digit_sequences:{data}/fsdd?speakers=" + SEEN, 30, 64, "test", None,
+        ("unit=characters", "normalization=utterance"),
+        "digit_sequences:{data}/fsdd?speakers=" + HELD_OUT),
 }
 MULTIMODAL = {"vqa_cnn_lstm", "text_image_concat", "late_fusion_classifier",
               "trimodal_classifier", "caption_lstm", "dual_encoder"}
