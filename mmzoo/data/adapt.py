@@ -80,7 +80,8 @@ def adapt(name, dataset, *, max_tokens=None, config=None):
                 words.update(text.split())
         if unit == "auto":
             unit = "words" if len(words) <= WORDS_UNIT_MAX else "characters"
-            if "unit" in fields:
+            # tokens given in `config` win over these: the model reads their unit from them
+            if "unit" in fields and "tokens" not in dict(config or {}):
                 overrides["unit"] = unit
         overrides["tokens"] = tuple(sorted(words if unit == "words" else characters))
     if spec.task in ("classification", "vqa") and "labels" in fields:

@@ -30,8 +30,9 @@ class SpeechConfig:
     characters. The waveform is at `sample_rate`, of any length.
 
     Defaults, as measured on FSDD digit sequences with one speaker held out of training
-    (`bench/quality.py --model speech_ctc_unseen_speaker`): words and `global` normalisation
-    made 13.6% WER on the unheard speaker, characters and per-utterance normalisation 27.5%.
+    (`bench/quality.py --model speech_ctc_unseen_speaker`, and `..._characters`): words and
+    `global` normalisation made 19.8% WER on the unheard speaker, characters and per-utterance
+    normalisation 21.6% (and misspelt words).
 
     `mmzoo.train` halves the learning rate after `lr_patience` epochs without a lower
     validation loss (`keras.callbacks.ReduceLROnPlateau`, `lr_factor`, down to
