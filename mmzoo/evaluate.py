@@ -322,39 +322,122 @@ def recall_at_k(similarity, relevant, ks=RECALL_AT):
 def chance_recall_at_k(relevant, ks=RECALL_AT):
     """Expected recall@k of a random ranking: per query with m relevant among n items,
     1 - C(n - m, k) / C(n, k), averaged over the queries."""
+    return _chance(relevant.sum(axis=1), relevant.shape[1], ks)
+
+
+def _chance(counts, n, ks):
+    """`chance_recall_at_k` of queries with `counts` relevant items each among `n` (a k past
+    `n` ranks every item)."""
     from math import comb
 
-    n = relevant.shape[1]
-    counts = relevant.sum(axis=1)
-    return {f"recall@{k}": float(np.mean([1 - comb(n - m, k) / comb(n, k) for m in counts]))
+    return {f"recall@{k}": float(np.mean([1 - comb(n - int(m), min(k, n)) / comb(n, min(k, n))
+                                          for m in counts]))
             for k in ks}
 
 
+def recall_at_k_blocked(queries, items, query_keys, item_keys, ks=RECALL_AT, block=1024):
+    """`recall_at_k` of embeddings, a block of queries at a time: peak memory is `block` rows of
+    the similarity matrix, never the whole `[queries, items]` one, and relevance is a set of
+    `(key, item)` pairs rather than a matrix.
+
+    Query `q` is relevant to item `i` when `query_keys[q]` is among `item_keys[i]` (a text and
+    the images it is a caption of). Ties rank the lower index first, as `recall_at_k` does.
+
+    Args:
+        queries: float array `[queries, dim]`.
+        items: float array `[items, dim]`. Similarity is the dot product.
+        query_keys: int array `[queries]`.
+        item_keys: list of int arrays, one per item.
+        ks: the k of recall@k.
+        block: int. Queries per block.
+
+    Returns:
+        `{"recall@k": float}`, and under `"chance"` what a random ranking would get.
+    """
+    n = len(items)
+    query_keys = np.asarray(query_keys, np.int64)
+    pairs = np.unique(np.concatenate(
+        [np.asarray(keys, np.int64) * n + i for i, keys in enumerate(item_keys)] or
+        [np.zeros(0, np.int64)]))
+    items = tf.constant(np.asarray(items, np.float32))
+    top = min(max(ks), n)
+    hits = np.zeros((len(queries), top), bool)
+    for start in range(0, len(queries), block):
+        similarity = tf.matmul(tf.constant(np.asarray(queries[start:start + block], np.float32)),
+                               items, transpose_b=True)
+        best = tf.math.top_k(similarity, k=top, sorted=True).indices.numpy()
+        codes = query_keys[start:start + block, None] * n + best
+        hits[start:start + block] = np.isin(codes, pairs)
+    pair_keys = pairs // n
+    key_values, key_counts = np.unique(pair_keys, return_counts=True)
+    relevant = np.zeros(len(query_keys), np.int64)
+    found = np.isin(query_keys, key_values)
+    relevant[found] = key_counts[np.searchsorted(key_values, query_keys[found])]
+    out = {f"recall@{k}": float(np.mean(hits[:, :k].any(axis=1))) for k in ks}
+    return {**out, "chance": _chance(relevant, n, ks)}
+
+
+def _embedded_images_and_references(model, dataset, encoder, batch_size, ablate):
+    """The image embeddings of a retrieval split (images decoded and encoded `batch_size` at a
+    time, so no split's pixels are held at once) and every reference text of each image."""
+    pre = Preprocessor(model)
+    embeddings, references, batch = [], [], []
+
+    def flush():
+        images = np.stack(batch).astype("float32")
+        if ablate == "image":
+            images = np.zeros_like(images)
+        embeddings.append(encoder.predict(images, batch_size=batch_size, verbose=0))
+        batch.clear()
+
+    for example in dataset:
+        batch.append(pre.image(example["image"]).numpy())
+        if "captions" in example:
+            references.append([c.decode() for c in example["captions"].numpy()])
+        else:
+            references.append([example["text"].numpy().decode()])
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return np.concatenate(embeddings), references
+
+
 def _retrieve(model, dataset, batch_size, ablate=None):
-    images, references = _images_and_references(model, dataset)
     parts = contract.retriever(model)
+    v, references = _embedded_images_and_references(model, dataset, parts.image_encoder,
+                                                    batch_size, ablate)
     texts = [t for refs in references for t in refs]
-    # A text matches every image it is a caption of (easy-VQA has many images per caption).
+    # A text matches every image it is a caption of (easy-VQA has many images per caption):
+    # each standardised caption is a key, and an image holds the keys of its captions.
     clean = _standardized(texts)
-    captions_of = []
-    start = 0
+    key_of = {c: i for i, c in enumerate(dict.fromkeys(clean))}
+    text_keys = np.array([key_of[c] for c in clean], np.int64)
+    image_keys, start = [], 0
     for refs in references:
-        captions_of.append(set(clean[start:start + len(refs)]))
+        image_keys.append(np.unique(text_keys[start:start + len(refs)]))
         start += len(refs)
-    relevant = np.array([[t in caps for caps in captions_of] for t in clean])  # [texts, images]
-    ids = Preprocessor(model).text("text", tf.constant(texts)).numpy()
-    if ablate == "image":
-        images = np.zeros_like(images)
-    if ablate == "text":
-        ids = np.zeros_like(ids)
-    v = parts.image_encoder.predict(images, batch_size=batch_size, verbose=0)
-    t = parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0)
-    similarity = t @ v.T                                   # [texts, images]
-    return {"images": len(images), "texts": len(texts),
-            "text_to_image": recall_at_k(similarity, relevant),
-            "image_to_text": recall_at_k(similarity.T, relevant.T),
-            "chance": {"text_to_image": chance_recall_at_k(relevant),
-                       "image_to_text": chance_recall_at_k(relevant.T)}}
+    t = []
+    for i in range(0, len(texts), 4096):
+        ids = Preprocessor(model).text("text", tf.constant(texts[i:i + 4096])).numpy()
+        if ablate == "text":
+            ids = np.zeros_like(ids)
+        t.append(parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0))
+    t = np.concatenate(t)
+    # image -> text: image i is relevant to text j when j's key is one of i's keys, so each
+    # text's "keys" are the images that hold its key
+    images_by_key = collections.defaultdict(list)
+    for i, keys in enumerate(image_keys):
+        for key in keys:
+            images_by_key[key].append(i)
+    images_of_text = [np.asarray(images_by_key[key], np.int64) for key in text_keys]
+    text_to_image = recall_at_k_blocked(t, v, text_keys, image_keys)
+    image_to_text = recall_at_k_blocked(v, t, np.arange(len(v)), images_of_text)
+    return {"images": len(v), "texts": len(texts),
+            "text_to_image": {k: x for k, x in text_to_image.items() if k != "chance"},
+            "image_to_text": {k: x for k, x in image_to_text.items() if k != "chance"},
+            "chance": {"text_to_image": text_to_image["chance"],
+                       "image_to_text": image_to_text["chance"]}}
 
 
 def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):

@@ -123,3 +123,29 @@ def test_constant_caption_is_the_best_fixed_caption_by_corpus_bleu():
     assert bleu_scores(refs, [chosen] * len(refs))["bleu_4"] == best > 0
     few = constant_caption(refs, candidates=5)   # the estimate's top 5 only
     assert bleu_scores(refs, [few] * len(refs))["bleu_4"] <= best
+
+
+def test_blocked_recall_equals_recall_over_the_whole_matrix():
+    """Retrieval recall a block of queries at a time, relevance as (key, item) pairs: the same
+    recall@k and chance as `recall_at_k` over the whole similarity matrix, with captions shared
+    by several images (as easy-VQA's are) and blocks that do not divide the queries."""
+    from mmzoo.evaluate import chance_recall_at_k, recall_at_k_blocked
+
+    rng = np.random.default_rng(0)
+    images, dim = 37, 8
+    image_keys = [np.unique(rng.integers(0, 15, rng.integers(1, 4))) for _ in range(images)]
+    text_keys = np.concatenate(image_keys)                 # each image's captions, in order
+    texts = rng.normal(size=(len(text_keys), dim))
+    embeddings = rng.normal(size=(images, dim))
+    relevant = np.array([[k in keys for keys in image_keys] for k in text_keys])
+    for ks in ((1, 5, 10), (1, 50)):                       # 50: more than there are images
+        got = recall_at_k_blocked(texts, embeddings, text_keys, image_keys, ks=ks, block=7)
+        want = recall_at_k(texts @ embeddings.T, relevant, ks=ks)
+        assert {k: v for k, v in got.items() if k != "chance"} == pytest.approx(want)
+        assert got["chance"] == pytest.approx(chance_recall_at_k(relevant, ks=ks))
+    # image -> text: an image's relevant texts are the ones holding one of its keys
+    images_of_text = [np.nonzero(relevant[j])[0] for j in range(len(text_keys))]
+    got = recall_at_k_blocked(embeddings, texts, np.arange(images), images_of_text, block=5)
+    want = recall_at_k(embeddings @ texts.T, relevant.T)
+    assert {k: v for k, v in got.items() if k != "chance"} == pytest.approx(want)
+    assert got["chance"] == pytest.approx(chance_recall_at_k(relevant.T))
