@@ -445,3 +445,25 @@ def test_cli_data_checks_a_source(fsdd, tmp_path, capsys):
     # said once (the source is read for every split), each bad file named
     assert err.count("mmzoo: warning: ") == 1 and "skipped 5 bad item(s)" in err
     assert str(tmp_path / "7_jackson_12.wav") in err
+
+
+def test_easy_vqa_decodes_each_image_once_for_all_its_questions(tiny_easy_vqa, monkeypatch):
+    """About ten questions per image: each image file is decoded once, and every question
+    still comes with its own image, in the listed order."""
+    from mmzoo.data import base, easy_vqa
+
+    src = mmzoo.data.open_source(f"easy_vqa:{tiny_easy_vqa}")
+    rows, _ = src.rows("train", "vqa")
+    decoded = []
+
+    def counting(path):
+        path = tf.numpy_function(lambda p: decoded.append(p) or p, [path], tf.string)
+        return base.decode_image(tf.ensure_shape(path, []))
+
+    monkeypatch.setattr(easy_vqa, "decode_image", counting)
+    examples = list(src.dataset("train", "vqa").as_numpy_iterator())
+    assert len(examples) == len(rows["image"]) > len(set(rows["image"]))
+    assert sorted(p.decode() for p in decoded) == sorted(set(rows["image"]))
+    for example, question, path in zip(examples, rows["question"], rows["image"]):
+        assert example["question"].decode() == question
+        np.testing.assert_array_equal(example["image"], base.decode_image(path).numpy())

@@ -176,6 +176,32 @@ def captions_by_image(questions, answers, image_ids):
 VALIDATION_EVERY = 10  # validation = the training images whose id % 10 == 9
 
 
+def questions_with_images(rows):
+    """Question rows (`{"question", "label", "image": path}` lists, in order) -> a dataset of
+    them with each image decoded ONCE for all its questions: the image files of each run of
+    rows with the same image are decoded in parallel, then that run's questions share the
+    decoded tensor (easy-VQA has about ten questions per image, listed image by image)."""
+    paths = rows["image"]
+    starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
+    ends = [*starts[1:], len(paths)]
+    columns = {k: tf.constant(v) for k, v in rows.items() if k != "image"}
+    runs = tf.data.Dataset.from_tensor_slices(
+        {"path": [paths[i] for i in starts], "start": starts, "end": ends})
+    runs = runs.map(lambda r: {**r, "image": decode_image(r["path"])},
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def questions(run):
+        def question(i):
+            return {**{k: tf.gather(v, i) for k, v in columns.items()}, "image": run["image"]}
+
+        index = tf.data.Dataset.range(tf.cast(run["start"], tf.int64),
+                                      tf.cast(run["end"], tf.int64))
+        return index.map(question)
+
+    ds = runs.flat_map(questions)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(paths)))
+
+
 @register_source
 class EasyVQA(Source):
     """`easy_vqa` (the data in the `easy-vqa` package) or `easy_vqa:PATH` (a generated folder).
@@ -231,6 +257,8 @@ class EasyVQA(Source):
     def dataset(self, split=None, task=None, *, decode=True):
         rows, task = self.rows(split, task)
         if task in ("vqa", "classification"):
+            if decode:
+                return questions_with_images(rows)
             ds = tf.data.Dataset.from_tensor_slices(rows)
         else:
             captions, unknown = captions_by_image(rows["question"], rows["label"], rows["image"])
