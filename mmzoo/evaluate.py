@@ -276,8 +276,10 @@ def _classify(model, dataset, batch_size, ablate=None):
     return result
 
 
-def _images_and_references(model, dataset):
-    """Unique images (resized like the pipeline) and every reference text of each."""
+def _image_batches(model, dataset, batch_size, ablate=None):
+    """`(images, references)` of an image split, `batch_size` images at a time (so no split's
+    pixels are held at once): the images resized like the pipeline (float32, zeros when
+    `ablate == "image"`) and every reference text of each."""
     pre = Preprocessor(model)
     images, references = [], []
     for example in dataset:
@@ -286,24 +288,32 @@ def _images_and_references(model, dataset):
             references.append([c.decode() for c in example["captions"].numpy()])
         else:
             references.append([example["text"].numpy().decode()])
-    return np.stack(images).astype("float32"), references
+        if len(images) == batch_size:
+            yield _image_batch(images, ablate), references
+            images, references = [], []
+    if images:
+        yield _image_batch(images, ablate), references
+
+
+def _image_batch(images, ablate):
+    images = np.stack(images).astype("float32")
+    return np.zeros_like(images) if ablate == "image" else images
 
 
 def _caption(model, dataset, batch_size, ablate=None, num_beams=3):
     from mmzoo.models.captioning import generate
 
-    images, references = _images_and_references(model, dataset)
-    if ablate == "image":
-        images = np.zeros_like(images)
-    out = {"images": len(images)}
-    for method in ("greedy", "beam"):
-        hyps = []
-        for i in range(0, len(images), batch_size):
-            hyps += generate(model, images[i:i + batch_size], method, num_beams=num_beams)
-        out[method] = caption_scores(references, hyps)
-        out[method]["unique_captions"] = unique_share(hyps)
+    references, hyps = [], {"greedy": [], "beam": []}
+    for images, refs in _image_batches(model, dataset, batch_size, ablate):
+        references += refs
+        for method, captions in hyps.items():
+            captions += generate(model, images, method, num_beams=num_beams)
+    out = {"images": len(references)}
+    for method, captions in hyps.items():
+        out[method] = caption_scores(references, captions)
+        out[method]["unique_captions"] = unique_share(captions)
         out[method]["examples"] = [{"references": r, "caption": h}
-                                   for r, h in list(zip(references, hyps))[:5]]
+                                   for r, h in list(zip(references, captions))[:5]]
     return out
 
 
@@ -377,36 +387,13 @@ def recall_at_k_blocked(queries, items, query_keys, item_keys, ks=RECALL_AT, blo
     return {**out, "chance": _chance(relevant, n, ks)}
 
 
-def _embedded_images_and_references(model, dataset, encoder, batch_size, ablate):
-    """The image embeddings of a retrieval split (images decoded and encoded `batch_size` at a
-    time, so no split's pixels are held at once) and every reference text of each image."""
-    pre = Preprocessor(model)
-    embeddings, references, batch = [], [], []
-
-    def flush():
-        images = np.stack(batch).astype("float32")
-        if ablate == "image":
-            images = np.zeros_like(images)
-        embeddings.append(encoder.predict(images, batch_size=batch_size, verbose=0))
-        batch.clear()
-
-    for example in dataset:
-        batch.append(pre.image(example["image"]).numpy())
-        if "captions" in example:
-            references.append([c.decode() for c in example["captions"].numpy()])
-        else:
-            references.append([example["text"].numpy().decode()])
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    return np.concatenate(embeddings), references
-
-
 def _retrieve(model, dataset, batch_size, ablate=None):
     parts = contract.retriever(model)
-    v, references = _embedded_images_and_references(model, dataset, parts.image_encoder,
-                                                    batch_size, ablate)
+    v, references = [], []
+    for images, refs in _image_batches(model, dataset, batch_size, ablate):
+        v.append(parts.image_encoder.predict(images, batch_size=batch_size, verbose=0))
+        references += refs
+    v = np.concatenate(v)
     texts = [t for refs in references for t in refs]
     # A text matches every image it is a caption of (easy-VQA has many images per caption):
     # each standardised caption is a key, and an image holds the keys of its captions.
@@ -417,9 +404,9 @@ def _retrieve(model, dataset, batch_size, ablate=None):
     for refs in references:
         image_keys.append(np.unique(text_keys[start:start + len(refs)]))
         start += len(refs)
-    t = []
+    t, pre = [], Preprocessor(model)
     for i in range(0, len(texts), 4096):
-        ids = Preprocessor(model).text("text", tf.constant(texts[i:i + 4096])).numpy()
+        ids = pre.text("text", tf.constant(texts[i:i + 4096])).numpy()
         if ablate == "text":
             ids = np.zeros_like(ids)
         t.append(parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0))

@@ -373,9 +373,9 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
     os.makedirs(work, exist_ok=True)
+    cfg = spec.make_config(**config)
     record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,
-                         mixed_precision, jit_compile, augment,
-                         dataclasses.asdict(spec.make_config(**config)))
+                         mixed_precision, jit_compile, augment, dataclasses.asdict(cfg))
     backup = os.path.join(work, "backup")
     _check_same_run(work, backup, record)
     with open(os.path.join(work, "config.json"), "w") as f:
@@ -417,7 +417,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     path = os.path.join(work, "model.keras")
     history_path = os.path.join(work, "history.csv")
     restore, best = _Restore(backup), _BestModel(path, saved=model)
-    plateau = _plateau(spec.make_config(**config), verbose)
+    plateau = _plateau(cfg, verbose)
     resume = _Resume(history_path, best, epochs, verbose, plateau=plateau)
     # Order matters: restore first; the learning-rate schedule before the log (which records
     # its rate) and before `_Resume` (which gives it the finished epochs); the backup last in
