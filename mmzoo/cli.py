@@ -85,8 +85,16 @@ def _cmd_describe(args):
 
 
 def _cmd_data(args):
-    from mmzoo.data import open_source
+    from mmzoo.data import open_source, prepare
 
+    if args.prepare:
+        out, sizes = prepare(args.source, args.prepare, shards=args.shards,
+                             on_error=args.on_error)
+        print(f"{args.source}: prepared as a TFDS dataset in {out} ("
+              + ", ".join(f"{split} {n:,}" for split, n in sizes.items())
+              + f" examples); read it with tfds.builder_from_directory({out!r}) or as "
+              f"tfds:{out}")
+        return
     src = open_source(args.source, on_error=args.on_error)
     print(f"{args.source}: every item checked")
     for split in (*src.split_names(), None):
@@ -114,7 +122,7 @@ def _cmd_train(args):
                            strategy=args.strategy, mixed_precision=args.mixed_precision,
                            jit_compile=args.jit_compile, augment=not args.no_augment,
                            on_error=args.on_error, overwrite=args.overwrite,
-                           feature_cache=args.feature_cache)
+                           cache=args.cache, feature_cache=args.feature_cache)
     if history.best:
         print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
               f"{history.best['metrics']}")
@@ -296,6 +304,12 @@ def _parser():
                        help="list and check a data source, count its splits")
     p.add_argument("source", help="e.g. fsdd:../shared/data/fsdd, csv:news.csv?text=title")
     p.add_argument("--on-error", **on_error)
+    p.add_argument("--prepare", metavar="DIR", default=None,
+                   help="write every split as a TFDS dataset (sharded TFRecords) in DIR, "
+                        "readable as tfds:DIR and with tfds.builder_from_directory(DIR)")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="with --prepare: shards per split (default: by size; at least the "
+                        "number of workers that will read it)")
     p.set_defaults(fn=_cmd_data)
 
     p = sub.add_parser("train", parents=[verbose],
@@ -320,11 +334,19 @@ def _parser():
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU")
     p.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
-    p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
-    p.add_argument("--feature-cache", choices=("memory", "disk", "off"), default="memory",
-                   help="with a frozen pretrained image backbone: compute its features once per "
-                        "image and keep them in memory (default) or on disk under --out, or "
-                        "run the backbone every step (off)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no audio augmentation (of waveforms, or of MFCCs when they are cached)")
+    p.add_argument("--cache", choices=("auto", "memory", "disk", "none"), default="auto",
+                   help="where each split's decoded (and tokenized) examples are kept after "
+                        "the first epoch: auto (default: none for text alone; images and audio "
+                        "in memory when estimated at 10%% of the machine's memory and 2 GiB or "
+                        "less, else on disk under --out), memory, disk (removed when training "
+                        "ends), none")
+    p.add_argument("--feature-cache", choices=("auto", "memory", "disk", "off"), default="auto",
+                   help="fixed front ends (a frozen pretrained image backbone, an audio model's "
+                        "MFCCs): compute them once per example and cache them as --cache says "
+                        "(auto, default), in memory, on disk under --out/feature_cache, or run "
+                        "the whole model every step (off)")
     p.add_argument("--on-error", **on_error)
     p.set_defaults(fn=_cmd_train)
 

@@ -224,7 +224,7 @@ def _transcribe(model, dataset, batch_size, ablate=None):
     from mmzoo.models.transcription import DECODERS, decode_ids
 
     pre = Preprocessor(model)
-    ds = pipeline(model, dataset, batch_size=batch_size, cache=False)
+    ds = pipeline(model, dataset, batch_size=batch_size, cache="none")
     if ablate:
         ds = _zeroed(ds, ablate)
     hyps = {method: [] for method in DECODERS}
@@ -258,7 +258,7 @@ def _zeroed(ds, name):
 
 
 def _classify(model, dataset, batch_size, ablate=None):
-    ds = pipeline(model, dataset, batch_size=batch_size)
+    ds = pipeline(model, dataset, batch_size=batch_size, cache="none")
     if ablate:
         ds = _zeroed(ds, ablate)
     y_true, y_pred = [], []

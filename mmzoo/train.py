@@ -259,6 +259,20 @@ def _rounded(key, value):
     return float(f"{value:.3g}") if key == "learning_rate" else round(value, 4)
 
 
+def _recorded_config(cfg):
+    """The model config as `config.json` records it: an adapted `vocabulary` (up to
+    `MAX_TOKENS` words, carried by the model itself) as its size and SHA-256, so the record
+    stays small and still tells two runs' vocabularies apart."""
+    import hashlib
+
+    config = dataclasses.asdict(cfg)
+    if isinstance(config.get("vocabulary"), (list, tuple)):
+        tokens = list(config["vocabulary"])
+        digest = hashlib.sha256("\n".join(tokens).encode()).hexdigest()
+        config["vocabulary"] = {"size": len(tokens), "sha256": digest}
+    return config
+
+
 def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed_precision,
                 jit_compile, augment, config):
     import keras_hub
@@ -280,7 +294,7 @@ def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed
 def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0,
           overrides=None, strategy="default", mixed_precision=False, jit_compile=False,
           augment=True, verbose=1, on_error="raise", callbacks=None, overwrite=False,
-          feature_cache="memory"):
+          cache="auto", feature_cache="auto"):
     """Train `name` on the `train` split of `data`, validating on `validation`.
 
     Sources without a validation split hold out every 10th training example
@@ -317,11 +331,21 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
         overwrite: bool. Train again over a finished run in `out` (one with `model.keras` and no
             backup), removing the files a run writes and nothing else; without it such an `out`
             fails. An unfinished run (a backup in it) is resumed either way.
-        feature_cache: str. With a frozen pretrained image backbone, its features are computed
-            once per image and the rest of the model trains on them
-            (`mmzoo.models.features`): `memory` keeps them in memory, `disk` in
-            `out/feature_cache/` (keyed by backbone and split), `off` runs the backbone every
-            step. The saved model is the whole graph either way.
+        cache: str. Where each split's prepared examples are kept after the first epoch
+            (`mmzoo.data.pipeline`): `auto` (default: none for text alone; images and audio
+            in memory when estimated at no more than 10% of the machine's memory and 2 GiB,
+            else on disk), `memory`,
+            `disk` (in `out/cache/`, removed when training ends; a killed run resumes with
+            it), or `none`. What was chosen, and the disk cache's size, is written to
+            `out/cache.json`.
+        feature_cache: str. A model's fixed front ends (a frozen pretrained image backbone, the
+            MFCC layer of an audio model: `mmzoo.models.features.front_ends`) are computed
+            once per example and the rest of the model trains on what they give (MFCCs are
+            then augmented as MFCCs, `mmzoo.data.waveform.augment_mfcc`): `auto` (default)
+            caches them as `cache` says, `memory` in memory, `disk` in `out/feature_cache/`
+            (keyed by the front ends and the split, kept for later runs), `off` runs the whole
+            model every step (and augments waveforms). The saved model is the whole graph
+            either way.
 
     Returns:
         `(model, history)`: the best model (reloaded from `out/model.keras`) and the Keras
@@ -343,18 +367,21 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
                       overrides=overrides, strategy=strategy, mixed_precision=mixed_precision,
                       jit_compile=jit_compile, augment=augment, verbose=verbose,
                       on_error=on_error, callbacks=callbacks, overwrite=overwrite,
-                      feature_cache=feature_cache)
+                      cache=cache, feature_cache=feature_cache)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
 def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
-           jit_compile, augment, verbose, on_error, callbacks, overwrite, feature_cache):
+           jit_compile, augment, verbose, on_error, callbacks, overwrite, cache, feature_cache):
     from mmzoo.data import adapt, open_source, pipeline
+    from mmzoo.data.pipeline import CACHES, cache_bytes, fresh_cache
     from mmzoo.data.sources import default_source
-    from mmzoo.models.features import backbone_key, feature_model, frozen_backbone
+    from mmzoo.models.features import backbone_key, feature_model, front_ends
     from mmzoo.registry import build, get_spec
 
+    if cache not in CACHES:
+        raise InvalidValue(f"cache must be one of {list(CACHES)}, got {cache!r}")
     if feature_cache not in FEATURE_CACHES:
         raise InvalidValue(f"feature_cache must be one of {list(FEATURE_CACHES)}, got "
                            f"{feature_cache!r}")
@@ -369,13 +396,16 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     _check_finished(work, overwrite)  # before anything is read or written
     keras.utils.set_random_seed(seed)
     src = open_source(data, on_error=on_error)
-    train_raw, val_raw = src.fit_splits(spec.task)
+    # every worker adapts on the whole training split (the same vocabulary and classes)...
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
+    # ... and trains on its own shards of prepared data
+    by_file = strategy_name == "multi_worker" and _read_by_file(src, dist)
+    train_raw, val_raw = src.fit_splits(spec.task)
     os.makedirs(work, exist_ok=True)
     cfg = spec.make_config(**config)
     record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,
-                         mixed_precision, jit_compile, augment, dataclasses.asdict(cfg))
+                         mixed_precision, jit_compile, augment, _recorded_config(cfg))
     backup = os.path.join(work, "backup")
     _check_same_run(work, backup, record)
     with open(os.path.join(work, "config.json"), "w") as f:
@@ -386,32 +416,48 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
               file=sys.stderr, flush=True)
     with dist.scope():
         model = build(name, **config)
-    backbone = frozen_backbone(model) if feature_cache != "off" else None
-    fit_model, caches = model, {"train": True, "validation": True}
-    if backbone is not None:
+    fronts = front_ends(model) if feature_cache != "off" else {}
+    caches = {"train": cache, "validation": cache}
+    cache_dirs = {split: os.path.join(work, "cache", split) for split in caches}
+    fit_model = model
+    if fronts:
         with dist.scope():
-            fit_model = feature_model(model, backbone)
+            fit_model = feature_model(model, fronts)
         if feature_cache == "disk":
             folder = os.path.join(work, "feature_cache")
             os.makedirs(folder, exist_ok=True)
-            key = backbone_key(backbone)
-            caches = {split: _fresh_cache(os.path.join(folder, f"{key}-{split}"))
+            key = backbone_key(fronts)
+            caches = {split: fresh_cache(os.path.join(folder, f"{key}-{split}"))
                       for split in caches}
+        elif feature_cache == "memory":
+            caches = {split: "memory" for split in caches}
         if verbose:
-            print(f"frozen image backbone: its features are computed once per image (cached: "
-                  f"{feature_cache}) and the rest of the model trains on them", file=sys.stderr,
-                  flush=True)
+            named = " and ".join({"image": "frozen image backbone", "audio": "MFCC"}[n]
+                                 for n in fronts)
+            print(f"{named}: computed once per example before the cache ("
+                  f"{feature_cache if feature_cache != 'auto' else cache}); the rest of the "
+                  "model trains on them", file=sys.stderr, flush=True)
     if jit_compile:
         fit_model.jit_compile = True
-    features = backbone is not None
+    features = bool(fronts)
     train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True, seed=seed,
-                        augment=augment, features=features, cache=caches["train"])
+                        augment=augment, features=features, cache=caches["train"],
+                        cache_dir=cache_dirs["train"])
     val_ds = pipeline(model, val_raw, batch_size=batch_size, features=features,
-                      cache=caches["validation"])
+                      cache=caches["validation"], cache_dir=cache_dirs["validation"])
+    cache_info = {"train": train_ds.cache_info, "validation": val_ds.cache_info}
+    if verbose:
+        print("cache: " + "; ".join(f"{split} {_described(info)}"
+                                    for split, info in cache_info.items()),
+              file=sys.stderr, flush=True)
     if strategy_name == "multi_worker":
+        if verbose:
+            print(f"multi_worker: each worker reads {by_file or _by_example(src, dist)}",
+                  file=sys.stderr, flush=True)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
+            tf.data.experimental.AutoShardPolicy.OFF if by_file    # the source shards itself
+            else tf.data.experimental.AutoShardPolicy.DATA)
         train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
 
     path = os.path.join(work, "model.keras")
@@ -435,15 +481,59 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
         history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                                 verbose=verbose, callbacks=callbacks,
                                 shuffle=False)  # the pipeline shuffles
+    for info in cache_info.values():
+        info["disk_bytes"] = cache_bytes(info)
+    with open(os.path.join(work, "cache.json"), "w") as f:
+        json.dump(cache_info, f, indent=2)
+    shutil.rmtree(os.path.join(work, "cache"), ignore_errors=True)  # kept only to resume
     model = keras.saving.load_model(path)
     history.best = best_epoch(read_history(history_path))  # this process's own log
+    history.cache = cache_info
     if not is_chief:
         shutil.rmtree(work, ignore_errors=True)
     history.resumed_from = resume.resumed_from
     return model, history
 
 
-FEATURE_CACHES = ("memory", "disk", "off")
+FEATURE_CACHES = ("auto", "memory", "disk", "off")
+
+
+def _workers(dist):
+    """`(workers, this worker's input pipeline id)` of a multi-worker strategy (the chief, when
+    the cluster has one, is worker 0)."""
+    resolver = getattr(dist, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chiefs = len(spec.get("chief", ()))
+    workers = max(1, len(spec.get("worker", ())) + chiefs)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return workers, 0
+    return workers, (resolver.task_id or 0) + chiefs
+
+
+def _read_by_file(src, dist):
+    """Make a prepared TFDS source (`mmzoo data SOURCE --prepare DIR`) read only this worker's
+    shards when each split has at least one per worker; returns what each worker reads, in
+    words, or None (the data is then shared by example)."""
+    workers, index = _workers(dist)
+    if not hasattr(src, "read_by_worker"):
+        return None
+    splits = [s for s in ("train", "validation") if s in src.split_names()]
+    shards = {split: src.shards(split) for split in splits}
+    if not shards or min(shards.values()) < workers:
+        return None
+    src.read_by_worker(workers, index)
+    return (f"its own shards of the prepared files ({shards} shards, {workers} workers; "
+            f"this is worker {index})")
+
+
+def _by_example(src, dist):
+    workers, _ = _workers(dist)
+    hint = ("prepare it with `mmzoo data SOURCE --prepare DIR --shards N` (N at least "
+            f"{workers}) to shard it by file")
+    if hasattr(src, "read_by_worker"):
+        hint = f"its splits have fewer shards than the {workers} workers; prepare with " \
+               f"--shards {workers} or more to shard it by file"
+    return f"everything and keeps 1/{workers} of the examples ({hint})"
 
 
 def _plateau(cfg, verbose):
@@ -458,22 +548,17 @@ def _plateau(cfg, verbose):
                                              verbose=1 if verbose else 0)
 
 
-def _fresh_cache(prefix):
-    """A `tf.data` cache file prefix, with the leftovers of an interrupted cache write (its
-    lock file and partial shards, which tf.data refuses to read or overwrite) removed; a
-    complete cache (its index file written last) is reused."""
-    folder, name = os.path.split(prefix)
-    if os.path.exists(prefix + ".index"):
-        return prefix
-    for leftover in os.listdir(folder):
-        if leftover.startswith(name):
-            os.remove(os.path.join(folder, leftover))
-    return prefix
+def _described(info):
+    """`memory (estimated 5.2 MB)`-style text of a pipeline's `cache_info`."""
+    text = info["mode"]
+    if info.get("estimate_bytes") is not None:
+        text += f" (estimated {info['estimate_bytes'] / 1e6:,.1f} MB)"
+    return text
 
 
 # Files `train` writes in its output folder: what `overwrite=True` removes, and nothing else.
 RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
-             "model.pending.keras", "model.pending.json", "feature_cache")
+             "model.pending.keras", "model.pending.json", "feature_cache", "cache", "cache.json")
 
 
 def _check_finished(work, overwrite):

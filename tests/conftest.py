@@ -1,8 +1,11 @@
 import json
 import os
 import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Indexes of read-only data folders (mmzoo.data.index) go to a cache of the test session's own.
+os.environ.setdefault("MMZOO_CACHE_DIR", tempfile.mkdtemp(prefix="mmzoo-test-cache-"))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

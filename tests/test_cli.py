@@ -1,7 +1,9 @@
 """The command line end to end: train (resume after SIGKILL, mirrored, multi-worker), evaluate,
 export with raw inputs, predict; and an export loaded by a process that cannot import mmzoo."""
 
+import collections
 import csv
+import hashlib
 import json
 import os
 import signal
@@ -341,7 +343,8 @@ def test_multi_worker_two_processes_write_one_model(tiny_easy_vqa, tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert "strategy multi_worker: 2 replicas in sync" in outputs[0][1]
     assert os.path.isfile(run / "model.keras") and epochs_logged(run) == [0, 1]
-    assert sorted(os.listdir(run)) == ["config.json", "history.csv", "logs", "model.keras"]
+    assert sorted(os.listdir(run)) == ["cache.json", "config.json", "history.csv", "logs",
+                                       "model.keras"]
 
 
 def test_strategies_fail_clearly_without_their_hardware(tiny_easy_vqa, tmp_path):
@@ -379,3 +382,87 @@ def test_predict_audio_file_resampled_to_the_model_rate(data_dir, tmp_path):
     as_read = printed(librosa.load(clip, sr=None)[0])       # 8 kHz samples taken for 4 kHz
     assert resampled != as_read                              # so the check below can fail
     assert out.stdout.splitlines() == resampled
+
+
+# Run in each worker: `mmzoo.cli` with the prepared source's audio decoding logged (a digest of
+# each waveform a worker decodes, with the worker's index), the code path unchanged otherwise.
+DECODE_LOG = '''
+import hashlib, json, os, sys
+import tensorflow as tf
+import mmzoo.data.tfds_source as tfds_source
+from mmzoo.cli import main
+
+log, worker = sys.argv.pop(1), json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+converter = tfds_source.TFDS._converter
+
+def logged_converter(self, key, feature, decoders):
+    convert = converter(self, key, feature, decoders)
+    if key != "audio":
+        return convert
+
+    def write(wave):
+        with open(log, "a") as f:
+            f.write(f"{worker} {hashlib.sha1(wave.numpy().tobytes()).hexdigest()}\\n")
+        return 0
+
+    def logged(x):
+        wave = convert(x)
+        with tf.control_dependencies([tf.py_function(write, [wave], tf.int32)]):
+            return tf.identity(wave)
+    return logged
+
+tfds_source.TFDS._converter = logged_converter
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_two_workers_each_decode_only_their_shards_of_prepared_data(data_dir, tmp_path):
+    folder = tmp_path / "fsdd"
+    folder.mkdir()
+    names = sorted(os.listdir(os.path.join(data_dir, "fsdd", "recordings")))
+    # 93 recordings: splits that 2 shards share evenly (uneven shares leave the larger ones'
+    # last examples out of the epoch, so that both workers take the same steps)
+    for name in names[::27]:
+        os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), folder / name)
+    out = mmzoo("data", f"fsdd:{folder}", "--prepare", tmp_path / "prepared", "--shards", 2)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(train 76, validation 8, test 9 examples)" in out.stdout, out.stdout
+    script, log = tmp_path / "worker.py", tmp_path / "decoded.log"
+    script.write_text(DECODE_LOG)
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    tiny = ["--set", "sample_rate=4000", "--set", "clip_seconds=0.25", "--set", "n_fft=128",
+            "--set", "hop_length=64", "--set", "n_mels=20", "--set", "audio_filters=(8,8)",
+            "--set", "hidden_units=(8,)"]
+    procs = [subprocess.Popen(
+        [sys.executable, str(script), str(log), "train", "audio_mfcc_cnn", "--data",
+         f"tfds:{tmp_path / 'prepared'}", "--epochs", "2", "--batch-size", "8", "--cache", "none",
+         "--out", str(tmp_path / "run"), "--strategy", "multi_worker", *tiny],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                             "task": {"type": "worker", "index": index}})})
+        for index in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "each worker reads its own shards of the prepared files" in outputs[0][1]
+    decoded = collections.Counter(tuple(line.split()) for line in log.read_text().splitlines())
+    by_example = collections.defaultdict(set)
+    for worker, digest in decoded:
+        by_example[digest].add(worker)
+    assert all(len(workers) == 1 for workers in by_example.values())   # by one worker only
+    assert {w for ws in by_example.values() for w in ws} == {"0", "1"}
+
+    import mmzoo as mmzoo_package  # (`mmzoo` here runs the command)
+
+    def digests(split):
+        ds = mmzoo_package.data.load(f"tfds:{tmp_path / 'prepared'}", split=split)
+        return {hashlib.sha1(e["audio"].tobytes()).hexdigest() for e in ds.as_numpy_iterator()}
+
+    train, validation = digests("train"), digests("validation")
+    assert set(by_example) == train | validation and len(train) == 76 and len(validation) == 8
+    times = {digest: n for (_, digest), n in decoded.items()}
+    # Once per epoch (2 epochs, no cache), plus Keras's own look at the first batch before
+    # training (under a strategy its `fit` builds from one batch of a fresh iterator: the
+    # shuffle buffer, here each worker's whole share) and before each evaluation.
+    assert {times[d] for d in train} == {2 + 1}
+    assert {times[d] for d in validation} == {2 + 2}

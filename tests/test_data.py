@@ -1,4 +1,5 @@
 import collections
+import os
 import re
 
 import easy_vqa as easy_vqa_package
@@ -209,3 +210,78 @@ def test_mfcc_layer_serializes():
     wave = np.random.default_rng(0).standard_normal((2, 16000)).astype("float32")
     np.testing.assert_allclose(np.asarray(layer(wave)), np.asarray(clone(wave)))
     assert clone.compute_output_shape((None, 16000)) == (None, 101, 20)
+
+
+def test_cache_modes_give_the_same_batches_and_auto_says_what_it_chose(data_dir, tmp_path,
+                                                                       monkeypatch):
+    import importlib
+
+    pipeline_module = importlib.import_module("mmzoo.data.pipeline")  # the module, not the function
+
+    model = mmzoo.build("caption_lstm", **mmzoo.registry.get_spec("caption_lstm").test_config)
+    raw = mmzoo.data.load(f"captions:{data_dir}/flickr8k_1k", split="validation").take(4)
+
+    def batches(**options):
+        ds = mmzoo.data.pipeline(model, raw, batch_size=8, **options)
+        return ds.cache_info, [tf.nest.map_structure(np.asarray, b) for b in ds]
+
+    info, reference = batches(cache="none")
+    assert info["mode"] == "none"
+    for options in ({"cache": "memory"}, {"cache": "disk", "cache_dir": str(tmp_path / "c")}):
+        info, got = batches(**options)
+        assert info["mode"] == options["cache"]
+        for a, b in zip(tf.nest.flatten(reference), tf.nest.flatten(got)):
+            np.testing.assert_array_equal(a, b)
+    assert any(f.startswith("examples") for f in os.listdir(tmp_path / "c"))
+    assert pipeline_module.cache_bytes(info) > 0
+    # auto: 4 small photos fit in memory; past the limit they go to disk; text alone: none
+    info, _ = batches()
+    assert info["mode"] == "memory" and 0 < info["estimate_bytes"] < 2**20
+    monkeypatch.setattr(pipeline_module, "MEMORY_CACHE_MAX", info["estimate_bytes"] - 1)
+    assert batches(cache_dir=str(tmp_path / "d"))[0]["mode"] == "disk"
+    rows = tf.data.Dataset.from_tensor_slices({"text": ["a b", "c d"], "label": ["1", "2"]})
+    text_model = mmzoo.build("text_word_vector_mlp", **{
+        **mmzoo.registry.get_spec("text_word_vector_mlp").test_config,
+        **mmzoo.data.adapt("text_word_vector_mlp", rows)})
+    assert mmzoo.data.pipeline(text_model, rows).cache_info["mode"] == "none"
+    with pytest.raises(ValueError, match="cache must be one of"):
+        mmzoo.data.pipeline(text_model, rows, cache=3)
+
+
+def test_adapt_caps_the_vocabulary_by_frequency_in_one_pass():
+    from mmzoo.data.adapt import MAX_TOKENS
+
+    # 30,000 words once each, and "common" and "often" in every row
+    texts = [f"common often w{i}" for i in range(30_000)]
+    rows = tf.data.Dataset.from_tensor_slices({"text": texts, "label": ["a", "b"] * 15_000})
+    vocabulary = mmzoo.data.adapt("text_word_vector_mlp", rows)["vocabulary"]
+    assert len(vocabulary) == MAX_TOKENS - 2 == 19_998       # padding and OOV are the other two
+    assert set(vocabulary[:2]) == {"common", "often"}
+    assert len(mmzoo.data.adapt("text_word_vector_mlp", rows, max_tokens=None)["vocabulary"]) \
+        == 30_002
+
+
+def test_mfcc_augmentation_is_waveform_gain_shift_and_masks(data_dir):
+    from mmzoo.data.waveform import augment_mfcc, fit_length
+
+    mfcc = MFCC(8000, n_fft=256, hop_length=80, n_mels=40)
+    wave = next(iter(mmzoo.data.load(f"fsdd:{data_dir}/fsdd", split="test")))["audio"]
+    wave = fit_length(wave, 8000).numpy()
+    clean, louder = mfcc(wave[None]).numpy(), mfcc(wave[None] * 10 ** (5 / 20)).numpy()
+    # a +5 dB gain moves c0 by 5 * sqrt(n_mels) and nothing else (orthonormal DCT)
+    np.testing.assert_allclose(louder[..., 0] - clean[..., 0], 5 * 40 ** 0.5, atol=1e-3)
+    np.testing.assert_allclose(louder[..., 1:], clean[..., 1:], atol=1e-3)
+    batch = np.repeat(clean, 64, axis=0)
+    out = augment_mfcc(batch, 100.0, 40, gain_db=0.0, max_shift=0.0).numpy()
+    assert out.shape == batch.shape
+    changed = out != batch
+    assert changed.any() and not changed.all()
+    # masked values are the clip's mean of that coefficient; masks are whole frames / columns
+    mean = batch.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(out[changed], np.broadcast_to(mean, batch.shape)[changed],
+                               rtol=1e-5)
+    assert (changed.sum(axis=1) <= 2 * 8 + 100).all()
+    shifted = augment_mfcc(batch, 100.0, 40, gain_db=0.0, time_masks=0,
+                           coefficient_masks=0).numpy()
+    for row in shifted:                    # each clip rolled by at most 0.1 s (10 frames)
+        assert any(np.allclose(row, np.roll(clean[0], k, axis=0)) for k in range(-10, 11))

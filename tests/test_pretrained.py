@@ -138,7 +138,11 @@ def test_feature_model_is_the_model_after_its_backbone(name, weights):
         shape = (3, *t.shape[1:])
         x[t.name] = (rng.integers(0, 4, shape).astype("int32") if "int" in str(t.dtype)
                      else rng.uniform(0, 255, shape).astype("float32"))
-    on_features = {**x, "image": keras.ops.convert_to_numpy(backbone(x["image"]))}
+    # every fixed front end: the backbone, and the MFCC layer of a model that hears audio
+    fronts = feats.front_ends(model)
+    assert fronts["image"] is backbone and ("audio" in fronts) == ("audio" in spec.inputs)
+    on_features = {**x, **{name: keras.ops.convert_to_numpy(front(x[name]))
+                           for name, front in fronts.items()}}
     np.testing.assert_allclose(keras.ops.convert_to_numpy(head(on_features)),
                                keras.ops.convert_to_numpy(model(x)), rtol=1e-5, atol=1e-6)
     shared = {id(w) for w in model.trainable_weights}

@@ -284,6 +284,50 @@ def make_caption_folder(data_dir, root):
     return rows, names
 
 
+def test_caption_folder_index_lists_an_unchanged_folder_once(data_dir, tmp_path, monkeypatch):
+    from mmzoo.data import captions as captions_source
+
+    rows, names = make_caption_folder(data_dir, tmp_path)
+    with open(tmp_path / "captions.txt", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption"]] + rows)
+    expected = collections.defaultdict(list)
+    for name, caption in rows:
+        expected[str(tmp_path / "Images" / name)].append(caption.strip())
+
+    def read(**options):
+        ds = mmzoo.data.open_source(f"captions:{tmp_path}", **options).dataset(None,
+                                                                               decode=False)
+        return {e["image"].decode(): [c.decode() for c in e["captions"]]
+                for e in ds.as_numpy_iterator()}
+
+    checked = []
+    real = captions_source.check_files
+    monkeypatch.setattr(captions_source, "check_files",
+                        lambda paths, *a, **k: checked.append(len(paths)) or real(paths, *a, **k))
+    assert read() == expected and checked == [4]      # streamed from the index it wrote
+    assert sorted(os.listdir(tmp_path / ".mmzoo")) == ["captions.json", "captions.tfrecord"]
+    assert read() == expected and checked == [4]      # unchanged: read from the index
+    data = (tmp_path / "Images" / names[1]).read_bytes()
+    (tmp_path / "Images" / names[1]).write_bytes(data[: len(data) // 2])   # edited in place
+    with pytest.raises(BadDataError, match="truncated JPEG"):
+        read()
+    assert checked == [4, 4]
+    with pytest.warns(UserWarning, match=r"skipped 1 bad item"):  # the index keeps bad items
+        assert len(read(on_error="skip")) == 3
+    assert checked == [4, 4]
+    # a read-only folder is never written to (even by root): its index goes to the cache
+    shutil.rmtree(tmp_path / ".mmzoo")
+    (tmp_path / "Images" / names[1]).write_bytes(data)
+    os.chmod(tmp_path, 0o555)
+    try:
+        monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path.parent / "cache"))
+        assert read() == expected and read() == expected and checked == [4, 4, 4]
+        assert not (tmp_path / ".mmzoo").exists()
+        assert os.listdir(tmp_path.parent / "cache" / "index")
+    finally:
+        os.chmod(tmp_path, 0o755)
+
+
 def test_bad_caption_folder(data_dir, tmp_path):
     rows, names = make_caption_folder(data_dir, tmp_path)
     images = tmp_path / "Images"
@@ -467,3 +511,48 @@ def test_easy_vqa_decodes_each_image_once_for_all_its_questions(tiny_easy_vqa, m
     for example, question, path in zip(examples, rows["question"], rows["image"]):
         assert example["question"].decode() == question
         np.testing.assert_array_equal(example["image"], base.decode_image(path).numpy())
+
+
+# --- prepared as TFDS ---------------------------------------------------------------------------
+
+def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
+    import tensorflow_datasets as tfds
+
+    (tmp_path / "photos").mkdir()
+    rows, _ = make_caption_folder(data_dir, tmp_path / "photos")
+    with open(tmp_path / "photos" / "captions.txt", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption"]] + rows)
+    news = tmp_path / "news.csv"
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        news.write_text("".join(f.readline() for _ in range(41)))
+    fsdd = tmp_path / "fsdd"
+    fsdd.mkdir()
+    for name in sorted(os.listdir(os.path.join(data_dir, "fsdd", "recordings")))[::50]:
+        os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), fsdd / name)
+    for source in (f"captions:{tmp_path / 'photos'}", f"csv:{news}", f"fsdd:{fsdd}"):
+        kind = source.split(":")[0]
+        out, sizes = mmzoo.data.prepare(source, str(tmp_path / "prepared" / kind), shards=2)
+        builder = tfds.builder_from_directory(out)           # plain TFDS, no mmzoo
+        assert {s: builder.info.splits[s].num_examples for s in sizes} == sizes
+        assert all(builder.info.splits[s].num_shards == 2 for s in sizes if sizes[s] > 1)
+        original = mmzoo.data.open_source(source)
+        held = "validation" in sizes and "validation" not in original.split_names()
+        for split in sizes:
+            if held and split in ("train", "validation"):    # FSDD: what fit_splits holds out
+                expected = original.fit_splits()[split == "validation"]
+            else:
+                expected = original.dataset(split)
+            got = mmzoo.data.load(f"tfds:{out}", split=split,
+                                  task=None if kind != "captions" else "captioning")
+            pairs = list(zip(expected.as_numpy_iterator(), got.as_numpy_iterator()))
+            assert len(pairs) == sizes[split] == int(expected.cardinality())
+            for want, have in pairs:                          # same examples, same order
+                for key in ("image", "audio", "captions", "text", "speaker"):
+                    if key in want:
+                        np.testing.assert_array_equal(have[key], want[key])
+                if "label" in want:
+                    label = want["label"]
+                    assert have["label"].decode() == (
+                        label.decode() if isinstance(label, bytes) else str(label))
+    with pytest.raises(ValueError, match="not empty"):
+        mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared" / "csv"))

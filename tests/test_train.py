@@ -9,6 +9,7 @@ backup. (tests/test_cli.py also kills a real `mmzoo train` with SIGKILL.)
 """
 
 import csv
+import json
 import os
 
 import keras
@@ -189,17 +190,40 @@ def test_jit_compile_compiles_the_steps_with_xla(fsdd_small, tmp_path):
     assert seen["jit_compile"] is not True
 
 
-def test_no_augment_trains_on_the_waveforms_as_read(fsdd_small, tmp_path, monkeypatch):
+def test_no_augment_trains_on_the_audio_as_read(fsdd_small, tmp_path, monkeypatch):
     calls = []
-    original = mmzoo.data.waveform.augment
-    monkeypatch.setattr(mmzoo.data.waveform, "augment",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    for name in ("augment", "augment_mfcc"):
+        original = getattr(mmzoo.data.waveform, name)
+        monkeypatch.setattr(mmzoo.data.waveform, name,
+                            lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "a"),
                 overrides=audio_overrides(), augment=False, verbose=0)
     assert calls == []
     mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "b"),
                 overrides=audio_overrides(), verbose=0)
-    assert calls  # the default augments the training waveforms
+    assert calls == ["augment_mfcc"]  # cached MFCCs are augmented as MFCCs, once when traced
+    mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=1, batch_size=8, out=str(tmp_path / "c"),
+                overrides=audio_overrides(), feature_cache="off", verbose=0)
+    assert calls == ["augment_mfcc", "augment"]  # the whole model: waveforms are augmented
+
+
+def test_a_disk_cache_lives_in_the_run_while_it_trains(fsdd_small, tmp_path):
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(os.listdir(tmp_path / "run" / "cache")))
+
+    _, history = mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=2, batch_size=8,
+                             out=str(tmp_path / "run"), overrides=audio_overrides(),
+                             cache="disk", verbose=0, callbacks=[Probe()])
+    assert seen[0] == ["train", "validation"]
+    assert not (tmp_path / "run" / "cache").exists()        # removed once training ended
+    recorded = json.load(open(tmp_path / "run" / "cache.json"))
+    assert recorded == history.cache
+    # the cache holds the MFCCs (16 frames x 13 coefficients, float32) of the training clips
+    assert recorded["train"]["mode"] == "disk"
+    assert recorded["train"]["disk_bytes"] > 20 * 16 * 13 * 4
 
 
 def test_cli_flags_reach_train(monkeypatch, tmp_path, capsys):
@@ -219,8 +243,10 @@ def test_cli_flags_reach_train(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(sys.modules["mmzoo.train"], "train", fake_train)
     out = tmp_path / "run"   # holds no history.csv: a non-chief worker's view of the chief's run
     assert main(["train", "audio_mfcc_cnn", "--data", "fsdd:x", "--out", str(out),
-                 "--mixed-precision", "--jit-compile", "--no-augment"]) == 0
+                 "--mixed-precision", "--jit-compile", "--no-augment", "--cache", "disk"]) == 0
     assert got["mixed_precision"] and got["jit_compile"] and got["augment"] is False
+    assert got["cache"] == "disk"
     assert "best epoch 1/1: {'val_loss': 0.5}" in capsys.readouterr().out
     assert main(["train", "audio_mfcc_cnn", "--data", "fsdd:x", "--out", str(out)]) == 0
     assert not got["mixed_precision"] and not got["jit_compile"] and got["augment"] is True
+    assert got["cache"] == "auto" and got["feature_cache"] == "auto"

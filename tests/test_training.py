@@ -1,12 +1,14 @@
 """Short real trainings on easy-VQA, decoding, and the `mmzoo` command."""
 
 import collections
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -115,7 +117,12 @@ def test_cli_train_writes_the_model_and_prints_captions(tiny_easy_vqa, tmp_path)
     assert "I0000" not in out.stderr and "E0000" not in out.stderr
     config = json.load(open(tmp_path / "run" / "config.json"))
     assert config["model"] == "caption_lstm" and config["overrides"]["image_size"] == 16
-    assert "[start]" in config["config"]["vocabulary"]
+    # the vocabulary is carried by the model (an asset of model.keras), recorded by its digest
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    tokens = mmzoo.layers.vocab.model_vocabulary(model, "text")
+    assert "[start]" in tokens
+    assert config["config"]["vocabulary"] == {
+        "size": len(tokens), "sha256": hashlib.sha256("\n".join(tokens).encode()).hexdigest()}
 
 
 def test_evaluate_captioning_bleu_and_image_ablation(caption_model):

@@ -4,7 +4,8 @@ from mmzoo.data.adapt import adapt
 from mmzoo.data.checks import BadDataError
 from mmzoo.data.pipeline import pipeline
 from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.data.prepare import prepare
 from mmzoo.data.sources import SPLITS, fit_splits, load, open_source
 
 __all__ = ["SPLITS", "BadDataError", "Preprocessor", "adapt", "fit_splits", "load", "open_source",
-           "pipeline"]
+           "pipeline", "prepare"]

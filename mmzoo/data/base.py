@@ -10,6 +10,8 @@ from mmzoo.errors import InvalidValue
 SPLITS = ("train", "validation", "test")
 SOURCES = {}  # kind -> Source subclass
 SPLIT_EVERY = 10  # sources without splits: item i is validation when i % 10 == 8, test when 9
+# `Source.rows` splits: `train` without, and with only, every 10th item (`Source.fit_splits`)
+HELD_IN, HELD_OUT = "train (held in)", "train (held out)"
 
 
 def register_source(cls):
@@ -30,6 +32,16 @@ def progress(items, desc, unit="file"):
     items = list(items)
     return tqdm(items, desc=desc, unit=unit, leave=False, mininterval=0.5,
                 disable=len(items) < 500)
+
+
+def progress_bytes(path, desc):
+    """A `tqdm` bar over the bytes of file `path` (update it with bytes read), shown when the
+    file is big enough (64 MB) for the wait to be noticed."""
+    import os
+
+    size = os.path.getsize(path)
+    return tqdm(total=size, desc=desc, unit="B", unit_scale=True, leave=False,
+                mininterval=0.5, disable=size < 64 * 2**20)
 
 
 class Source:
@@ -62,7 +74,16 @@ class Source:
 
     def rows(self, split, task):
         """`(rows, task)`: the listed items of `split` (`self.columns` sliced), after checking
-        the split and the task (None: the source's first); an empty split fails."""
+        the split and the task (None: the source's first); an empty split fails. The internal
+        splits `HELD_IN` and `HELD_OUT` are `train` without / with every 10th item
+        (`fit_splits`)."""
+        if split in (HELD_IN, HELD_OUT):
+            task = self.check_task(task)
+            rows = self.select(self.columns, self.tags, "train")
+            keep = [(i % SPLIT_EVERY == SPLIT_EVERY - 1) == (split == HELD_OUT)
+                    for i in range(len(next(iter(rows.values()))))]
+            return {k: [v for v, kept in zip(values, keep) if kept]
+                    for k, values in rows.items()}, task
         self.check_split(split)
         task = self.check_task(task)
         rows = self.select(self.columns, self.tags, split)
@@ -98,6 +119,11 @@ class Source:
         if "validation" in self.split_names():
             return (self.dataset("train", task, decode=decode),
                     self.dataset("validation", task, decode=decode))
+        if hasattr(self, "columns") and "train" in self.split_names():
+            # a listed source: the items are split before any is read, so each split decodes
+            # only its own items
+            return (self.dataset(HELD_IN, task, decode=decode),
+                    self.dataset(HELD_OUT, task, decode=decode))
         full = self.dataset("train", task, decode=decode)
         total = int(full.cardinality())
         numbered = full.enumerate()

@@ -8,8 +8,9 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import Source, decode_image, index_split, progress, register_source
+from mmzoo.data.base import SPLITS, Source, decode_image, index_split, register_source
 from mmzoo.data.checks import Problems, file_problem, image_problem
+from mmzoo.data.index import INDEX_FOLDER, check_files, fingerprint, read_index, write_index
 from mmzoo.data.text_csv import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
@@ -35,9 +36,13 @@ class Captions(Source):
     with its line number. Without `splits.txt`, image i in sorted order is `validation` when
     i % 10 == 8, `test` when i % 10 == 9, `train` otherwise.
 
-    Every photo is checked when the folder is listed (missing, empty, not an image, truncated),
-    and every caption line (malformed, empty caption). Photos in `Images/` without a caption are
-    named in a warning.
+    Every photo is checked when the folder is listed (missing, empty, not an image, truncated;
+    in parallel), and every caption line (malformed, empty caption). Photos in `Images/`
+    without a caption are named in a warning. What the listing found is recorded in an index
+    (`mmzoo.data.index`: a TFRecord of each usable photo's name, captions and split, and the
+    bad items): the next listing of the unchanged folder reads it instead of checking every
+    file again, and `dataset` streams it with tf.data, so no split's captions are held in
+    memory.
 
     Examples: `image` is uint8 `[height, width, 3]`, `captions` a 1-D tf.string tensor.
     """
@@ -51,47 +56,67 @@ class Captions(Source):
         super().__init__(path, **kwargs)
         if not path or not os.path.isdir(path):
             raise MissingFile(f"{self.name}: no folder at {path!r}")
-        images = _find(path, "Images", "images")
+        self.images = _find(path, "Images", "images")
         caption_file = os.path.join(path, "captions.txt")
-        for needed in (images, caption_file):
+        for needed in (self.images, caption_file):
             if not os.path.exists(needed):
                 raise MissingFile(
                     f"{self.name}: {needed} is missing; expected the Flickr8k layout: Images/, "
                     "captions.txt (image,caption lines) and optionally splits.txt")
+        split_file = os.path.join(path, "splits.txt")
+        digest = fingerprint(files=(caption_file, split_file), folders=(self.images,))
+        found = read_index(path, INDEX_NAME, digest)
+        if found is None:
+            meta, records = self._list(caption_file, split_file)
+            found = meta, write_index(path, INDEX_NAME, digest, meta, records)
+        meta, self.records = found
+        self.counts = meta["counts"]
+        images = self.images
+        if meta["uncaptioned"]:
+            warnings.warn(DataWarning(
+                f"{self.name}: {len(meta['uncaptioned'])} file(s) in {images} have no caption "
+                "and are not used", [os.path.join(images, n) for n in meta["uncaptioned"]]),
+                stacklevel=4)
         problems = Problems(self.name, self.on_error)
+        for where, what in meta["problems"]:
+            problems.add(where, what)
+        problems.report(f"{meta['listed']} captioned images and their caption lines")
+        if not sum(self.counts.values()):
+            raise InvalidValue(f"{self.name}: no usable captioned images in {path!r}")
+        if meta["unlisted"]:
+            warnings.warn(DataWarning(f"{self.name}: {len(meta['unlisted'])} captioned image(s) "
+                                      "are not in splits.txt, so only in split=None",
+                                      [os.path.join(images, n) for n in meta["unlisted"]]),
+                          stacklevel=4)
+
+    def _list(self, caption_file, split_file):
+        """Read the caption and split files and check every captioned photo (in parallel):
+        `(metadata, records)`, the records one `tf.train.Example` per usable photo in name
+        order (its name, captions and split) and the metadata what the listing found (counts
+        per split, bad items, uncaptioned and unlisted photos)."""
+        problems = Problems(self.name, "skip")  # collected here, reported by the caller
         captions, lines = self._read_captions(caption_file, problems)
         if not captions and not problems:
             raise InvalidValue(f"{self.name}: {caption_file} is empty (no image,caption lines)")
-        on_disk = set(os.listdir(images))
-        uncaptioned = sorted(on_disk - set(captions))
-        if uncaptioned:
-            warnings.warn(DataWarning(f"{self.name}: {len(uncaptioned)} file(s) in {images} have "
-                                      "no caption and are not used",
-                                      [os.path.join(images, n) for n in uncaptioned]),
-                          stacklevel=4)
-        splits = self._read_splits(os.path.join(path, "splits.txt"), problems)
-        self.columns, self.tags = {"image": [], "captions": []}, []
+        images = self.images
+        uncaptioned = sorted(set(os.listdir(images)) - set(captions) - {INDEX_FOLDER})
+        splits = self._read_splits(split_file, problems)
         order = sorted(captions)
-        for i, name in enumerate(progress(order, f"checking {self.name}")):
-            full = os.path.join(images, name)
-            problem = image_problem(full)
+        found = check_files([os.path.join(images, n) for n in order], image_problem,
+                            f"checking {self.name}")
+        counts, records = {}, []
+        for i, (name, problem) in enumerate(zip(order, found)):
             if problem:
-                problems.add(full, f"{problem} (captioned on {caption_file} line {lines[name]})")
+                problems.add(os.path.join(images, name),
+                             f"{problem} (captioned on {caption_file} line {lines[name]})")
                 continue
             tag = index_split(i) if splits is None else splits.get(name, NO_SPLIT)
-            self.columns["image"].append(full)
-            self.columns["captions"].append(captions[name])
-            self.tags.append(tag)
-        problems.report(f"{len(order)} captioned images and their caption lines")
-        if not self.tags:
-            raise InvalidValue(f"{self.name}: no usable captioned images in {path!r}")
-        if splits is not None:
-            unlisted = [n for n in order if n not in splits]
-            if unlisted:
-                warnings.warn(DataWarning(f"{self.name}: {len(unlisted)} captioned image(s) are "
-                                          "not in splits.txt, so only in split=None",
-                                          [os.path.join(images, n) for n in unlisted]),
-                              stacklevel=4)
+            counts[tag] = counts.get(tag, 0) + 1
+            records.append(_record(name, captions[name], tag))
+        unlisted = [] if splits is None else [n for n in order if n not in splits]
+        meta = {"counts": counts, "listed": len(order), "problems": problems.items,
+                "uncaptioned": uncaptioned, "unlisted": unlisted}
+        return meta, records
 
     def _read_captions(self, caption_file, problems):
         captions, first_line = {}, {}
@@ -139,11 +164,44 @@ class Captions(Source):
                 splits[row[0].strip()] = SPLIT_VALUES.get(value, value)
         return splits
 
+    def split_names(self):
+        return tuple(s for s in SPLITS if s in self.counts)
+
     def dataset(self, split=None, task=None, *, decode=True):
-        rows, _ = self.rows(split, task)
-        ds = tf.data.Dataset.from_tensor_slices(
-            {"image": rows["image"], "captions": tf.ragged.constant(rows["captions"])})
+        self.check_split(split)
+        self.check_task(task)
+        count = sum(n for s, n in self.counts.items() if split is None or s == split)
+        if not count:
+            raise self.empty_split(split)
+        features = {"image": tf.io.FixedLenFeature([], tf.string),
+                    "captions": tf.io.VarLenFeature(tf.string),
+                    "split": tf.io.FixedLenFeature([], tf.string)}
+        folder = self.images + os.sep
+
+        def parse(record):
+            e = tf.io.parse_single_example(record, features)
+            return {"image": folder + e["image"], "captions": e["captions"].values,
+                    "split": e["split"]}
+
+        ds = tf.data.TFRecordDataset(self.records).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        if split is not None:
+            ds = ds.filter(lambda e: tf.equal(e["split"], split))
+        ds = ds.map(lambda e: {"image": e["image"], "captions": e["captions"]})
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
         if not decode:
             return ds
         return ds.map(lambda e: {"image": decode_image(e["image"]), "captions": e["captions"]},
                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+INDEX_NAME = "captions"
+
+
+def _record(name, captions, split):
+    """One photo of the index: a serialized `tf.train.Example`."""
+    def strings(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image": strings([name]), "captions": strings(captions),
+        "split": strings([split])})).SerializeToString()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
+import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import waveform
@@ -13,9 +19,16 @@ from mmzoo.errors import InvalidValue
 SOURCE_KEYS = {"image": ("image",), "audio": ("audio",), "text": ("text", "question", "captions"),
                "question": ("question", "text")}
 
+CACHES = ("auto", "memory", "disk", "none")
+# `cache="auto"` keeps decoded images or audio in memory only when they are estimated at no more
+# than this share of the machine's memory, and never more than `MEMORY_CACHE_MAX` (2 GiB).
+MEMORY_CACHE_SHARE = 0.1
+MEMORY_CACHE_MAX = 2 * 2**30
+ESTIMATE_EXAMPLES = 16  # examples prepared to estimate the size of the whole cache
+
 
 def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10_000, seed=None,
-             cache=True, augment=None, features=False):
+             cache="auto", cache_dir=None, augment=None, features=False):
     """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
 
     Every step from a raw example to model inputs is the model's `Preprocessor` (the same one
@@ -46,13 +59,28 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         training: bool. Shuffle (each epoch anew) and augment when True.
         shuffle_buffer: int. Size of the shuffle buffer.
         seed: int or None. Shuffle seed.
-        cache: bool or str. Cache the decoded examples (and features) after the first pass:
-            True in memory, False not at all, a str on disk at that file prefix
-            (`tf.data.Dataset.cache`).
+        cache: str. Where the prepared examples (decoded, resized, tokenized; frozen-backbone
+            features) are kept after the first pass, so later epochs skip that work
+            (`tf.data.Dataset.cache`): `memory`; `disk` (in `cache_dir`); `none` (every epoch
+            prepares them again: memory stays flat whatever the data's size); `auto` (the
+            default): for examples of text alone `none` (tokenizing a batch costs no more than
+            reading it back from a cache, and a memory cache would grow with the data); for
+            images, audio or frozen-backbone features `memory` when the whole cache is
+            estimated at no more than 10% of the machine's memory (`MEMORY_CACHE_SHARE`) and
+            2 GiB (`MEMORY_CACHE_MAX`), else `disk` (decoding costs more than reading back).
+            The estimate is the mean size of the first 16 prepared examples times their
+            count. The choice is in the returned dataset's `cache_info` (`{"mode",
+            "estimate_bytes", "path"}`). `True`/`False` mean `memory`/`none`; any other str
+            is a disk cache at that file prefix.
+        cache_dir: str or None. Folder of a disk cache; None: a temporary folder removed when
+            the process exits.
         augment: bool or None. Augment waveforms; None: when `training`.
-        features: bool. For a model with a frozen image backbone
-            (`mmzoo.models.features.frozen_backbone`): `image` is the backbone's features,
-            computed once per image before the cache, for `feature_model(model)` to train on.
+        features: bool. For a model with fixed front ends (`mmzoo.models.features.front_ends`:
+            a frozen image backbone, an MFCC audio front end): `image` is the backbone's
+            features and `audio` the MFCCs, computed once per example before the cache, for
+            `feature_model(model)` to train on. Training then augments the MFCCs instead of the
+            waveforms (`mmzoo.data.waveform.augment_mfcc`: time shift, gain, time and
+            coefficient masks).
 
     Examples:
     ```python
@@ -111,21 +139,30 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             return out
 
         ds = _per_batch(ds, encode, 256, num_parallel_calls=tf.data.AUTOTUNE)
+    fronts = {}
     if features:
-        ds = _backbone_features(ds, model, keys)
-    if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
+        ds, fronts = _front_end_features(ds, model, keys)
+    ds, cache_info = _cache(ds, cache, cache_dir, media=features or "image" in keys
+                            or "audio" in keys)
     if keys.get("text") == "captions":
         ds = _one_caption_per_example(ds, training, spec.task)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if speech:
-        return _utterance_batches(ds, pre, batch_size, training,
-                                  training if augment is None else augment)
+        ds = _utterance_batches(ds, pre, batch_size, training,
+                                training if augment is None else augment)
+        ds.cache_info = cache_info
+        return ds
     ds = ds.batch(batch_size)
     if "audio" in keys and (training if augment is None else augment):
-        ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], pre.sample_rate)},
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        if "audio" in fronts:  # MFCCs of the waveforms as read, cached: augmented as MFCCs
+            mfcc = fronts["audio"]
+            ds = ds.map(lambda e: {**e, "audio": waveform.augment_mfcc(
+                e["audio"], mfcc.sample_rate / mfcc.hop_length, mfcc.n_mels)},
+                num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], pre.sample_rate)},
+                        num_parallel_calls=tf.data.AUTOTUNE)
     per_epoch_text = _per_epoch_text(spec, keys, "text")
 
     def finish(batch):
@@ -139,8 +176,85 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
         return inputs, targets
 
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds.cache_info = cache_info
+    return ds
+
+
+def _cache(ds, cache, cache_dir, media):
+    """`(ds cached as `cache` says, {"mode", "estimate_bytes", "path"})` (see `pipeline`)."""
+    path, estimate = None, None
+    if cache is True or cache is False or cache is None:
+        cache = "memory" if cache else "none"
+    elif not isinstance(cache, str):
+        raise InvalidValue(f"cache must be one of {list(CACHES)}, got {cache!r}")
+    elif cache not in CACHES:
+        cache, path = "disk", cache
+    if cache == "auto" and not media:
+        cache = "none"
+    elif cache == "auto":
+        estimate = estimate_cache_bytes(ds)
+        fits = min(MEMORY_CACHE_MAX, MEMORY_CACHE_SHARE * _physical_memory())
+        cache = "memory" if estimate is not None and estimate <= fits else "disk"
+    if cache == "disk" and path is None:
+        if cache_dir is None:
+            cache_dir = tempfile.mkdtemp(prefix="mmzoo-cache-")
+            atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+        os.makedirs(cache_dir, exist_ok=True)
+        path = fresh_cache(os.path.join(cache_dir, "examples"))
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache == "disk":
+        ds = ds.cache(path)
+    return ds, {"mode": cache, "estimate_bytes": estimate, "path": path}
+
+
+def _physical_memory():
+    """This machine's memory in bytes (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30
+
+
+def estimate_cache_bytes(ds):
+    """The bytes a cache of `ds` would hold: the mean size of its first 16 examples times its
+    cardinality (None when the cardinality is unknown or infinite)."""
+    count = int(ds.cardinality())
+    if count < 0:
+        return None
+    sizes = [sum(_nbytes(v) for v in tf.nest.flatten(e))
+             for e in ds.take(ESTIMATE_EXAMPLES).as_numpy_iterator()]
+    return int(np.mean(sizes) * count) if sizes else 0
+
+
+def _nbytes(value):
+    value = np.asarray(value)
+    if value.dtype == object:  # strings
+        return sum(len(v) for v in value.reshape(-1))
+    return value.nbytes
+
+
+def fresh_cache(prefix):
+    """A `tf.data` cache file prefix, with the leftovers of an interrupted cache write (its
+    lock file and partial shards, which tf.data refuses to read or overwrite) removed; a
+    complete cache (its index file written last) is reused."""
+    folder, name = os.path.split(prefix)
+    if os.path.exists(prefix + ".index"):
+        return prefix
+    for leftover in os.listdir(folder):
+        if leftover.startswith(name):
+            os.remove(os.path.join(folder, leftover))
+    return prefix
+
+
+def cache_bytes(info):
+    """Bytes on disk of the disk cache described by a `cache_info` (0 for other caches)."""
+    if not info or info["mode"] != "disk":
+        return 0
+    folder, name = os.path.split(info["path"])
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)
+               if f.startswith(name))
 
 
 # Utterance lengths (seconds) that separate the buckets of similar length batched together in
@@ -177,19 +291,24 @@ def _utterance_batches(ds, pre, batch_size, training, augment):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _backbone_features(ds, model, keys):
-    """Images -> the frozen backbone's features, in batches of 64, before the cache."""
-    from mmzoo.models.features import frozen_backbone
+def _front_end_features(ds, model, keys):
+    """Images -> the frozen backbone's features, waveforms -> their MFCCs (the model's fixed
+    front ends, `mmzoo.models.features.front_ends`), in batches of 64, before the cache."""
+    from mmzoo.models.features import front_ends
 
-    backbone = frozen_backbone(model)
-    if backbone is None or "image" not in keys:
-        raise InvalidValue(f"features=True needs a model with a frozen image backbone; model "
-                           f"{model.name!r} has none (build it with a pretrained image_encoder)")
+    fronts = {name: front for name, front in front_ends(model).items() if name in keys}
+    if not fronts:
+        raise InvalidValue(f"features=True needs a model with a fixed front end (a frozen "
+                           f"image backbone or an MFCC audio front end); model {model.name!r} "
+                           "has none (build it with a pretrained image_encoder)")
 
     def run(batch):
-        return {**batch, "image": backbone(tf.cast(batch["image"], tf.float32), training=False)}
+        out = dict(batch)
+        for name, front in fronts.items():
+            out[name] = front(tf.cast(batch[name], tf.float32), training=False)
+        return out
 
-    return _per_batch(ds, run, 64)
+    return _per_batch(ds, run, 64), fronts
 
 
 def _per_batch(ds, fn, size, **map_options):

@@ -1,18 +1,21 @@
-"""Text classification rows from a CSV file with a header."""
+"""Text classification rows from a CSV file with a header, streamed (never held in memory)."""
 
 from __future__ import annotations
 
 import csv
+import os
 
+import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import Source, index_split, register_source
+from mmzoo.data.base import Source, index_split, progress_bytes, register_source
 from mmzoo.data.checks import Problems, file_problem
 from mmzoo.data.text import standardize
 from mmzoo.errors import InvalidValue, MissingFile
 
 SPLIT_VALUES = {"train": "train", "validation": "validation", "valid": "validation",
                 "val": "validation", "dev": "validation", "test": "test"}
+CHUNK_ROWS = 4096  # rows checked (standardised) and read (one tf.data element) at a time
 
 
 def _names(value):
@@ -39,6 +42,11 @@ class TextCSV(Source):
     its line number, and so is a text with no letters or digits (it standardises to nothing, so
     a model would read only padding) and a label outside `labels=` when that is given.
 
+    The file is streamed, both when it is listed and when it is read: listing keeps only the
+    count of rows per split and the numbers of bad rows, and `dataset` parses the file again,
+    4,096 rows at a time, with the same parser (Python's `csv`, so quoting, embedded newlines and
+    escaped quotes read the same in both), so memory does not grow with the file.
+
     Options:
         text: str. Text column(s), comma-separated.
         label: str. Label column (default `label`).
@@ -58,9 +66,35 @@ class TextCSV(Source):
             raise InvalidValue(f"{self.name}: {path} is empty (0 bytes)")
         if problem:
             raise MissingFile(f"{self.name}: cannot read the CSV file ({problem})")
-        known = _names(self.opts["labels"])
+        self.known = _names(self.opts["labels"])
+        self.stamp = self._stamp()
         problems = Problems(self.name, self.on_error)
-        self.columns, self.tags = {"text": [], "label": []}, []
+        self.bad, self.counts, rows = set(), {}, 0
+        with progress_bytes(path, f"checking {self.name}") as bar:
+            chunk = []  # (row number, line, text) of good rows, checked for words together
+            for i, at, text, label, tag, problem in self._parse(bar):
+                rows += 1
+                if problem:
+                    problems.add(at, problem)
+                    self.bad.add(i)
+                    continue
+                chunk.append((i, at, text, tag))
+                if len(chunk) == CHUNK_ROWS:
+                    self._check_words(chunk, problems)
+                    chunk = []
+            self._check_words(chunk, problems)
+        problems.report(f"{rows} rows")
+        if not self.counts:
+            raise InvalidValue(f"{self.name}: {path} has no data rows")
+
+    def _stamp(self):
+        stat = os.stat(self.path)
+        return stat.st_size, stat.st_mtime_ns
+
+    def _parse(self, bar=None):
+        """`(row number, "path:line", text, label, split, problem)` of every data row, in file
+        order; `problem` says what is wrong with a bad row (None for a good one)."""
+        path = self.path
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)
@@ -76,64 +110,84 @@ class TextCSV(Source):
                     f"{self.name}: {path} has no column(s) {missing}; its header is {header}. "
                     "Choose columns with the text= and label= options, e.g. "
                     "csv:PATH?text=title,description&label=label")
+            self.text_columns = text_cols
             where = {c: header.index(c) for c in (*text_cols, label_col)}
             split_at = header.index("split") if "split" in header else None
-            line, rows, lines = reader.line_num, 0, []
+            line, i, done = reader.line_num, -1, f.buffer.tell() if bar is not None else 0
             for row in reader:
                 first_line, line = line + 1, reader.line_num
                 if not row:
                     continue  # a blank line is not a row
                 at = f"{path}:{first_line}"
-                i, rows = rows, rows + 1
+                i += 1
+                if bar is not None and i % CHUNK_ROWS == 0:
+                    now = f.buffer.tell()
+                    bar.update(now - done)
+                    done = now
                 if len(row) < len(header):
                     gone = [c for c in header[len(row):] if c in where or c == "split"]
                     if gone:
-                        problems.add(at, f"row has {len(row)} of {len(header)} fields; "
-                                         f"missing {gone}")
+                        yield i, at, None, None, None, (f"row has {len(row)} of {len(header)} "
+                                                        f"fields; missing {gone}")
                         continue
                 label = row[where[label_col]].strip()
                 text = " ".join(row[where[c]].strip() for c in text_cols).strip()
-                if not label:
-                    problems.add(at, f"empty label ({label_col!r})")
-                    continue
-                if not text:
-                    problems.add(at, f"empty text ({', '.join(text_cols)})")
-                    continue
-                if known is not None and label not in known:
-                    problems.add(at, f"label {label!r} is not one of {list(known)}")
-                    continue
                 tag = index_split(i)
-                if split_at is not None:
+                problem = None
+                if not label:
+                    problem = f"empty label ({label_col!r})"
+                elif not text:
+                    problem = f"empty text ({', '.join(text_cols)})"
+                elif self.known is not None and label not in self.known:
+                    problem = f"label {label!r} is not one of {list(self.known)}"
+                elif split_at is not None:
                     tag = SPLIT_VALUES.get(row[split_at].strip().lower())
                     if tag is None:
-                        problems.add(at, f"split {row[split_at]!r} is not one of "
-                                         f"{sorted(SPLIT_VALUES)}")
-                        continue
-                self.columns["text"].append(text)
-                self.columns["label"].append(label)
-                self.tags.append(tag)
-                lines.append(at)
-        self._drop_wordless(lines, text_cols, problems)
-        problems.report(f"{rows} rows")
-        if not self.tags:
-            raise InvalidValue(f"{self.name}: {path} has no data rows")
+                        problem = (f"split {row[split_at]!r} is not one of "
+                                   f"{sorted(SPLIT_VALUES)}")
+                yield i, at, text, label, tag, problem
 
-    def _drop_wordless(self, lines, text_cols, problems):
+    def _check_words(self, chunk, problems):
         """Rows whose text standardises to nothing (punctuation only: no token a model could
-        read) are bad rows too; one batched `standardize` over every text finds them."""
-        if not self.tags:
+        read) are bad rows too; found with the models' own `standardize`, a chunk at a time."""
+        if not chunk:
             return
-        clean = standardize(tf.constant(self.columns["text"])).numpy()
-        empty = {i for i, c in enumerate(clean) if not c}
-        for i in sorted(empty):
-            problems.add(lines[i], f"text {self.columns['text'][i]!r} ({', '.join(text_cols)}) "
-                                   "has no letters or digits: it standardises to nothing")
-        if empty:
-            keep = [i for i in range(len(self.tags)) if i not in empty]
-            self.columns = {k: [v[i] for i in keep] for k, v in self.columns.items()}
-            self.tags = [self.tags[i] for i in keep]
+        clean = standardize(tf.constant([text for _, _, text, _ in chunk])).numpy()
+        for (i, at, text, tag), c in zip(chunk, clean):
+            if c:
+                self.counts[tag] = self.counts.get(tag, 0) + 1
+                continue
+            problems.add(at, f"text {text!r} ({', '.join(self.text_columns)}) has no letters "
+                             "or digits: it standardises to nothing")
+            self.bad.add(i)
+
+    def split_names(self):
+        return tuple(s for s in ("train", "validation", "test") if s in self.counts)
 
     def dataset(self, split=None, task=None, *, decode=True):
-        rows, _ = self.rows(split, task)
-        return tf.data.Dataset.from_tensor_slices(rows)
+        self.check_split(split)
+        self.check_task(task)
+        count = sum(n for s, n in self.counts.items() if split is None or s == split)
+        if not count:
+            raise self.empty_split(split)
 
+        def chunks():
+            if self._stamp() != self.stamp:
+                raise InvalidValue(f"{self.name}: {self.path} changed after it was listed; "
+                                   "open the source again (mmzoo.data.open_source)")
+            texts, labels = [], []
+            for i, _, text, label, tag, problem in self._parse():
+                if problem or i in self.bad or (split is not None and tag != split):
+                    continue
+                texts.append(text)
+                labels.append(label)
+                if len(texts) == CHUNK_ROWS:
+                    yield {"text": np.array(texts, object), "label": np.array(labels, object)}
+                    texts, labels = [], []
+            if texts:
+                yield {"text": np.array(texts, object), "label": np.array(labels, object)}
+
+        spec = tf.TensorSpec([None], tf.string)
+        ds = tf.data.Dataset.from_generator(chunks, output_signature={"text": spec,
+                                                                      "label": spec})
+        return ds.unbatch().apply(tf.data.experimental.assert_cardinality(count))

@@ -17,6 +17,9 @@ DEFAULT_KEYS = {
     "question": ("question",),
     "captions": ("captions",),
     "label": ("label", "answer", "labels"),
+    "transcript": ("transcript",),
+    "speaker": ("speaker",),
+    "sample_rate": ("sample_rate",),
 }
 
 
@@ -28,7 +31,9 @@ def default_data_dir():
 
 @register_source
 class TFDS(Source):
-    """`tfds:NAME` (`NAME[/CONFIG][:VERSION]`): a TFDS dataset prepared under `data_dir`.
+    """`tfds:NAME` (`NAME[/CONFIG][:VERSION]`): a TFDS dataset prepared under `data_dir`; or
+    `tfds:DIR`: the folder of one prepared dataset (one holding `dataset_info.json`, as
+    `mmzoo data SOURCE --prepare DIR` writes), read with `tfds.builder_from_directory`.
 
     Nothing is downloaded: a dataset that is not prepared fails saying where it looked and how
     to prepare it. Features are renamed to mmzoo's example keys (`image`, `audio`, `text`,
@@ -37,7 +42,9 @@ class TFDS(Source):
     (`tfds:imdb_reviews?text=text&label=label`). Class labels become their names (strings), as
     the dataset's `ClassLabel` feature spells them; grayscale images become RGB; integer audio
     is scaled to [-1, 1] and stays at the dataset's own sample rate, given in each example's
-    `sample_rate` when the `Audio` feature declares one.
+    `sample_rate` when the `Audio` feature declares one. Images are decoded as the exported
+    models decode image bytes (`mmzoo.data.preprocessor.decode_image`), not by TFDS, so
+    training and serving read a file the same way.
 
     Splits: `train`, `validation` and `test` where the dataset has them; any TFDS split
     string (`train[:90%]`) also works. TFDS checked its files when it prepared them.
@@ -49,7 +56,7 @@ class TFDS(Source):
     """
 
     kind = "tfds"
-    tasks = ("classification", "vqa", "captioning", "retrieval")
+    tasks = ("classification", "vqa", "captioning", "retrieval", "transcription")
     options = {"data_dir": None, **{k: None for k in DEFAULT_KEYS}}
     description = "tfds:NAME: a TFDS dataset prepared on disk (data_dir=...)"
 
@@ -60,6 +67,10 @@ class TFDS(Source):
         if not path:
             raise InvalidValue(f"{self.name}: name the dataset, e.g. tfds:mnist")
         data_dir = self.opts["data_dir"] or default_data_dir()
+        if os.path.isfile(os.path.join(path, "dataset_info.json")):
+            self.builder = tfds.builder_from_directory(path)
+            self._map_keys(path)
+            return
         how = (f"mmzoo never downloads. Prepare it on a machine with internet access "
                f"(`tfds build {path.split(':')[0]} --data_dir DIR`, or in Python "
                f"`tfds.builder({path!r}, data_dir=DIR).download_and_prepare()`), copy DIR "
@@ -77,7 +88,10 @@ class TFDS(Source):
                 f"{self.name}: TFDS dataset {path!r} is not prepared: looked in "
                 f"{builder.data_dir!r}. {how}")
         self.builder = builder
-        features = builder.info.features
+        self._map_keys(path)
+
+    def _map_keys(self, path):
+        features = self.builder.info.features
         self.keys = {}
         for key, names in DEFAULT_KEYS.items():
             chosen = self.opts[key]
@@ -105,15 +119,21 @@ class TFDS(Source):
         self.check_task(task)
         if split is None:
             split = "+".join(self.builder.info.splits)
+        import tensorflow_datasets as tfds
+
         features = self.builder.info.features
-        decoders = None
-        if not decode:  # leave images encoded: only text and labels are wanted
-            import tensorflow_datasets as tfds
-            decoders = {name: tfds.decode.SkipDecoding() for key, name in self.keys.items()
-                        if key == "image" and isinstance(features[name], tfds.features.Image)}
-        ds = self.builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-        converters = {key: self._converter(key, features[name])
-                      for key, name in self.keys.items() if decode or key != "image"}
+        # images stay encoded here; decoded below as the exported models decode them
+        decoders = {name: tfds.decode.SkipDecoding() for key, name in self.keys.items()
+                    if key == "image" and isinstance(features[name], tfds.features.Image)}
+        read = getattr(self, "worker", None)
+        if read is not None and split in self.builder.info.splits:
+            ds = self._worker_share(split, decoders, *read)
+        else:
+            ds = self.builder.as_dataset(split=split, shuffle_files=False,
+                                         decoders=decoders or None)
+        converters = {key: self._converter(key, features[name], decoders)
+                      for key, name in self.keys.items()
+                      if decode or key not in ("image", "audio")}
         converters.update({key: (lambda x: x) for key in self.keys if key not in converters})
 
         rate = getattr(features[self.keys["audio"]], "sample_rate", None) \
@@ -121,18 +141,52 @@ class TFDS(Source):
 
         def convert(example):
             out = {key: converters[key](example[name]) for key, name in self.keys.items()}
-            if rate:  # the rate the pipeline resamples from when the model's differs
+            if rate and "sample_rate" not in out:  # the rate the pipeline resamples from
                 out["sample_rate"] = tf.constant(int(rate), tf.int32)
             return out
 
         return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def _converter(self, key, feature):
+    def read_by_worker(self, workers, index):
+        """Read each split sharded by file from now on: worker `index` of `workers` reads only
+        its shards (`tfds.ReadConfig(input_context=...)`: shards index, index + workers, ...)
+        and every worker the same number of examples, the fewest any worker has, so all take
+        the same steps (a multi-worker run's collectives need it); the few examples past that
+        count at the end of the larger shares are left out. Fails when a split to read has
+        fewer shards than workers."""
+        self.worker = (int(workers), int(index))
+
+    def shards(self, split):
+        """The shards of `split` of the prepared data."""
+        return self.builder.info.splits[split].num_shards
+
+    def _worker_share(self, split, decoders, workers, index):
         import tensorflow_datasets as tfds
+
+        info = self.builder.info.splits[split]
+        lengths = list(info.shard_lengths)
+        if len(lengths) < workers:
+            raise InvalidValue(f"{self.name}: split {split!r} has {len(lengths)} shard(s) for "
+                               f"{workers} workers; prepare it again with --shards {workers} "
+                               "or more")
+        fewest = min(sum(lengths[w::workers]) for w in range(workers))
+        context = tf.distribute.InputContext(num_input_pipelines=workers,
+                                             input_pipeline_id=index)
+        ds = self.builder.as_dataset(split=split, shuffle_files=False,
+                                     decoders=decoders or None,
+                                     read_config=tfds.ReadConfig(input_context=context))
+        return ds.take(fewest)
+
+    def _converter(self, key, feature, decoders):
+        import tensorflow_datasets as tfds
+
+        from mmzoo.data.preprocessor import decode_image
 
         if isinstance(feature, tfds.features.ClassLabel):
             names = tf.constant(feature.names)
             return lambda x: tf.gather(names, x)
+        if key == "image" and self.keys["image"] in decoders:
+            return decode_image
         if key == "image":
             def image(x):
                 x = tf.cast(x, tf.uint8)

@@ -78,6 +78,53 @@ def augment(wave, sample_rate, *, max_shift=0.1, gain_db=6.0, noise_prob=0.5,
     return tf.ensure_shape(wave, [None, length])
 
 
+def augment_mfcc(mfcc, frame_rate, n_mels, *, max_shift=0.1, gain_db=6.0, time_masks=2,
+                 max_time=8, coefficient_masks=1, max_coefficients=2):
+    """Randomly shifted, scaled and masked copies of a batch of MFCCs, each clip drawn apart:
+    the augmentation of MFCCs computed once from the waveforms as read (and cached), in place of
+    `augment` on the waveforms (SpecAugment, Park et al. 2019, on cepstra).
+
+    - time shift: the frames rolled by up to `max_shift` seconds either way (a clip padded with
+      silence, as the pipeline centres them, moves within its silence);
+    - gain within +-`gain_db` dB: exact on MFCCs, since +g dB on every mel band adds
+      `g * sqrt(n_mels)` to c0 under the orthonormal DCT and leaves the other coefficients;
+    - `time_masks` runs of up to `max_time` frames and `coefficient_masks` runs of up to
+      `max_coefficients` coefficients set to the clip's mean of each coefficient.
+
+    White noise, which `augment` adds to waveforms, has no exact equivalent on MFCCs: the masks
+    take its place.
+
+    Args:
+        mfcc: float32 tensor `[batch, frames, n_mfcc]`.
+        frame_rate: float. Frames per second (sample rate / hop length).
+        n_mels: int. Mel bands the MFCCs were computed from.
+    """
+    x = tf.convert_to_tensor(mfcc, tf.float32)
+    batch, frames, coefficients = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+    shift = int(max_shift * frame_rate)
+    if shift:
+        offset = tf.random.uniform([batch, 1], -shift, shift + 1, dtype=tf.int32)
+        x = tf.gather(x, (tf.range(frames)[None] - offset) % frames, batch_dims=1)
+    gain = tf.random.uniform([batch, 1, 1], -gain_db, gain_db) * float(n_mels) ** 0.5
+    x = x + gain * tf.one_hot(0, coefficients)[None, None]
+    keep = (_kept(batch, frames, time_masks, max_time)[:, :, None]
+            & _kept(batch, coefficients, coefficient_masks, max_coefficients)[:, None, :])
+    x = tf.where(keep, x, tf.reduce_mean(x, axis=1, keepdims=True))
+    return tf.ensure_shape(x, [None, None, coefficients])
+
+
+def _kept(batch, size, runs, longest):
+    """Boolean `[batch, size]`: False on `runs` runs per row of 0 to `longest` positions."""
+    keep = tf.ones([batch, size], tf.bool)
+    positions = tf.range(size)[None]
+    for _ in range(runs):
+        width = tf.random.uniform([batch, 1], 0, longest + 1, dtype=tf.int32)
+        room = tf.cast(tf.maximum(size - width, 0) + 1, tf.float32)
+        start = tf.cast(tf.random.uniform([batch, 1]) * room, tf.int32)
+        keep &= ~((positions >= start) & (positions < start + width))
+    return keep
+
+
 def perturb_speed(wave, sample_rate, *, low=0.9, high=1.1):
     """One waveform `[samples]` played faster or slower by a factor drawn from [`low`,
     `high`]: speed perturbation (Ko et al. 2015, Kaldi's 0.9/1.0/1.1 recipe), which changes

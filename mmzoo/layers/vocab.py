@@ -9,6 +9,9 @@ the class names) travel with the model in these two layers: they are part of the
 
 from __future__ import annotations
 
+import json
+import os
+
 import keras
 from keras import ops
 
@@ -24,8 +27,13 @@ class Vocabulary(keras.layers.Layer):
     Id 0 is padding and id 1 the out-of-vocabulary token, as in `keras.layers.TextVectorization`;
     `tokens[i]` has id `i + 2`.
 
+    The tokens are saved as an asset of the `.keras` file (`tokens.json`), as KerasHub's
+    tokenizers save their vocabularies, not in the model's `config.json`: a vocabulary adapted
+    on a big corpus stays out of the architecture's description.
+
     Args:
-        tokens: list of str. The vocabulary, without the padding and OOV entries.
+        tokens: list of str. The vocabulary, without the padding and OOV entries (None when the
+            layer is rebuilt from its config; loading the `.keras` file restores them).
 
     Examples:
     ```python
@@ -34,14 +42,21 @@ class Vocabulary(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, tokens, **kwargs):
+    ASSET = "tokens.json"
+
+    def __init__(self, tokens=None, **kwargs):
         super().__init__(**kwargs)
-        self.tokens = [str(t) for t in tokens]
-        reserved = [t for t in self.tokens if t in (PAD, OOV)]
+        self.tokens = None if tokens is None else self._checked(tokens)
+
+    @staticmethod
+    def _checked(tokens):
+        tokens = [str(t) for t in tokens]
+        reserved = [t for t in tokens if t in (PAD, OOV)]
         if reserved:
             raise InvalidValue(f"Vocabulary: tokens must not contain the reserved {reserved}")
-        if len(set(self.tokens)) != len(self.tokens):
+        if len(set(tokens)) != len(tokens):
             raise InvalidValue("Vocabulary: tokens must be unique")
+        return tokens
 
     @property
     def size(self):
@@ -54,8 +69,16 @@ class Vocabulary(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def save_assets(self, dir_path):
+        with open(os.path.join(dir_path, self.ASSET), "w", encoding="utf-8") as f:
+            json.dump(self.tokens, f, ensure_ascii=False)
+
+    def load_assets(self, dir_path):
+        with open(os.path.join(dir_path, self.ASSET), encoding="utf-8") as f:
+            self.tokens = self._checked(json.load(f))
+
     def get_config(self):
-        return {**super().get_config(), "tokens": list(self.tokens)}
+        return {**super().get_config(), "tokens": None}  # in the assets (`save_assets`)
 
 
 @keras.saving.register_keras_serializable("mmzoo")

@@ -1,11 +1,14 @@
-"""Frozen-feature training: a model with a frozen pretrained image backbone, trained on features.
+"""Feature training: a model with fixed front ends, trained on what they compute.
 
-A frozen backbone gives the same features for an image every epoch, so running it every step
-repeats work that is nearly all of a step's cost. `feature_model` is the rest of the model (the
-same layers, sharing their weights) with the backbone's features as its `image` input;
-`mmzoo.data.pipeline(..., features=True)` runs the backbone once per image and caches the
-features, and `mmzoo.train` fits the feature model on them. The weights it trains are the
-model's own, so the model saved and exported is still the whole graph from raw image to output.
+A fixed front end gives the same output for an input every epoch: a frozen pretrained image
+backbone (`image_backbone` without trainable weights) and the MFCC layer an audio model reads
+its waveform with (no weights at all). Running them every step repeats work that is much of a
+step's cost. `feature_model` is the rest of the model (the same layers, sharing their weights)
+with the front ends' outputs as its `image` / `audio` inputs; `mmzoo.data.pipeline(...,
+features=True)` runs the front ends once per example before the cache (MFCCs are then augmented
+SpecAugment-style after it: `mmzoo.data.waveform.augment_mfcc`), and `mmzoo.train` fits the
+feature model on them. The weights it trains are the model's own, so the model saved and
+exported is still the whole graph from raw input to output.
 
 Examples:
 ```python
@@ -24,6 +27,7 @@ import keras
 import numpy as np
 
 from mmzoo.errors import InvalidValue
+from mmzoo.layers.mfcc import MFCC
 from mmzoo.layers.vocab import walk_layers
 
 BACKBONE = "image_backbone"
@@ -38,21 +42,41 @@ def frozen_backbone(model):
     return None
 
 
-def _contains(model, layer):
-    return any(inner is layer for inner in walk_layers(model))
+def audio_front_end(model):
+    """The model's MFCC layer when it reads the `audio` input as it comes (a fixed front end:
+    no weights), else None."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    if "audio" not in inputs:
+        return None
+    for layer in model.layers:
+        if isinstance(layer, MFCC) and len(layer._inbound_nodes) == 1 \
+                and layer.input is inputs["audio"]:
+            return layer
+    return None
 
 
-def _rewire(model, backbone, inputs):
-    """`model` rebuilt on `inputs` with the same layers, the backbone's call replaced by its
-    input (the features); nested sub-models holding the backbone are rebuilt the same way."""
+def front_ends(model):
+    """`{input name: fixed front end}` of `model`: its frozen image backbone (`image`) and its
+    audio MFCC layer (`audio`), those it has."""
+    found = {"image": frozen_backbone(model), "audio": audio_front_end(model)}
+    return {name: layer for name, layer in found.items() if layer is not None}
+
+
+def _contains(model, layers):
+    return any(inner is layer for inner in walk_layers(model) for layer in layers)
+
+
+def _rewire(model, fronts, inputs):
+    """`model` rebuilt on `inputs` with the same layers, each front end's call replaced by its
+    input (the features); nested sub-models holding a front end are rebuilt the same way."""
     def call(layer, *args, **kwargs):
-        if layer is backbone:
+        if any(layer is front for front in fronts):
             return args[0]
-        if isinstance(layer, keras.Model) and _contains(layer, backbone):
+        if isinstance(layer, keras.Model) and _contains(layer, fronts):
             inner_inputs = keras.tree.map_structure(
                 lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name),
                 args[0])
-            inner = _rewire(layer, backbone, inner_inputs)
+            inner = _rewire(layer, fronts, inner_inputs)
             return inner(args[0])
         return layer(*args, **kwargs)
 
@@ -60,14 +84,16 @@ def _rewire(model, backbone, inputs):
                                     call_function=call)
 
 
-def feature_model(model, backbone=None):
-    """The model without its frozen image backbone: the same layers (sharing their weights) with
-    the backbone's features as the `image` input, compiled like `model` (its loss and metrics,
-    and its optimizer object, so the optimizer state is the model's own).
+def feature_model(model, fronts=None):
+    """The model without its fixed front ends: the same layers (sharing their weights) with the
+    front ends' outputs as its `image` / `audio` inputs, compiled like `model` (its loss and
+    metrics, and its optimizer object, so the optimizer state is the model's own).
 
     Args:
-        model: keras.Model. A model with a frozen `image_backbone` (`frozen_backbone`).
-        backbone: keras.Model or None. Its backbone; found when None.
+        model: keras.Model. A model with a frozen `image_backbone` (`frozen_backbone`) or an
+            MFCC audio front end (`audio_front_end`).
+        fronts: dict, keras.Model or None. `{input name: front end}` (`front_ends(model)` when
+            None); a model is taken as the image backbone.
 
     Examples:
     ```python
@@ -75,32 +101,41 @@ def feature_model(model, backbone=None):
     head.input["image"].shape     # (None, 1024): MobileNet's pooled features
     ```
     """
-    backbone = backbone or frozen_backbone(model)
-    if backbone is None:
-        raise InvalidValue(f"model {model.name!r} has no frozen image backbone (an "
-                           f"'{BACKBONE}' sub-model without trainable weights); build it with "
-                           "a pretrained image_encoder and image_trainable=False or None")
+    if isinstance(fronts, keras.Model):
+        fronts = {"image": fronts}
+    fronts = front_ends(model) if fronts is None else fronts
+    if not fronts:
+        raise InvalidValue(f"model {model.name!r} has no fixed front end: no frozen image "
+                           f"backbone (an '{BACKBONE}' sub-model without trainable weights; "
+                           "build it with a pretrained image_encoder and image_trainable=False "
+                           "or None) and no MFCC layer reading its audio input")
     if not isinstance(model.input, dict):
         raise InvalidValue(f"model {model.name!r} takes {model.input}; a zoo model takes a dict "
                            "of inputs named by modality")
     inputs = {name: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=name)
               for name, t in model.input.items()}
-    inputs["image"] = keras.Input(batch_shape=backbone.output.shape, dtype=backbone.output.dtype,
-                                  name="image")
-    head = _rewire(model, backbone, inputs)
+    for name, front in fronts.items():
+        inputs[name] = keras.Input(batch_shape=front.output.shape, dtype=front.output.dtype,
+                                   name=name)
+    head = _rewire(model, list(fronts.values()), inputs)
     if model.compiled:
         config = keras.saving.deserialize_keras_object(model.get_compile_config())
         head.compile(**{**config, "optimizer": model.optimizer})
     return head
 
 
-def backbone_key(backbone):
-    """A short hex digest of the backbone's architecture and weights: what a disk cache of its
-    features is keyed by, with the image."""
-    digest = hashlib.sha256(str(backbone.to_json()).encode())
-    for weight in backbone.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+def backbone_key(fronts):
+    """A short hex digest of the front ends' architecture and weights (a backbone, or a dict of
+    front ends): what a disk cache of their features is keyed by, with the split."""
+    if not isinstance(fronts, dict):
+        fronts = {"image": fronts}
+    digest = hashlib.sha256()
+    for name, front in sorted(fronts.items()):
+        digest.update(f"{name}:{front.get_config()}".encode())
+        for weight in front.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
 
 
-__all__ = ["BACKBONE", "backbone_key", "feature_model", "frozen_backbone"]
+__all__ = ["BACKBONE", "audio_front_end", "backbone_key", "feature_model", "front_ends",
+           "frozen_backbone"]

@@ -1,0 +1,171 @@
+"""`prepare`: a data source written once as a TensorFlow Datasets dataset (sharded TFRecords).
+
+A prepared source is read back with plain `tfds.builder_from_directory(DIR)` or as
+`mmzoo.data.load("tfds:DIR")`, and, being sharded files, is read sharded by file across the
+workers of a multi-worker run (`mmzoo.train`): each worker reads and decodes only its shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.errors import InvalidValue
+
+VERSION = "1.0.0"
+
+
+def _features(src, split, labels):
+    """The `tfds.features.FeaturesDict` of the source's examples: images as their encoded
+    files (`Image`, the bytes as on disk), audio as float32 waveforms (`Audio`), strings as
+    `Text`, several captions as a `Sequence` of `Text`, labels as a `ClassLabel` of `labels`,
+    anything else as a `Tensor`."""
+    import tensorflow_datasets as tfds
+
+    spec = _split(src, split, decode=False).element_spec
+    rate = src.opts.get("sample_rate") if hasattr(src, "opts") else None
+    features = {}
+    for key, s in spec.items():
+        if key == "image":
+            features[key] = tfds.features.Image(shape=(None, None, 3))
+        elif key == "audio":
+            features[key] = tfds.features.Audio(shape=(None,), dtype=np.float32,
+                                                sample_rate=rate)
+        elif key == "label":
+            features[key] = tfds.features.ClassLabel(names=labels)
+        elif s.dtype == tf.string and s.shape.rank == 0:
+            features[key] = tfds.features.Text()
+        elif s.dtype == tf.string and s.shape.rank == 1:
+            features[key] = tfds.features.Sequence(tfds.features.Text())
+        else:
+            features[key] = tfds.features.Tensor(shape=tuple(s.shape), dtype=s.dtype.as_numpy_dtype)
+    return tfds.features.FeaturesDict(features)
+
+
+def _split(src, split, decode):
+    """Split `split` of `src`; a listed source without a validation split gives the `train`
+    and `validation` that `fit_splits` holds out."""
+    from mmzoo.data.base import HELD_IN, HELD_OUT
+
+    held = "validation" not in src.split_names() and hasattr(src, "columns")
+    if held and split in ("train", "validation"):
+        split = HELD_IN if split == "train" else HELD_OUT
+    return src.dataset(split, decode=decode)
+
+
+def _split_names(src):
+    """The splits to prepare: the source's own, with a held-out `validation` where a listed
+    source has none (`Source.fit_splits`)."""
+    names = list(src.split_names())
+    if "validation" not in names and "train" in names and hasattr(src, "columns"):
+        names.insert(names.index("train") + 1, "validation")
+    return names
+
+
+def _labels(src, splits):
+    """The label names of every split, sorted (integers numerically), as strings."""
+    seen = set()
+    for split in splits:
+        ds = _split(src, split, decode=False)
+        if "label" not in ds.element_spec:
+            return None
+        for batch in ds.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+            seen.update(np.asarray(batch).tolist())
+    if all(isinstance(v, (int, np.integer)) for v in seen):
+        return [str(v) for v in sorted(seen)]
+    return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
+
+
+def _examples(src, split, labels):
+    """`(key, example)` pairs of `split` for TFDS: images as their file paths (TFDS stores the
+    file's bytes), audio decoded, labels as their index among `labels`."""
+    raw = _split(src, split, decode=False)
+    decoded = _split(src, split, decode=True) if "audio" in raw.element_spec else None
+    index = {name: i for i, name in enumerate(labels or ())}
+    pairs = (zip(raw.as_numpy_iterator(), decoded.as_numpy_iterator()) if decoded is not None
+             else ((e, e) for e in raw.as_numpy_iterator()))
+    for i, (plain, full) in enumerate(pairs):
+        example = {}
+        for key, value in plain.items():
+            if key == "image":
+                value = value.decode() if isinstance(value, bytes) else value
+            elif key == "audio":
+                value = np.asarray(full["audio"], np.float32)
+            elif key == "label":
+                value = index[value.decode() if isinstance(value, bytes) else str(value)]
+            elif isinstance(value, bytes):
+                value = value.decode()
+            elif isinstance(value, np.ndarray) and value.dtype == object:
+                value = [v.decode() for v in value]
+            example[key] = value
+        yield i, example
+
+
+def prepare(source, out, *, shards=None, on_error="raise", **options):
+    """Write every split of `source` to `out` as a TFDS dataset.
+
+    The result is what a TFDS builder writes (`tfds.dataset_builders.store_as_tfds_dataset`):
+    sharded TFRecord files per split, `dataset_info.json` with the split sizes and shard
+    lengths, and `features.json`. Images are stored as their encoded files (the bytes on disk,
+    not decoded pixels), audio as float32 waveforms at the source's rate, labels as a
+    `ClassLabel` (their names as the source spells them; integers as digits), other strings as
+    `Text`. Examples keep the source's order. A source without a validation split (FSDD) is
+    written with the `train` and `validation` that `mmzoo.data.fit_splits` holds out, so the
+    prepared data trains the same way. Read it with `tfds.builder_from_directory(out)` or
+    `mmzoo.data.load(f"tfds:{out}")`; a multi-worker run reads it sharded by file.
+
+    Args:
+        source: str. A source for `mmzoo.data.open_source` (`fsdd:PATH`, `captions:PATH`,
+            `csv:PATH`, ...).
+        out: str. The folder to write (it must not exist or be empty).
+        shards: int or None. Shards per split (None: TFDS's rule, by size; give at least the
+            number of workers that will read it).
+        on_error: str. `raise` or `skip` bad items of the source.
+
+    Returns:
+        The folder, and the split sizes: `(out, {split: examples})`.
+
+    Examples:
+    ```python
+    mmzoo.data.prepare("fsdd:../shared/data/fsdd", "prepared/fsdd", shards=4)
+    train = mmzoo.data.load("tfds:prepared/fsdd", split="train")
+    ```
+    """
+    import tensorflow_datasets as tfds
+
+    from mmzoo.data.sources import open_source, parse_source
+
+    if os.path.exists(out) and os.listdir(out):
+        raise InvalidValue(f"cannot prepare into {out}: it is not empty; choose a new folder")
+    src = open_source(source, on_error=on_error, **options)
+    splits = _split_names(src)
+    if not splits:
+        raise InvalidValue(f"{source}: it has no splits to prepare")
+    labels = _labels(src, splits)
+    features = _features(src, splits[0], labels)
+    name = "mmzoo_" + parse_source(source)[0].replace("-", "_")
+    config = tfds.download.DownloadConfig(num_shards=shards) if shards else None
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as tmp:
+        # TFDS prints "Downloading and preparing dataset ..." (nothing is downloaded); its
+        # progress bars, on stderr, stay
+        with contextlib.redirect_stdout(io.StringIO()):
+            builder = tfds.dataset_builders.store_as_tfds_dataset(
+                name=name, version=VERSION, features=features,
+                split_datasets={split: _examples(src, split, labels) for split in splits},
+                data_dir=tmp, description=f"mmzoo.data.prepare({source!r})",
+                download_config=config, disable_shuffling=True)
+        os.makedirs(out, exist_ok=True)
+        for entry in os.listdir(builder.data_dir):
+            shutil.move(os.path.join(builder.data_dir, entry), os.path.join(out, entry))
+        sizes = {split: builder.info.splits[split].num_examples for split in splits}
+    return out, sizes
+
+
+__all__ = ["prepare"]
