@@ -47,6 +47,12 @@ def latency():
     return table()
 
 
+def scale():
+    from scale import table
+
+    return table()
+
+
 def measured():
     """Bullets of the single figures: MFCC speed, peak memory, listing time, the test suite."""
     lines = []
@@ -104,7 +110,7 @@ def measured():
 
 
 PARTS = {"models": models, "quality": quality, "throughput": throughput, "latency": latency,
-         "measured": measured}
+         "scale": scale, "measured": measured}
 
 
 def render(text):

@@ -8,18 +8,21 @@ Run by hand (never a timed test):
 
 For each model, on the real data of its quality recipe (bench/quality.py):
 - zoo: `mmzoo.build(name, **adapted config)` trained with `model.fit` on
-  `mmzoo.data.pipeline(model, source split, training=True, augment=False)`: decoding, resizing,
-  tokenizing and MFCCs (in the graph) included. Its first epoch reads the files (reported
-  separately as `zoo_first_epoch`); later epochs read the pipeline's decoded cache. The plain
-  anchor cannot augment waveforms (its MFCCs are computed once), so for audio models the
-  augmenting pipeline (the `mmzoo train` default) is timed too: `zoo_augment`, `augment_ratio`.
+  `mmzoo.data.pipeline(model, source split, training=True, augment=False)`: decoding, resizing
+  and tokenizing included. An audio model is trained as `mmzoo train` trains it: its MFCCs are
+  computed once per clip by the pipeline (`features=True`, before the cache) and
+  `mmzoo.models.features.feature_model` (the same layers) trains on them. Its first epoch reads
+  the files (reported separately as `zoo_first_epoch`); later epochs read the pipeline's cache.
+  The plain anchor does not augment, so for audio models the augmenting pipeline (the `mmzoo
+  train` default: cached MFCCs shifted, scaled and masked, `augment_mfcc`) is timed too:
+  `zoo_augment`, `augment_ratio`.
 - plain: the same layers (same widths, depths, losses and optimizer) written with plain
   `keras.layers`, trained on NumPy arrays already in memory: images as float32, token ids as int32,
   and for audio the MFCCs precomputed with librosa (so the plain graph does no MFCC work at all).
 - zoo, NumPy: the zoo's graph (`mmzoo.build`) fed the pipeline's own output from NumPy arrays in
   memory, without augmentation. It splits the ratio in two: pipeline = zoo / zoo on NumPy (what
   reading files through tf.data, and augmenting, costs) and graph = zoo on NumPy / plain (what
-  the zoo's graph costs against the hand-written one: for audio, the MFCCs it computes).
+  the zoo's graph costs against the hand-written one).
 - All three train on the same `--examples` training examples, alternating zoo, zoo on NumPy,
   plain, zoo, ... for `--rounds` rounds of about `--seconds` each (whole epochs) after a
   warm-up epoch each; the throughput is the median over rounds, in training examples per
@@ -46,6 +49,7 @@ from keras import layers, ops  # noqa: E402
 
 import mmzoo  # noqa: E402
 from mmzoo.data import adapt, open_source, pipeline  # noqa: E402
+from mmzoo.models.features import feature_model, front_ends  # noqa: E402
 from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -218,22 +222,35 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
     cfg = spec.make_config(**config)
     keras.utils.set_random_seed(seed)
 
-    zoo = mmzoo.build(name, **config)
+    whole = mmzoo.build(name, **config)
+    # As `mmzoo train` trains it: an audio model trains on its MFCCs, computed once per example
+    # in the pipeline before its cache (frozen image backbones, which the plain anchor runs
+    # every step, are timed in bench/frozen_features.py instead).
+    fronts = front_ends(whole)
+    fronts = fronts if set(fronts) == {"audio"} else {}
+    zoo = feature_model(whole, fronts) if fronts else whole
+    features = bool(fronts)
     # Like for like: the plain anchor does not augment, so neither does this pipeline; the
     # augmenting pipeline (audio models) is timed as one more contender.
-    zoo_ds = pipeline(zoo, train_raw, batch_size=batch, training=True, seed=seed, augment=False)
+    zoo_ds = pipeline(whole, train_raw, batch_size=batch, training=True, seed=seed,
+                      augment=False, features=features)
     audio = "audio" in spec.inputs
-    zoo_augment_ds = (pipeline(zoo, train_raw, batch_size=batch, training=True, seed=seed)
-                      if audio else None)
+    zoo_augment_ds = (pipeline(whole, train_raw, batch_size=batch, training=True, seed=seed,
+                               features=features) if audio else None)
     # The same examples in memory: what the pipeline yields (no augmentation), as NumPy.
-    zoo_arrays, targets = to_numpy(pipeline(zoo, train_raw, batch_size=256, training=True,
+    raw_arrays, targets = to_numpy(pipeline(whole, train_raw, batch_size=256, training=True,
                                             seed=seed, augment=False), None)
-    arrays = dict(zoo_arrays)
+    zoo_arrays = (to_numpy(pipeline(whole, train_raw, batch_size=256, training=True, seed=seed,
+                                    augment=False, features=True), None)[0]
+                  if features else raw_arrays)
+    arrays = dict(raw_arrays)
     if "audio" in arrays:
         arrays["audio"] = librosa_mfcc(arrays["audio"], cfg)
     n = len(targets)
     plain = plain_model(name, cfg, arrays)
     zoo_numpy = mmzoo.build(name, **config)
+    if features:
+        zoo_numpy = feature_model(zoo_numpy)
 
     def fits(epochs):
         augmenting = ({"zoo_augment": lambda: zoo.fit(zoo_augment_ds, epochs=epochs, verbose=0)}
@@ -257,7 +274,8 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     return {"model": name, "data": source, "examples": n, "batch_size": batch,
             "epochs_per_round": epochs,
-            "zoo_params": zoo.count_params(), "plain_params": plain.count_params(),
+            "zoo_params": whole.count_params(), "plain_params": plain.count_params(),
+            "trains_on": "MFCCs cached by the pipeline" if "audio" in fronts else "its inputs",
             "zoo_first_epoch": round(n / first, 1),
             **{k: round(v, 1) for k, v in rate.items()},
             "ratio": round(rate["zoo"] / rate["plain"], 3),
