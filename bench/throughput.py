@@ -64,8 +64,9 @@ def plain_image(cfg, image):
     for f in cfg.filters:
         x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
+    pooling = "max" if cfg.image_pooling == "auto" else cfg.image_pooling  # auto: max for cnn
     return {"max": layers.GlobalMaxPooling2D, "avg": layers.GlobalAveragePooling2D,
-            "flatten": layers.Flatten}[cfg.image_pooling]()(x)
+            "flatten": layers.Flatten}[pooling]()(x)
 
 
 def plain_text(cfg, ids, vocab_size, kind="lstm"):
