@@ -9,9 +9,10 @@ Sources, built in `--work` (default /tmp/mmzoo-scale) from the real data in ../s
 - csv: `text_word_vector_mlp` on a CSV of 10k x SIZE rows made from the AG News rows (row i is
   the title of AG News row i mod 6,080 with, past the first 6,080, the description of another
   row of the same class, drawn with a fixed seed);
-- captions: `caption_lstm` on a Flickr8k-layout folder of 1k x SIZE JPEG photos made from the
-  Flickr8k photos (random crops of 60-100% of each side, half of them flipped, JPEG quality
-  90), each with the five captions of its photo.
+- captions: `dual_encoder` (text-image matching: one caption per photo and epoch, and
+  retrieval evaluated by blocks of the similarity matrix) on a Flickr8k-layout folder of
+  1k x SIZE JPEG photos made from the Flickr8k photos (random crops of 60-100% of each side,
+  half of them flipped, JPEG quality 90), each with the five captions of its photo.
 
 Per source and size, each in a fresh child process:
 - listing: seconds of the first `mmzoo.data.open_source` (the folder's index removed first)
@@ -41,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import DATA, RESULTS, provenance, read_result, write_result  # noqa: E402
 
-MODELS = {"csv": "text_word_vector_mlp", "captions": "caption_lstm"}
+MODELS = {"csv": "text_word_vector_mlp", "captions": "dual_encoder"}
 BASE = {"csv": 10_000, "captions": 1_000}   # rows, photos at size 1
 
 
@@ -169,16 +170,12 @@ def peak_rss(args):
 
 
 def train_examples(kind, source):
-    """Training examples of one epoch: rows of the train split (validation held out), or
-    captions of the train split's photos."""
+    """Training examples of one epoch: rows, or photos (one caption each), of the train split."""
     import mmzoo
 
     src = mmzoo.data.open_source(source)
-    task = "captioning" if kind == "captions" else None
-    train = src.fit_splits(task, decode=False)[0]
-    if kind == "captions":
-        return int(sum(len(e["captions"]) for e in train.as_numpy_iterator()))
-    return int(train.cardinality())
+    task = "retrieval" if kind == "captions" else None
+    return int(src.fit_splits(task, decode=False)[0].cardinality())
 
 
 def measure(kind, size, work, cache):
@@ -254,7 +251,7 @@ def table():
              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = sorted(result["rows"], key=lambda r: (r["source"], r["cache"], r["size"]))
     for r in rows:
-        what = ("CSV rows" if r["source"] == "csv" else "photos (5 captions each)")
+        what = "CSV rows" if r["source"] == "csv" else "photos"
         chose = r["cache"] if r["cache"] == r["cache_chosen"] else \
             f"{r['cache']} ({r['cache_chosen']})"
         lines.append(
