@@ -54,7 +54,7 @@ from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import read_result, shown, write_result  # noqa: E402
+from common import provenance, read_result, shown, write_result  # noqa: E402
 from quality import DATA, RECIPES  # noqa: E402
 
 
@@ -201,7 +201,7 @@ def to_numpy(ds, cfg):
 
 
 def recipe_for(name):
-    for recipe, (model, source, _, batch, _, _) in RECIPES.items():
+    for recipe, (model, source, _, batch, *_) in RECIPES.items():   # speech recipes add fields
         if model == name and recipe == name:
             return source.format(data=DATA), batch
     raise KeyError(f"no quality recipe for {name!r} in bench/quality.py")
@@ -289,17 +289,20 @@ def measure(name, examples, rounds, seconds=3.0, seed=0):
 def table():
     """The README's throughput table, from bench/results/throughput.json."""
     result = read_result("throughput")
-    lines = [f"Measured at {shown(result['measured'])} ({result['measured']['machine']}); "
-             "training examples per second:", "",
+    machine = result["measured"]["machine"]
+    lines = [f"Measured on {machine}, each row at the commit it names; training examples per "
+             "second:", "",
              "| model | zoo | zoo graph on NumPy | plain Keras on NumPy | **ratio** | pipeline | "
-             "graph | zoo, first epoch | zoo, augmenting |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "graph | zoo, first epoch | zoo, augmenting | measured at |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["models"]:
-        augmenting = (f"{r['zoo_augment']:.0f} ({r['augment_ratio']:.2f})"
+        augmenting = (f"{r['zoo_augment']:.0f} ({r['augment_ratio']:.2f}; "
+                      f"{r['zoo_augment'] / r['plain']:.2f} of plain)"
                       if "zoo_augment" in r else "-")
         lines.append(f"| `{r['model']}` | {r['zoo']:.0f} | {r['zoo_numpy']:.0f} | "
                      f"{r['plain']:.0f} | **{r['ratio']:.2f}** | {r['pipeline_ratio']:.2f} | "
-                     f"{r['graph_ratio']:.2f} | {r['zoo_first_epoch']:.0f} | {augmenting} |")
+                     f"{r['graph_ratio']:.2f} | {r['zoo_first_epoch']:.0f} | {augmenting} | "
+                     f"{shown(r.get('measured', result['measured']))} |")
     return "\n".join(lines)
 
 
@@ -332,8 +335,16 @@ def main(argv=None):
               f"{r['zoo_first_epoch']:9.0f}"
               + (f"  augmenting: {r['zoo_augment']:.0f}" if "zoo_augment" in r else ""),
               flush=True)
+    # Models not measured this time keep their rows, each with the commit it was measured at
+    # (the table shows it per row).
+    previous = read_result("throughput") or {"models": []}
+    now = provenance()
+    rows = [{**r, "measured": now} for r in rows]
+    kept = [{**r, "measured": r.get("measured", previous["measured"])}
+            for r in previous["models"] if r["model"] not in names]
     write_result("throughput", {"examples": args.examples, "rounds": args.rounds,
-                                "seconds": args.seconds, "models": rows})
+                                "seconds": args.seconds,
+                                "models": sorted(kept + rows, key=lambda r: r["model"])})
 
 
 if __name__ == "__main__":
