@@ -345,10 +345,14 @@ def _chance(counts, n, ks):
             for k in ks}
 
 
+SIMILARITY_BLOCK = 2**22  # similarities computed at once by `recall_at_k_blocked` (16 MB)
+
+
 def recall_at_k_blocked(queries, items, query_keys, item_keys, ks=RECALL_AT, block=1024):
-    """`recall_at_k` of embeddings, a block of queries at a time: peak memory is `block` rows of
-    the similarity matrix, never the whole `[queries, items]` one, and relevance is a set of
-    `(key, item)` pairs rather than a matrix.
+    """`recall_at_k` of embeddings, a block of queries at a time: peak memory is a block of the
+    similarity matrix (`block` rows, fewer when there are so many items that the block would
+    hold more than `SIMILARITY_BLOCK`, 4M, similarities), never the whole `[queries, items]`
+    one, and relevance is a set of `(key, item)` pairs rather than a matrix.
 
     Query `q` is relevant to item `i` when `query_keys[q]` is among `item_keys[i]` (a text and
     the images it is a caption of). Ties rank the lower index first, as `recall_at_k` does.
@@ -365,6 +369,8 @@ def recall_at_k_blocked(queries, items, query_keys, item_keys, ks=RECALL_AT, blo
         `{"recall@k": float}`, and under `"chance"` what a random ranking would get.
     """
     n = len(items)
+    # at most SIMILARITY_BLOCK similarities at once: with many items, fewer queries per block
+    block = max(1, min(block, SIMILARITY_BLOCK // max(n, 1)))
     query_keys = np.asarray(query_keys, np.int64)
     pairs = np.unique(np.concatenate(
         [np.asarray(keys, np.int64) * n + i for i, keys in enumerate(item_keys)] or

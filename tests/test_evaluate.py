@@ -1,5 +1,7 @@
 """The metric functions against hand-computed values."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -125,7 +127,7 @@ def test_constant_caption_is_the_best_fixed_caption_by_corpus_bleu():
     assert bleu_scores(refs, [few] * len(refs))["bleu_4"] <= best
 
 
-def test_blocked_recall_equals_recall_over_the_whole_matrix():
+def test_blocked_recall_equals_recall_over_the_whole_matrix(monkeypatch):
     """Retrieval recall a block of queries at a time, relevance as (key, item) pairs: the same
     recall@k and chance as `recall_at_k` over the whole similarity matrix, with captions shared
     by several images (as easy-VQA's are) and blocks that do not divide the queries."""
@@ -149,3 +151,7 @@ def test_blocked_recall_equals_recall_over_the_whole_matrix():
     want = recall_at_k(embeddings @ texts.T, relevant.T)
     assert {k: v for k, v in got.items() if k != "chance"} == pytest.approx(want)
     assert got["chance"] == pytest.approx(chance_recall_at_k(relevant.T))
+    # many items: the block shrinks to keep its similarities under the limit (here 3 rows)
+    monkeypatch.setattr(sys.modules["mmzoo.evaluate"], "SIMILARITY_BLOCK", 3 * len(texts))
+    assert recall_at_k_blocked(embeddings, texts, np.arange(images), images_of_text,
+                               block=1024) == got
