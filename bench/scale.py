@@ -20,7 +20,9 @@ Per source and size, each in a fresh child process:
 - `mmzoo train NAME --data SOURCE --epochs 1 --cache CACHE`: peak RSS (`ru_maxrss` of the
   child, as `/usr/bin/time -v` reports it), seconds from the process start to the first
   training step, examples/s of the epoch (training examples / the epoch's seconds, validation
-  included), and the disk cache's size (`cache.json` of the run);
+  and the first steps' tracing included, a fixed cost that weighs more on a small epoch),
+  examples/s of the epoch's training steps after its first tenth (steady), and the disk
+  cache's size (`cache.json` of the run);
 - `mmzoo evaluate RUN`: peak RSS.
 
 Writes bench/results/scale.json and bench/results/scale.png (the figures against data size).
@@ -44,6 +46,7 @@ from common import DATA, RESULTS, provenance, read_result, write_result  # noqa:
 
 MODELS = {"csv": "text_word_vector_mlp", "captions": "dual_encoder"}
 BASE = {"csv": 10_000, "captions": 1_000}   # rows, photos at size 1
+BATCH = 64  # mmzoo train's default
 
 
 def build_csv(rows, path):
@@ -137,6 +140,9 @@ def child_train(name, source, out, cache, started):
         def on_train_batch_begin(self, batch, logs=None):
             marks.setdefault("first_step", time.time())
 
+        def on_train_batch_end(self, batch, logs=None):
+            marks.setdefault("batch_ends", []).append(time.perf_counter())
+
         def on_epoch_begin(self, epoch, logs=None):
             marks["epoch_begin"] = time.perf_counter()
 
@@ -144,9 +150,13 @@ def child_train(name, source, out, cache, started):
             marks["epoch_s"] = time.perf_counter() - marks["epoch_begin"]
 
     _, history = mmzoo.train(name, source, epochs=1, out=out, cache=cache, verbose=0,
-                             callbacks=[Timer()], overwrite=True)
+                             callbacks=[Timer()], overwrite=True, batch_size=BATCH)
+    ends = marks["batch_ends"]
+    skip = max(1, len(ends) // 10)   # the first tenth: tracing, filling buffers
+    steady = (len(ends) - 1 - skip) * BATCH / (ends[-1] - ends[skip])  # last batch may be short
     print(json.dumps({"first_step_s": round(marks["first_step"] - started, 1),
-                      "epoch_s": round(marks["epoch_s"], 1), "cache": history.cache}))
+                      "epoch_s": round(marks["epoch_s"], 1), "steady_per_s": round(steady, 1),
+                      "cache": history.cache}))
 
 
 def run_child(args):
@@ -202,6 +212,7 @@ def measure(kind, size, work, cache):
            "listing_second_s": listing["second_s"], "train_examples": examples,
            "first_step_s": trained["first_step_s"], "epoch_s": trained["epoch_s"],
            "examples_per_s": round(examples / trained["epoch_s"], 1),
+           "steady_examples_per_s": trained["steady_per_s"],
            "train_peak_rss_mb": round(train_mb), "evaluate_peak_rss_mb": round(evaluate_mb),
            "disk_cache_mb": round(sum(c.get("disk_bytes", 0)
                                       for c in trained["cache"].values()) / 1e6, 1)}
@@ -246,18 +257,20 @@ def table():
     lines = [f"Measured on {result['measured']['machine']}, each row at the commit it names; "
              "one epoch each, in a fresh process:", "",
              "| source | size | model | `--cache` (chose) | first / second listing, s | "
-             "first step, s | training examples/s | peak RSS train, MB | peak RSS evaluate, "
-             "MB | disk cache, MB | measured at |",
+             "first step, s | examples/s: epoch (steady) | peak RSS train, MB | peak RSS "
+             "evaluate, MB | disk cache, MB | measured at |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = sorted(result["rows"], key=lambda r: (r["source"], r["cache"], r["size"]))
     for r in rows:
         what = "CSV rows" if r["source"] == "csv" else "photos"
+        steady = (f"{r['steady_examples_per_s']:,.0f}" if "steady_examples_per_s" in r
+                  else "-")
         chose = r["cache"] if r["cache"] == r["cache_chosen"] else \
             f"{r['cache']} ({r['cache_chosen']})"
         lines.append(
             f"| {r['source']} | {r['items']:,} {what} | `{r['model']}` | {chose} | "
             f"{r['listing_first_s']:.2f} / {r['listing_second_s']:.2f} | "
-            f"{r['first_step_s']:.1f} | {r['examples_per_s']:,.0f} | "
+            f"{r['first_step_s']:.1f} | {r['examples_per_s']:,.0f} ({steady}) | "
             f"{r['train_peak_rss_mb']:,} | {r['evaluate_peak_rss_mb']:,} | "
             f"{r['disk_cache_mb']:,.1f} | {shown(r.get('measured', result['measured']))} |")
     return "\n".join(lines) + "\n\n![scale](bench/results/scale.png)"
