@@ -95,15 +95,19 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
     if spec.task in ("classification", "vqa") and "labels" in fields:
         if "label" not in dataset.element_spec:
             raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'label'")
-        seen = set()
-        for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
-            seen.update(np.asarray(batch).tolist())
-        if all(isinstance(v, (int, np.integer)) for v in seen):  # e.g. FSDD digits: 0 < 2 < 10
-            labels = [str(v) for v in sorted(seen)]
-        else:
-            labels = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
-        overrides["labels"] = tuple(labels)
+        overrides["labels"] = tuple(label_names(dataset))
     return overrides
+
+
+def label_names(dataset):
+    """The labels of `dataset`'s examples as sorted strings, in one streaming pass: integers
+    sorted as numbers (FSDD digits: 0 < 2 < 10), anything else as text."""
+    seen = set()
+    for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
+        seen.update(np.asarray(batch).tolist())
+    if all(isinstance(v, (int, np.integer)) for v in seen):
+        return [str(v) for v in sorted(seen)]
+    return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
 
 
 def _caption_length(spec, fields, captions):

@@ -69,17 +69,16 @@ def _split_names(src):
 
 
 def _labels(src, splits):
-    """The label names of every split, sorted (integers numerically), as strings."""
-    seen = set()
-    for split in splits:
-        ds = _split(src, split, decode=False)
-        if "label" not in ds.element_spec:
-            return None
-        for batch in ds.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
-            seen.update(np.asarray(batch).tolist())
-    if all(isinstance(v, (int, np.integer)) for v in seen):
-        return [str(v) for v in sorted(seen)]
-    return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
+    """The label names of all `splits` (`mmzoo.data.adapt.label_names`), or None without labels."""
+    from mmzoo.data.adapt import label_names
+
+    parts = [_split(src, split, decode=False) for split in splits]
+    if "label" not in parts[0].element_spec:
+        return None
+    whole = parts[0]
+    for part in parts[1:]:
+        whole = whole.concatenate(part)
+    return label_names(whole)
 
 
 def _examples(src, split, labels):
