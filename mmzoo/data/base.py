@@ -68,9 +68,21 @@ class Source:
 
     def split_names(self):
         """The splits this source has (a subset of `train`, `validation`, `test`): those its
-        listed items (`self.tags`) are in."""
-        present = set(self.tags)
+        listed items (`self.tags`) are in, or that its streamed items are counted in
+        (`self.counts`, split -> items)."""
+        present = getattr(self, "counts", None)
+        present = set(self.tags) if present is None else present
         return tuple(s for s in SPLITS if s in present)
+
+    def counted(self, split, task):
+        """The number of items of `split` (None: all) of a streamed source (`self.counts`),
+        after checking the split and the task; an empty split fails."""
+        self.check_split(split)
+        self.check_task(task)
+        count = sum(n for s, n in self.counts.items() if split is None or s == split)
+        if not count:
+            raise self.empty_split(split)
+        return count
 
     def rows(self, split, task):
         """`(rows, task)`: the listed items of `split` (`self.columns` sliced), after checking

@@ -8,7 +8,7 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import SPLITS, Source, decode_image, index_split, register_source
+from mmzoo.data.base import Source, decode_image, index_split, register_source
 from mmzoo.data.checks import Problems, file_problem, image_problem
 from mmzoo.data.index import INDEX_FOLDER, check_files, fingerprint, read_index, write_index
 from mmzoo.data.text_csv import SPLIT_VALUES
@@ -164,15 +164,8 @@ class Captions(Source):
                 splits[row[0].strip()] = SPLIT_VALUES.get(value, value)
         return splits
 
-    def split_names(self):
-        return tuple(s for s in SPLITS if s in self.counts)
-
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        self.check_task(task)
-        count = sum(n for s, n in self.counts.items() if split is None or s == split)
-        if not count:
-            raise self.empty_split(split)
+        count = self.counted(split, task)
         features = {"image": tf.io.FixedLenFeature([], tf.string),
                     "captions": tf.io.VarLenFeature(tf.string),
                     "split": tf.io.FixedLenFeature([], tf.string)}

@@ -161,15 +161,8 @@ class TextCSV(Source):
                              "or digits: it standardises to nothing")
             self.bad.add(i)
 
-    def split_names(self):
-        return tuple(s for s in ("train", "validation", "test") if s in self.counts)
-
     def dataset(self, split=None, task=None, *, decode=True):
-        self.check_split(split)
-        self.check_task(task)
-        count = sum(n for s, n in self.counts.items() if split is None or s == split)
-        if not count:
-            raise self.empty_split(split)
+        count = self.counted(split, task)
 
         def chunks():
             if self._stamp() != self.stamp:
