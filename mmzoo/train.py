@@ -88,17 +88,21 @@ class _MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
 
 def _worker(strategy):
-    """`(is_chief, index)` of this process in a multi-worker cluster (`(True, 0)` otherwise)."""
+    """`(is_chief, index, workers, pipeline)` of this process in a multi-worker cluster: whether
+    it is the chief, its task index, the number of workers (the chief included) and its input
+    pipeline id (the chief, when the cluster has one, is pipeline 0); `(True, 0, 1, 0)`
+    otherwise."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "cluster_spec", None):
-        return True, 0
+    if resolver is None or not getattr(resolver, "cluster_spec", None) \
+            or resolver.task_type is None:
+        return True, 0, 1, 0
     spec = resolver.cluster_spec().as_dict()
     task_type, index = resolver.task_type, resolver.task_id or 0
-    if task_type is None:
-        return True, 0
-    is_chief = task_type == "chief" or (task_type == "worker" and index == 0
-                                         and "chief" not in spec)
-    return is_chief, index
+    chiefs = len(spec.get("chief", ()))
+    workers = max(1, len(spec.get("worker", ())) + chiefs)
+    is_chief = task_type == "chief" or (task_type == "worker" and index == 0 and not chiefs)
+    pipeline = 0 if task_type == "chief" else index + chiefs
+    return is_chief, index, workers, pipeline
 
 
 MONITOR = "val_loss"
@@ -390,7 +394,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     spec = get_spec(name)
     data = data or default_source(spec)
     overrides = dict(overrides or {})
-    is_chief, index = _worker(dist)
+    is_chief, index, workers, pipeline_id = _worker(dist)
     # Non-chief workers of a cluster write their (identical) files to a scratch folder.
     work = out if is_chief else os.path.join(out, f".worker-{index}")
     _check_finished(work, overwrite)  # before anything is read or written
@@ -400,7 +404,8 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
     # ... and trains on its own shards of prepared data
-    by_file = strategy_name == "multi_worker" and _read_by_file(src, dist)
+    if strategy_name == "multi_worker":
+        by_file, sharing = _share(src, workers, pipeline_id)
     train_raw, val_raw = src.fit_splits(spec.task)
     os.makedirs(work, exist_ok=True)
     cfg = spec.make_config(**config)
@@ -452,8 +457,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
               file=sys.stderr, flush=True)
     if strategy_name == "multi_worker":
         if verbose:
-            print(f"multi_worker: each worker reads {by_file or _by_example(src, dist)}",
-                  file=sys.stderr, flush=True)
+            print(f"multi_worker: each worker reads {sharing}", file=sys.stderr, flush=True)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.OFF if by_file    # the source shards itself
@@ -498,42 +502,24 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
 FEATURE_CACHES = ("auto", "memory", "disk", "off")
 
 
-def _workers(dist):
-    """`(workers, this worker's input pipeline id)` of a multi-worker strategy (the chief, when
-    the cluster has one, is worker 0)."""
-    resolver = getattr(dist, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    chiefs = len(spec.get("chief", ()))
-    workers = max(1, len(spec.get("worker", ())) + chiefs)
-    if resolver is None or resolver.task_type in (None, "chief"):
-        return workers, 0
-    return workers, (resolver.task_id or 0) + chiefs
-
-
-def _read_by_file(src, dist):
-    """Make a prepared TFDS source (`mmzoo data SOURCE --prepare DIR`) read only this worker's
-    shards when each split has at least one per worker; returns what each worker reads, in
-    words, or None (the data is then shared by example)."""
-    workers, index = _workers(dist)
-    if not hasattr(src, "read_by_worker"):
-        return None
-    splits = [s for s in ("train", "validation") if s in src.split_names()]
-    shards = {split: src.shards(split) for split in splits}
-    if not shards or min(shards.values()) < workers:
-        return None
-    src.read_by_worker(workers, index)
-    return (f"its own shards of the prepared files ({shards} shards, {workers} workers; "
-            f"this is worker {index})")
-
-
-def _by_example(src, dist):
-    workers, _ = _workers(dist)
-    hint = ("prepare it with `mmzoo data SOURCE --prepare DIR --shards N` (N at least "
-            f"{workers}) to shard it by file")
+def _share(src, workers, pipeline):
+    """How the workers share the data: `(True, description)` when `src` is prepared TFDS data
+    (`mmzoo data SOURCE --prepare DIR`) with at least one shard per worker in each split read,
+    which is then made to read only this worker's shards; else `(False, description)`: each
+    worker reads everything and keeps its share (`AutoShardPolicy.DATA`)."""
     if hasattr(src, "read_by_worker"):
-        hint = f"its splits have fewer shards than the {workers} workers; prepare with " \
-               f"--shards {workers} or more to shard it by file"
-    return f"everything and keeps 1/{workers} of the examples ({hint})"
+        splits = [s for s in ("train", "validation") if s in src.split_names()]
+        shards = {split: src.shards(split) for split in splits}
+        if shards and min(shards.values()) >= workers:
+            src.read_by_worker(workers, pipeline)
+            return True, (f"its own shards of the prepared files ({shards} shards, {workers} "
+                          f"workers; this is worker {pipeline})")
+        hint = (f"its splits have fewer shards than the {workers} workers; prepare with "
+                f"--shards {workers} or more to shard it by file")
+    else:
+        hint = ("prepare it with `mmzoo data SOURCE --prepare DIR --shards N` (N at least "
+                f"{workers}) to shard it by file")
+    return False, f"everything and keeps 1/{workers} of the examples ({hint})"
 
 
 def _plateau(cfg, verbose):
