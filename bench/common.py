@@ -37,6 +37,22 @@ def provenance():
                        f"{platform.python_version()}"}
 
 
+def peak_rss(command, *, capture=False, quiet=False):
+    """`(peak resident MB, seconds, stdout)` of `command` (a list) run in a child process: its
+    `ru_maxrss`, the figure `/usr/bin/time -v` reports; stdout is returned when `capture`, else
+    discarded (None), and stderr discarded when `quiet`. A failed command stops the bench."""
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL if quiet else None, text=True)
+    out = proc.stdout.read() if capture else None
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise SystemExit(f"{' '.join(map(str, command))} failed ({status})")
+    return usage.ru_maxrss / 1024, time.perf_counter() - start, out   # ru_maxrss is in KiB
+
+
 def write_result(name, result):
     """Write `result` as bench/results/`name`.json, with its `measured` provenance first."""
     result = {"measured": provenance(), **result}

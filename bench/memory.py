@@ -15,27 +15,21 @@ from __future__ import annotations
 
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import DATA, write_result  # noqa: E402
+from common import DATA, peak_rss, write_result  # noqa: E402
 
 TRAIN = ["train", "vqa_cnn_lstm", "--data", "easy_vqa", "--epochs", "2"]
 
 
-def peak_rss(args):
+def mmzoo_rss(args):
     """`(peak resident MB, seconds)` of `python -m mmzoo ARGS` in a child process."""
-    start = time.perf_counter()
-    pid = subprocess.Popen([sys.executable, "-m", "mmzoo", *args],
-                           stdout=subprocess.DEVNULL).pid
-    _, status, usage = os.wait4(pid, 0)
-    if status:
-        raise SystemExit(f"mmzoo {' '.join(args)} failed ({status})")
-    return usage.ru_maxrss / 1024, time.perf_counter() - start   # ru_maxrss is in KiB
+    mb, seconds, _ = peak_rss([sys.executable, "-m", "mmzoo", *args])
+    return mb, seconds
 
 
 def listing_seconds(source):
@@ -53,8 +47,8 @@ def main():
     assert resource  # ru_maxrss comes with os.wait4's resource usage
     with tempfile.TemporaryDirectory() as folder:
         run = os.path.join(folder, "run")
-        train_mb, train_s = peak_rss(TRAIN + ["--out", run])
-        evaluate_mb, evaluate_s = peak_rss(["evaluate", run])
+        train_mb, train_s = mmzoo_rss(TRAIN + ["--out", run])
+        evaluate_mb, evaluate_s = mmzoo_rss(["evaluate", run])
     listing = {source.replace(DATA, "../shared/data"): round(listing_seconds(source), 3)
                for source in (f"fsdd:{DATA}/fsdd", "easy_vqa")}
     result = {"train": {"command": "mmzoo " + " ".join(TRAIN), "peak_rss_mb": round(train_mb),

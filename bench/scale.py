@@ -36,13 +36,12 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import DATA, RESULTS, provenance, read_result, write_result  # noqa: E402
+from common import DATA, RESULTS, peak_rss, provenance, read_result, write_result  # noqa: E402
 
 MODELS = {"csv": "text_word_vector_mlp", "captions": "dual_encoder"}
 BASE = {"csv": 10_000, "captions": 1_000}   # rows, photos at size 1
@@ -163,22 +162,9 @@ def child_train(name, source, out, cache, started):
 
 def run_child(args):
     """`(peak resident MB, the child's JSON line)` of `python bench/scale.py ARGS`."""
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise SystemExit(f"scale.py {' '.join(args)} failed ({status})")
-    return usage.ru_maxrss / 1024, json.loads(out.strip().splitlines()[-1])
-
-
-def peak_rss(args):
-    proc = subprocess.Popen([sys.executable, "-m", "mmzoo", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise SystemExit(f"mmzoo {' '.join(args)} failed ({status})")
-    return usage.ru_maxrss / 1024
+    mb, _, out = peak_rss([sys.executable, os.path.abspath(__file__), *args], capture=True,
+                          quiet=True)
+    return mb, json.loads(out.strip().splitlines()[-1])
 
 
 def train_examples(kind, source):
@@ -206,7 +192,7 @@ def measure(kind, size, work, cache):
     run = os.path.join(work, f"run_{kind}_{n}_{cache}")
     train_mb, trained = run_child(["--child", "train", MODELS[kind], source, run, cache,
                                    str(time.time())])
-    evaluate_mb = peak_rss(["evaluate", run])
+    evaluate_mb, _, _ = peak_rss([sys.executable, "-m", "mmzoo", "evaluate", run], quiet=True)
     examples = train_examples(kind, source)
     cache_info = trained["cache"]["train"]
     row = {"source": kind, "size": size, "items": n, "model": MODELS[kind], "cache": cache,
