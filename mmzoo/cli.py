@@ -388,7 +388,7 @@ def main(argv=None):
     every `mmzoo.errors.MmzooError`), 1 for anything else, which is a bug and keeps its
     traceback.
     """
-    from mmzoo.errors import MmzooError
+    from mmzoo.errors import user_message
 
     args = _parser().parse_args(argv)
     if getattr(args, "out", "") is None:
@@ -398,18 +398,23 @@ def main(argv=None):
         details = os.path.join(args.out, "warnings.txt")
     elif args.command == "evaluate" and os.path.isdir(args.run):
         details = os.path.join(args.run, f"evaluation_{args.split}_warnings.txt")
+        from mmzoo.artifacts import Ledger
+
+        # what evaluate writes into the run, removed with it by `train --overwrite`
+        Ledger(args.run).claim(os.path.basename(details), f"evaluation_{args.split}.json")
     try:
         with _Warnings(args.verbose, details):
             args.fn(args)
-    except MmzooError as e:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"mmzoo: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("mmzoo: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
+        message = user_message(e)  # the user's mistake, wherever it surfaced
+        if message is not None:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"mmzoo: error: {message}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         first = (str(e).strip().splitlines() or [""])[0]
         print(f"mmzoo: internal error: {type(e).__name__}: {first}\n(the traceback above "

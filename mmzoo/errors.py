@@ -46,6 +46,38 @@ class ContractError(MmzooError, ValueError):
     """A model that lacks what `pipeline`, `evaluate` or `export` need (see `mmzoo.contract`)."""
 
 
+# Starts the message of an error about the data that is raised while TensorFlow runs a pipeline
+# (an unknown label in a graph assertion, a file changed after listing in a reader): TensorFlow
+# raises it as its own error type, and `user_message` finds mmzoo's message in it.
+DATA_ERROR = "mmzoo data error: "
+
+
+def user_message(error):
+    """The one-line message of a user's mistake carried by `error`, or None when it is not
+    one: an `MmzooError`, or a TensorFlow error raised while reading the data (an mmzoo
+    message marked with `DATA_ERROR`, or a data file gone since it was listed)."""
+    import re
+    import sys
+
+    if isinstance(error, MmzooError):
+        return str(error)
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    text = str(getattr(error, "message", "") or error)
+    if DATA_ERROR in text:
+        found = text.split(DATA_ERROR, 1)[1]
+        found = re.split(r"\n|\s*\[\[\{\{node|\s*\[Op:", found)[0]
+        found = re.sub(r"\]\s*\[", " ", found).strip(" []")
+        return found.replace("\\'", "'").replace('\\"', '"')
+    if isinstance(error, tf.errors.NotFoundError):
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        first = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", first)
+        return (f"a data file is missing ({first}); it was deleted or moved after the data "
+                "was listed: restore it, or run again to list the data anew")
+    return None
+
+
 class DataWarning(UserWarning):
     """Something in the data that mmzoo left out or worked around, reported, never silent.
 
@@ -76,5 +108,5 @@ class DataWarning(UserWarning):
         return "\n".join([self.short, *(f"  {d}" for d in self.details)])
 
 
-__all__ = ["ContractError", "DataWarning", "InvalidType", "InvalidValue", "MissingFile",
-           "MmzooError", "UnknownName"]
+__all__ = ["DATA_ERROR", "ContractError", "DataWarning", "InvalidType", "InvalidValue",
+           "MissingFile", "MmzooError", "UnknownName", "user_message"]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
 from mmzoo import contract
+from mmzoo.artifacts import staging_folder
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.errors import InvalidValue
 
@@ -150,10 +149,23 @@ def _check_replaceable(path):
             f"(no {MARKER}); mmzoo export replaces only a folder it wrote itself. Choose "
             "another path, or move what is there yourself")
     extra = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
+    try:
+        with open(os.path.join(path, MARKER)) as f:
+            written = json.load(f).get("files")
+    except (OSError, ValueError):
+        written = None
+    if written is not None:  # every file the export wrote is recorded: anything else is not
+        extra = sorted(set(_files(path)) - set(written) - {MARKER})
     if extra:
         raise InvalidValue(
             f"cannot export to {path}: it is a previous mmzoo export but also holds {extra}, "
             "which export did not write; move them, or choose another path")
+
+
+def _files(folder):
+    """The files under `folder`, as paths relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, n), folder)
+                  for d, _, names in os.walk(folder) for n in names)
 
 
 def export(model, path):
@@ -207,20 +219,17 @@ def export(model, path):
         archive.track(resource)
     for name, fn in endpoints.items():
         archive.add_endpoint(name, fn)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.export-", dir=parent)
-    try:
+    # a staging folder beside `path`, removed at the end (or, after a kill, by the next export
+    # or artifact written here: `mmzoo.artifacts.sweep`)
+    with staging_folder(os.path.dirname(path), os.path.basename(path)) as staging:
         written = os.path.join(staging, "model")
         archive.write_out(written, verbose=False)
         os.makedirs(os.path.join(written, "assets.extra"), exist_ok=True)
         with open(os.path.join(written, MARKER), "w") as f:
-            json.dump({"model": model.name, "mmzoo": __version__}, f)
+            json.dump({"model": model.name, "mmzoo": __version__, "files": _files(written)}, f)
         _check_replaceable(path)  # again: something may have appeared there meanwhile
         if os.path.isdir(path) and os.listdir(path):
             old = os.path.join(staging, "previous")
             os.replace(path, old)           # the previous export, removed with `staging`
         os.replace(written, path)           # onto a missing path or an empty folder
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -172,14 +172,44 @@ def build(name, **overrides):
     ```
     """
     spec = get_spec(name)
-    return _build(spec, _apply_overrides(spec, overrides))
+    return _build(spec, _apply_overrides(spec, overrides), overrides)
 
 
-def _build(spec, cfg):
-    """`spec.builder(cfg)`, checked against the model contract (`mmzoo.contract`)."""
+def _keras_message(error):
+    """The line of a Keras error that says what is wrong (not its "Exception encountered when
+    calling ..." preamble), without terminal colours."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ("Exception encountered", "Arguments received", "•"))]
+    called = next((line for line in str(error).splitlines() if "when calling" in line), "")
+    where = re.search(r"calling (\w+)", called)
+    text = (lines or [type(error).__name__])[0][:300]
+    return f"{where.group(1)}: {text}" if where else text
+
+
+def _user_set(overrides):
+    """The overrides a user chose (not the data-adapted vocabulary, labels and tokens)."""
+    return sorted(k for k in overrides if k not in ("vocabulary", "labels", "tokens"))
+
+
+def _build(spec, cfg, overrides=None):
+    """`spec.builder(cfg)`, checked against the model contract (`mmzoo.contract`). A graph that
+    Keras refuses to make with the user's `overrides` (an image too small for the pooling
+    stack, heads that do not divide a width) fails naming those values: the user's choice, not
+    mmzoo's bug."""
     from mmzoo import contract
 
-    model = spec.builder(cfg)
+    chosen = _user_set(overrides or {})
+    try:
+        model = spec.builder(cfg)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, (InvalidValue, InvalidType)) or not chosen:
+            raise
+        raise InvalidValue(f"model {spec.name!r} cannot be built with "
+                           + ", ".join(f"{k}={overrides[k]!r}" for k in chosen)
+                           + f": {_keras_message(e)}") from e
     if model.name != spec.name:
         raise ContractError(f"the builder of {spec.name!r} returned a model named "
                             f"{model.name!r}; name it {spec.name!r} (keras.Model(..., "
@@ -209,7 +239,7 @@ def describe(name, **overrides):
     """
     spec = get_spec(name)
     cfg = _apply_overrides(spec, overrides)
-    model = _build(spec, _no_download(cfg))
+    model = _build(spec, _no_download(cfg), overrides)
     lines = [f"{spec.name}: {spec.summary}", f"  task:       {spec.task}"]
     lines.append(f"  modalities: {', '.join(spec.modalities)}")
     lines.append("  inputs:")
@@ -259,8 +289,46 @@ def _apply_overrides(spec, overrides):
     hints = typing.get_type_hints(spec.config)
     clean = {}
     for key, value in overrides.items():
-        clean[key] = _check_type(spec.name, key, value, hints[key])
+        clean[key] = _check_range(spec.name, key, _check_type(spec.name, key, value, hints[key]))
     return dataclasses.replace(spec.config(), **clean)
+
+
+# The range of each numeric config field: `(low, high, text)`, a bound None when open; low is
+# inclusive and high exclusive unless the text says otherwise. Other int fields (sizes, units,
+# counts) and the items of int tuples must be at least 1.
+RANGES = {
+    "dropout": (0.0, 1.0, "at least 0 and below 1"),
+    "l1": (0.0, None, "at least 0"), "l2": (0.0, None, "at least 0"),
+    "learning_rate": (0.0, None, "above 0"), "min_learning_rate": (0.0, None, "at least 0"),
+    "lr_factor": (0.0, 1.0, "above 0 and below 1"), "image_alpha": (0.0, None, "above 0"),
+    "clip_seconds": (0.0, None, "above 0"),
+    "text_units": (0, None, "at least 0 (0: no recurrent layer)"),
+    "lr_patience": (0, None, "at least 0 (0: a constant rate)"),
+    "image_trainable": (0, None, "None, true, false or a number of blocks, at least 0"),
+}
+_ABOVE = {"learning_rate", "lr_factor", "image_alpha", "clip_seconds"}  # low bound excluded
+
+
+def _check_range(model_name, key, value):
+    """`value`, or an `InvalidValue` naming the field's allowed range."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, tuple):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
+                and min(value) < 1:
+            raise InvalidValue(f"config field {key!r} of model {model_name!r} takes numbers of "
+                               f"at least 1, got {value!r}")
+        return value
+    if not isinstance(value, (int, float)):
+        return value
+    low, high, text = RANGES.get(key, (1, None, "at least 1") if isinstance(value, int)
+                                 else (None, None, ""))
+    bad = ((low is not None and (value < low or (key in _ABOVE and value == low)))
+           or (high is not None and value >= high))
+    if bad:
+        raise InvalidValue(f"config field {key!r} of model {model_name!r} must be {text}, got "
+                           f"{value!r}")
+    return value
 
 
 def _check_type(model_name, key, value, hint):
@@ -307,7 +375,7 @@ def _check_type(model_name, key, value, hint):
 
 def _type_error(model_name, key, value, hint):
     name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    return TypeError(
+    return InvalidType(
         f"config field {key!r} of model {model_name!r} must be {name}, "
         f"got {type(value).__name__} {value!r}"
     )

@@ -301,7 +301,7 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
           cache="auto", feature_cache="auto"):
     """Train `name` on the `train` split of `data`, validating on `validation`.
 
-    Sources without a validation split hold out every 10th training example
+    Sources without a validation split hold out 1 in 10 training examples
     (`mmzoo.data.fit_splits`). The vocabulary and class names are adapted on the training split
     (`mmzoo.data.adapt`); user `overrides` win over them.
 
@@ -379,9 +379,10 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
 def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
            jit_compile, augment, verbose, on_error, callbacks, overwrite, cache, feature_cache):
     from mmzoo.data import adapt, open_source, pipeline
-    from mmzoo.data.pipeline import CACHES, cache_bytes, fresh_cache
+    from mmzoo.artifacts import Ledger
+    from mmzoo.data.pipeline import CACHES, cache_bytes
     from mmzoo.data.sources import default_source
-    from mmzoo.models.features import backbone_key, feature_model, front_ends
+    from mmzoo.models.features import feature_model, front_ends
     from mmzoo.registry import build, get_spec
 
     if cache not in CACHES:
@@ -398,6 +399,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     # Non-chief workers of a cluster write their (identical) files to a scratch folder.
     work = out if is_chief else os.path.join(out, f".worker-{index}")
     _check_finished(work, overwrite)  # before anything is read or written
+    Ledger(work).claim(*RUN_FILES)  # what this run writes: all that --overwrite removes
     keras.utils.set_random_seed(seed)
     src = open_source(data, on_error=on_error)
     # every worker adapts on the whole training split (the same vocabulary and classes)...
@@ -407,12 +409,17 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     if strategy_name == "multi_worker":
         by_file, sharing = _share(src, workers, pipeline_id)
     train_raw, val_raw = src.fit_splits(spec.task)
-    os.makedirs(work, exist_ok=True)
     cfg = spec.make_config(**config)
     record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,
                          mixed_precision, jit_compile, augment, _recorded_config(cfg))
+    record["data_fingerprint"] = src.fingerprint()
     backup = os.path.join(work, "backup")
-    _check_same_run(work, backup, record)
+    done = _check_same_run(work, backup, record)
+    cache_root = os.path.join(work, "cache")
+    if not done:  # a fresh run never reads a cache it did not make
+        _remove_caches(cache_root)
+    else:  # a resumed run goes on with its random stream, not epoch 1's again
+        keras.utils.set_random_seed(_resumed_seed(seed, done))
     with open(os.path.join(work, "config.json"), "w") as f:
         json.dump(record, f, indent=2)
 
@@ -423,17 +430,14 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
         model = build(name, **config)
     fronts = front_ends(model) if feature_cache != "off" else {}
     caches = {"train": cache, "validation": cache}
-    cache_dirs = {split: os.path.join(work, "cache", split) for split in caches}
+    cache_dir = cache_root
     fit_model = model
     if fronts:
         with dist.scope():
             fit_model = feature_model(model, fronts)
-        if feature_cache == "disk":
-            folder = os.path.join(work, "feature_cache")
-            os.makedirs(folder, exist_ok=True)
-            key = backbone_key(fronts)
-            caches = {split: fresh_cache(os.path.join(folder, f"{key}-{split}"))
-                      for split in caches}
+        if feature_cache == "disk":  # keyed by the data, the preprocessing and the front ends
+            cache_dir = os.path.join(work, "feature_cache")
+            caches = {split: "disk" for split in caches}
         elif feature_cache == "memory":
             caches = {split: "memory" for split in caches}
         if verbose:
@@ -445,11 +449,12 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     if jit_compile:
         fit_model.jit_compile = True
     features = bool(fronts)
-    train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True, seed=seed,
-                        augment=augment, features=features, cache=caches["train"],
-                        cache_dir=cache_dirs["train"])
+    pipeline_seed = seed if not done else _resumed_seed(seed, done)
+    train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True,
+                        seed=pipeline_seed, augment=augment, features=features,
+                        cache=caches["train"], cache_dir=cache_dir)
     val_ds = pipeline(model, val_raw, batch_size=batch_size, features=features,
-                      cache=caches["validation"], cache_dir=cache_dirs["validation"])
+                      cache=caches["validation"], cache_dir=cache_dir)
     cache_info = {"train": train_ds.cache_info, "validation": val_ds.cache_info}
     if verbose:
         print("cache: " + "; ".join(f"{split} {_described(info)}"
@@ -489,7 +494,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
         info["disk_bytes"] = cache_bytes(info)
     with open(os.path.join(work, "cache.json"), "w") as f:
         json.dump(cache_info, f, indent=2)
-    shutil.rmtree(os.path.join(work, "cache"), ignore_errors=True)  # kept only to resume
+    _remove_caches(cache_root)  # kept only to resume
     model = keras.saving.load_model(path)
     history.best = best_epoch(read_history(history_path))  # this process's own log
     history.cache = cache_info
@@ -542,37 +547,57 @@ def _described(info):
     return text
 
 
-# Files `train` writes in its output folder: what `overwrite=True` removes, and nothing else.
+# Files `train` writes in its output folder (claimed in its `mmzoo.artifacts.Ledger` when they
+# do not exist yet): what `overwrite=True` removes, with the `evaluation_*` files `mmzoo evaluate`
+# claims, and nothing else. `feature_cache/` is kept: its keyed caches are read again only by a
+# run on exactly the same data, preprocessing and front ends (a retrain with other head settings).
 RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
-             "model.pending.keras", "model.pending.json", "feature_cache", "cache", "cache.json")
+             "model.pending.keras", "model.pending.json", "cache", "cache.json")
 
 
 def _check_finished(work, overwrite):
-    """Refuse to train over a finished run unless `overwrite` (which removes only the files a
-    run writes, and its `evaluation_*` files); an unfinished run (a backup in it) is resumed."""
+    """Refuse to train over a finished run unless `overwrite`; with it, remove what the run
+    wrote (a finished or an unfinished one: the files its ledger claims) and nothing else. An
+    unfinished run (a backup in it) is otherwise resumed."""
+    from mmzoo.artifacts import Ledger
+
     finished = (os.path.isfile(os.path.join(work, "model.keras"))
                 and not os.path.isdir(os.path.join(work, "backup")))
-    if not finished:
+    if overwrite:
+        Ledger(work).remove()
         return
-    if not overwrite:
+    if finished:
         raise InvalidValue(f"{work} holds a finished run (model.keras, no backup to resume); "
                            "pass --overwrite (overwrite=True) to train it again from scratch, "
                            "or choose another --out")
-    evaluations = [f for f in os.listdir(work) if f.startswith("evaluation_")]
-    for name in (*RUN_FILES, *evaluations):
-        path = os.path.join(work, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+
+
+def _remove_caches(folder):
+    """Remove the example caches in `folder` (mmzoo's artifacts only), then the folder when
+    this run made it and it is left empty."""
+    from mmzoo.artifacts import Ledger, artifacts
+
+    for name in artifacts(folder, "examples"):
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    work, base = os.path.split(folder)
+    if os.path.isdir(folder) and not os.listdir(folder) and base in Ledger(work).claimed():
+        os.rmdir(folder)
+
+
+def _resumed_seed(seed, done):
+    """The seed of a run resumed after `done` epochs: another stream than the first process's,
+    so the resumed epochs do not replay epoch 1's shuffling and augmentation."""
+    return (int(seed) * 1_000_003 + int(done) * 7_919) % 2**31
 
 
 def _check_same_run(work, backup, record):
-    """A backup left by a different command must not be resumed by this one."""
+    """The epochs done by the unfinished run in `work` that this command resumes (0 when there
+    is none); a backup left by a different command, or of data that changed since, must not be
+    resumed by this one."""
     path = os.path.join(work, "config.json")
-    if not (os.path.exists(os.path.join(backup, "training_metadata.json"))
-            and os.path.exists(path)):
-        return
+    metadata = os.path.join(backup, "training_metadata.json")
+    if not (os.path.exists(metadata) and os.path.exists(path)):
+        return 0
     with open(path) as f:
         previous = json.load(f)
     record = json.loads(json.dumps(record))  # tuples -> lists, as read back
@@ -581,4 +606,16 @@ def _check_same_run(work, backup, record):
     if changed:
         raise InvalidValue(
             f"{backup} holds an unfinished run with different {changed} (see "
-            f"{path}); run the same command to resume it, or choose another --out")
+            f"{path}); run the same command to resume it, pass --overwrite to start again, or "
+            "choose another --out")
+    if previous.get("data_fingerprint") != record.get("data_fingerprint"):
+        raise InvalidValue(
+            f"{backup} holds an unfinished run on {record['data']} as it was before its files "
+            "changed (their names, sizes or times differ); resuming would mix two data sets: "
+            "pass --overwrite to train from scratch on the data as it is now, or choose "
+            "another --out")
+    try:
+        with open(metadata) as f:
+            return int(json.load(f).get("epoch", 0))
+    except (OSError, ValueError, TypeError):
+        return 0

@@ -343,8 +343,8 @@ def test_multi_worker_two_processes_write_one_model(tiny_easy_vqa, tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert "strategy multi_worker: 2 replicas in sync" in outputs[0][1]
     assert os.path.isfile(run / "model.keras") and epochs_logged(run) == [0, 1]
-    assert sorted(os.listdir(run)) == ["cache.json", "config.json", "history.csv", "logs",
-                                       "model.keras"]
+    assert sorted(os.listdir(run)) == [".mmzoo-written.json", "cache.json", "config.json",
+                                       "history.csv", "logs", "model.keras"]
 
 
 def test_strategies_fail_clearly_without_their_hardware(tiny_easy_vqa, tmp_path):
@@ -426,7 +426,7 @@ def test_two_workers_each_decode_only_their_shards_of_prepared_data(data_dir, tm
         os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), folder / name)
     out = mmzoo("data", f"fsdd:{folder}", "--prepare", tmp_path / "prepared", "--shards", 2)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "(train 76, validation 8, test 9 examples)" in out.stdout, out.stdout
+    assert "(train 78, validation 6, test 9 examples)" in out.stdout, out.stdout
     script, log = tmp_path / "worker.py", tmp_path / "decoded.log"
     script.write_text(DECODE_LOG)
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
@@ -459,7 +459,7 @@ def test_two_workers_each_decode_only_their_shards_of_prepared_data(data_dir, tm
         return {hashlib.sha1(e["audio"].tobytes()).hexdigest() for e in ds.as_numpy_iterator()}
 
     train, validation = digests("train"), digests("validation")
-    assert set(by_example) == train | validation and len(train) == 76 and len(validation) == 8
+    assert set(by_example) == train | validation and len(train) == 78 and len(validation) == 6
     times = {digest: n for (_, digest), n in decoded.items()}
     # Once per epoch (2 epochs, no cache), plus Keras's own look at the first batch before
     # training (under a strategy its `fit` builds from one batch of a fresh iterator: the

@@ -31,9 +31,9 @@ def test_export_writes_a_marked_savedmodel_and_replaces_a_previous_export(model,
     assert mmzoo.export(model, sm) == str(sm)
     assert is_export(sm) and os.path.isfile(sm / MARKER)
     assert sorted(os.listdir(tmp_path)) == ["sm"]   # no staging folder left behind
-    (sm / "variables" / "stale").write_text("from the previous export")
+    (sm / "saved_model.pb").write_bytes(b"stale")   # a file the previous export wrote
     mmzoo.export(model, sm)                          # a previous export: replaced whole
-    assert not (sm / "variables" / "stale").exists() and is_export(sm)
+    assert (sm / "saved_model.pb").read_bytes() != b"stale" and is_export(sm)
     served = tf.saved_model.load(str(sm))
     assert served.signatures["serving_default"](text=tf.constant(["a"]))["label"].shape == (1,)
     empty = tmp_path / "empty"
@@ -61,6 +61,14 @@ def test_export_never_replaces_what_it_did_not_write(model, tmp_path):
     with pytest.raises(ValueError, match=r"previous mmzoo export but also holds \['notes.txt'\]"):
         mmzoo.export(model, sm)
     assert tree(sm) == before
+    os.remove(sm / "notes.txt")                      # ... or inside the export's own folders
+    (sm / "variables" / "mine.txt").write_text("mine")
+    (sm / "assets.extra" / "card.md").write_text("mine")
+    before = tree(sm)
+    with pytest.raises(ValueError, match=r"also holds \['assets.extra/card.md', "
+                                         r"'variables/mine.txt'\]"):
+        mmzoo.export(model, sm)
+    assert tree(sm) == before
 
     plain = tmp_path / "file"
     plain.write_text("a file")
@@ -75,3 +83,24 @@ def test_export_never_replaces_what_it_did_not_write(model, tmp_path):
     mmzoo.export(model, tmp_path / "sm2")
     assert (old / "keep.txt").read_text() == "keep"
     assert sorted(os.listdir(tmp_path)) == ["file", "run", "sm", "sm2", "sm2.old"]
+
+
+def test_an_interrupted_export_leaves_no_staging_folder(model, tmp_path):
+    """A kill leaves export's staging folder (marked as mmzoo's, with its process); the next
+    export beside it removes it, and never a folder mmzoo did not mark."""
+    import socket
+    import subprocess
+    import sys
+
+    from mmzoo.artifacts import MARKER as STAGED
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname().replace(os.sep, "_").replace("-", "_")
+    killed = tmp_path / f".sm.staging-{host}-{dead}-x1y2"
+    (killed / "model" / "variables").mkdir(parents=True)
+    (killed / STAGED).write_text(dead)
+    lookalike = tmp_path / f".sm.staging-{host}-{dead}-mine"   # not marked: not mmzoo's
+    lookalike.mkdir()
+    mmzoo.export(model, tmp_path / "sm")
+    assert sorted(os.listdir(tmp_path)) == [lookalike.name, "sm"]

@@ -4,6 +4,7 @@ The weights are the real ImageNet MobileNet v1 (alpha 0.25) in ../shared/data/we
 downloaded.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -162,8 +163,19 @@ def test_frozen_feature_training_equals_running_the_backbone(weights, tiny_easy_
         assert model.get_layer("image_encoder").get_layer("image_backbone") is not None
     np.testing.assert_allclose(losses["memory"], losses["off"], rtol=1e-4)
     np.testing.assert_allclose(losses["disk"], losses["off"], rtol=1e-4)
-    cached = os.listdir(tmp_path / "disk" / "feature_cache")
-    assert any(f.endswith("-train.index") for f in cached), cached
+    from mmzoo.artifacts import MANIFEST, artifacts
+
+    folder = tmp_path / "disk" / "feature_cache"
+    cached = artifacts(folder)
+    assert len(cached) == 2, os.listdir(folder)  # train and validation features
+    made = {n: os.stat(folder / n / MANIFEST).st_ino for n in cached}
+    # a retrain with other head settings reads them again (same data, backbone and sizes) ...
+    mmzoo.train("caption_lstm", f"easy_vqa:{tiny_easy_vqa}", epochs=1, batch_size=16,
+                out=str(tmp_path / "disk"), verbose=0, overrides={**overrides, "units": 8},
+                feature_cache="disk", overwrite=True)
+    assert {n: os.stat(folder / n / MANIFEST).st_ino for n in artifacts(folder)} == made
+    # ... keyed by the front ends' architecture and weights as well as by the data
+    assert all(json.load(open(folder / n / MANIFEST))["parts"]["features"] for n in cached)
     reference = keras.applications.MobileNet(alpha=0.25, include_top=False, weights=None,
                                              input_shape=(32, 32, 3), pooling="avg")
     reference.load_weights(weights)

@@ -5,9 +5,12 @@ The real data is read from ../shared/data (MMZOO_DATA_DIR); broken files are mad
 
 import collections
 import csv
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import librosa
 import numpy as np
@@ -18,6 +21,8 @@ import tensorflow as tf
 import mmzoo
 from mmzoo.data import BadDataError
 from mmzoo.data.digit_qa import QUESTIONS, digit_images
+from mmzoo.data.base import hash_split
+from mmzoo.data.text_csv import normalised
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +60,13 @@ def test_fsdd_official_split_counts_and_labels(fsdd):
 
 
 def test_fsdd_has_no_validation_split_and_fit_splits_holds_one_out(fsdd):
-    with pytest.raises(ValueError, match=r"has no split 'validation'.*holds out every 10th"):
+    with pytest.raises(ValueError, match=r"has no split 'validation'.*holds out 1 in 10"):
         mmzoo.data.load(f"fsdd:{fsdd}", split="validation")
     train, val = mmzoo.data.fit_splits(f"fsdd:{fsdd}")
-    assert (train.cardinality().numpy(), val.cardinality().numpy()) == (2025, 225)
+    sizes = (int(train.cardinality()), int(val.cardinality()))
+    assert sum(sizes) == 2250 and 180 <= sizes[1] <= 270, sizes  # 1 in 10, by a stable hash
     val_waves = {e["audio"].tobytes() for e in val.as_numpy_iterator()}
-    assert len(val_waves) == 225
+    assert len(val_waves) == sizes[1]
     assert not val_waves & {e["audio"].tobytes() for e in train.take(400).as_numpy_iterator()}
 
 
@@ -202,20 +208,26 @@ def test_mfcc_layer_equals_librosa_with_other_settings(fsdd):
 def test_ag_news_csv(data_dir):
     path = os.path.join(data_dir, "ag_news", "news.csv")
     src = mmzoo.data.open_source(f"csv:{path}")
-    sizes = {s: src.dataset(s).cardinality().numpy() for s in ("train", "validation", "test")}
-    assert sizes == {"train": 4864, "validation": 608, "test": 608}
+    sizes = {s: int(src.dataset(s).cardinality()) for s in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 6080
+    assert all(520 <= sizes[s] <= 700 for s in ("validation", "test")), sizes  # 1 in 10 each
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
+    texts = [f"{r['title'].strip()} {r['description'].strip()}" for r in rows]
+    # each row's split is the stable hash of its normalised text (the documented rule)
+    expected = {s: [t for t in texts if hash_split(normalised(t)) == s] for s in sizes}
+    for split in sizes:
+        got = [e["text"].decode() for e in src.dataset(split).as_numpy_iterator()]
+        assert got == expected[split], split
     first = next(src.dataset("train").as_numpy_iterator())
-    assert first["text"].decode() == f"{rows[0]['title']} {rows[0]['description']}"
-    assert first["label"].decode() == rows[0]["label"]
+    assert first["text"].decode() == expected["train"][0]
     test = list(src.dataset("test").as_numpy_iterator())
-    assert test[0]["text"].decode().startswith(rows[9]["title"])  # row 9 is the first test row
     labels = collections.Counter(e["label"].decode() for e in test)
     assert set(labels) == {"1", "2", "3", "4"} and min(labels.values()) > 100
     # columns chosen by options, in the source string or as arguments
     titles = mmzoo.data.load(f"csv:{path}?text=title", split="test")
-    assert next(titles.as_numpy_iterator())["text"].decode() == rows[9]["title"]
+    first_title = next(r["title"] for r in rows if hash_split(normalised(r["title"])) == "test")
+    assert next(titles.as_numpy_iterator())["text"].decode() == first_title
     with pytest.raises(ValueError, match=r"no column\(s\) \['headline'\].*header is"):
         mmzoo.data.load(f"csv:{path}", text="headline")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['colour'\]"):
@@ -284,48 +296,134 @@ def make_caption_folder(data_dir, root):
     return rows, names
 
 
+def write_captions(root, rows):
+    with open(root / "captions.txt", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption"]] + rows)
+
+
+def read_captions(root, **options):
+    ds = mmzoo.data.open_source(f"captions:{root}", **options).dataset(None, decode=False)
+    return {e["image"].decode(): [c.decode() for c in e["captions"]]
+            for e in ds.as_numpy_iterator()}
+
+
 def test_caption_folder_index_lists_an_unchanged_folder_once(data_dir, tmp_path, monkeypatch):
     from mmzoo.data import captions as captions_source
 
-    rows, names = make_caption_folder(data_dir, tmp_path)
-    with open(tmp_path / "captions.txt", "w", newline="") as f:
-        csv.writer(f).writerows([["image", "caption"]] + rows)
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    root.mkdir()
+    monkeypatch.setenv("MMZOO_CACHE_DIR", str(cache))
+    rows, names = make_caption_folder(data_dir, root)
+    write_captions(root, rows)
     expected = collections.defaultdict(list)
     for name, caption in rows:
-        expected[str(tmp_path / "Images" / name)].append(caption.strip())
-
-    def read(**options):
-        ds = mmzoo.data.open_source(f"captions:{tmp_path}", **options).dataset(None,
-                                                                               decode=False)
-        return {e["image"].decode(): [c.decode() for c in e["captions"]]
-                for e in ds.as_numpy_iterator()}
-
+        expected[str(root / "Images" / name)].append(caption.strip())
     checked = []
     real = captions_source.check_files
     monkeypatch.setattr(captions_source, "check_files",
                         lambda paths, *a, **k: checked.append(len(paths)) or real(paths, *a, **k))
-    assert read() == expected and checked == [4]      # streamed from the index it wrote
-    assert sorted(os.listdir(tmp_path / ".mmzoo")) == ["captions.json", "captions.tfrecord"]
-    assert read() == expected and checked == [4]      # unchanged: read from the index
-    data = (tmp_path / "Images" / names[1]).read_bytes()
-    (tmp_path / "Images" / names[1]).write_bytes(data[: len(data) // 2])   # edited in place
+    assert read_captions(root) == expected and checked == [4]  # streamed from its new index
+    assert sorted(os.listdir(root)) == ["Images", "captions.txt"]  # the data is never written
+    (folder,) = os.listdir(cache / "index")       # the index lives in the user's cache...
+    (index,) = os.listdir(cache / "index" / folder)
+    assert index.startswith("captions-")          # ... named by what it was made from
+    assert read_captions(root) == expected and checked == [4]  # unchanged: read from the index
+    data = (root / "Images" / names[1]).read_bytes()
+    (root / "Images" / names[1]).write_bytes(data[: len(data) // 2])   # edited in place
     with pytest.raises(BadDataError, match="truncated JPEG"):
-        read()
+        read_captions(root)
     assert checked == [4, 4]
     with pytest.warns(UserWarning, match=r"skipped 1 bad item"):  # the index keeps bad items
-        assert len(read(on_error="skip")) == 3
+        assert len(read_captions(root, on_error="skip")) == 3
     assert checked == [4, 4]
-    # a read-only folder is never written to (even by root): its index goes to the cache
-    shutil.rmtree(tmp_path / ".mmzoo")
-    (tmp_path / "Images" / names[1]).write_bytes(data)
-    os.chmod(tmp_path, 0o555)
+    assert len(os.listdir(cache / "index" / folder)) == 2  # a new index beside the old one
+    # the user may ask for the index elsewhere, inside the data too
+    (root / "Images" / names[1]).write_bytes(data)
+    assert read_captions(root, index_dir=str(root / ".index")) == expected
+    assert [n[:9] for n in os.listdir(root / ".index")] == ["captions-"]
+    # a folder read-only to everyone, and a cache that cannot be written: still listed
+    os.chmod(root, 0o555)
     try:
-        monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path.parent / "cache"))
-        assert read() == expected and read() == expected and checked == [4, 4, 4]
-        assert not (tmp_path / ".mmzoo").exists()
-        assert os.listdir(tmp_path.parent / "cache" / "index")
+        monkeypatch.setenv("MMZOO_CACHE_DIR", "/proc/no-cache-here")
+        assert read_captions(root) == expected
+        assert sorted(os.listdir(root)) == [".index", "Images", "captions.txt"]
     finally:
-        os.chmod(tmp_path, 0o755)
+        os.chmod(root, 0o755)
+
+
+LISTER = """
+import json, sys
+import mmzoo
+src = mmzoo.data.open_source("captions:" + sys.argv[1])
+print(json.dumps(sorted(e["image"].decode() for e in
+                        src.dataset(None, decode=False).as_numpy_iterator())))
+"""
+
+
+def test_six_processes_list_one_folder_at_once(data_dir, tmp_path):
+    """Concurrent listings each succeed, agree, and leave one index and no staging folder."""
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    root.mkdir()
+    rows, names = make_caption_folder(data_dir, root)
+    write_captions(root, rows)
+    env = {**os.environ, "MMZOO_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, "-c", LISTER, str(root)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-2000:] for _, err in outputs]
+    listed = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(listed) == 1 and len(json.loads(listed.pop())) == 4
+    (folder,) = os.listdir(cache / "index")
+    assert [n[:9] for n in os.listdir(cache / "index" / folder)] == ["captions-"]
+
+
+def test_a_reader_keeps_its_index_when_the_folder_is_listed_again(data_dir, tmp_path,
+                                                                  monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path / "cache"))
+    rows, names = make_caption_folder(data_dir, root)
+    write_captions(root, rows[:15])  # 3 of the 4 photos captioned
+    before = mmzoo.data.open_source(f"captions:{root}").dataset(None, decode=False)
+    write_captions(root, rows)       # the 4th gets its captions, then the folder is listed
+    after = mmzoo.data.open_source(f"captions:{root}").dataset(None, decode=False)
+    assert len(list(after.as_numpy_iterator())) == 4
+    assert len(list(before.as_numpy_iterator())) == 3  # still the index it opened
+
+
+def test_caption_splits_never_move_when_photos_are_added(data_dir, tmp_path, monkeypatch):
+    """Without splits.txt, a photo's split is a stable hash of its name: adding 40 photos
+    between the listed ones moves none of them."""
+    monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path / "cache"))
+    src_root = os.path.join(data_dir, "flickr8k_1k")
+    with open(os.path.join(src_root, "captions.txt"), newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    by_image = collections.defaultdict(list)
+    for name, caption in rows:
+        by_image[name].append(caption)
+    names = sorted(by_image)[:340]
+    root = tmp_path / "data"
+    (root / "Images").mkdir(parents=True)
+    for name in names:
+        os.symlink(os.path.join(src_root, "Images", name), root / "Images" / name)
+    added = names[3::8][:40]
+    kept = [n for n in names if n not in set(added)]
+    assert len(kept) == 300 and len(added) == 40
+
+    def splits(listed):
+        write_captions(root, [[n, c] for n in listed for c in by_image[n]])
+        src = mmzoo.data.open_source(f"captions:{root}")
+        return {split: {os.path.basename(e["image"].decode())
+                        for e in src.dataset(split, decode=False).as_numpy_iterator()}
+                for split in src.split_names()}
+
+    first = splits(kept)
+    assert set(first) == {"train", "validation", "test"}
+    second = splits(names)   # the 40 photos go in between the listed ones (sorted names)
+    for split, listed in first.items():
+        assert listed <= second[split], split   # no listed photo moved
+    assert sum(map(len, second.values())) == 340
 
 
 def test_bad_caption_folder(data_dir, tmp_path):
@@ -519,9 +617,11 @@ def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
     import tensorflow_datasets as tfds
 
     (tmp_path / "photos").mkdir()
-    rows, _ = make_caption_folder(data_dir, tmp_path / "photos")
+    rows, names = make_caption_folder(data_dir, tmp_path / "photos")
     with open(tmp_path / "photos" / "captions.txt", "w", newline="") as f:
         csv.writer(f).writerows([["image", "caption"]] + rows)
+    (tmp_path / "photos" / "splits.txt").write_text(  # two shards need two photos a split
+        "".join(f"{n},{s}\n" for n, s in zip(names, ["train", "dev", "train", "dev"])))
     news = tmp_path / "news.csv"
     with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
         news.write_text("".join(f.readline() for _ in range(41)))
@@ -556,3 +656,5 @@ def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
                         label.decode() if isinstance(label, bytes) else str(label))
     with pytest.raises(ValueError, match="not empty"):
         mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared" / "csv"))
+    with pytest.raises(ValueError, match=r"--shards 9 is more than split '\w+' has exampl"):
+        mmzoo.data.prepare(f"captions:{tmp_path / 'photos'}", str(tmp_path / "p9"), shards=9)

@@ -207,23 +207,136 @@ def test_no_augment_trains_on_the_audio_as_read(fsdd_small, tmp_path, monkeypatc
     assert calls == ["augment_mfcc", "augment"]  # the whole model: waveforms are augmented
 
 
+def manifests(folder):
+    """`{artifact name: manifest}` of the keyed artifacts in `folder`."""
+    from mmzoo.artifacts import MANIFEST, artifacts
+
+    return {name: json.load(open(os.path.join(folder, name, MANIFEST)))
+            for name in artifacts(folder)}
+
+
 def test_a_disk_cache_lives_in_the_run_while_it_trains(fsdd_small, tmp_path):
+    from mmzoo.data.base import HELD_IN, HELD_OUT
+
     seen = []
+    (tmp_path / "run" / "cache").mkdir(parents=True)
+    (tmp_path / "run" / "cache" / "notes.txt").write_text("mine")   # a user's file
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            seen.append(sorted(os.listdir(tmp_path / "run" / "cache")))
+            seen.append(manifests(tmp_path / "run" / "cache"))
 
     _, history = mmzoo.train("audio_mfcc_cnn", fsdd_small, epochs=2, batch_size=8,
                              out=str(tmp_path / "run"), overrides=audio_overrides(),
                              cache="disk", verbose=0, callbacks=[Probe()])
-    assert seen[0] == ["train", "validation"]
-    assert not (tmp_path / "run" / "cache").exists()        # removed once training ended
+    # one artifact per split, named by what it was made from, which its manifest says
+    assert sorted(m["parts"]["data"]["split"] for m in seen[0].values()) == [HELD_IN, HELD_OUT]
+    assert all(name.startswith("examples-") for name in seen[0]) and seen[0] == seen[1]
+    # removed once training ended; the user's file is left where it was
+    assert os.listdir(tmp_path / "run" / "cache") == ["notes.txt"]
     recorded = json.load(open(tmp_path / "run" / "cache.json"))
     assert recorded == history.cache
     # the cache holds the MFCCs (16 frames x 13 coefficients, float32) of the training clips
     assert recorded["train"]["mode"] == "disk"
     assert recorded["train"]["disk_bytes"] > 20 * 16 * 13 * 4
+
+
+def rotate_labels(path):
+    """Rewrite a CSV with each label replaced by the next (1 -> 2, ..., 4 -> 1)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1:]:
+        row[0] = str(int(row[0]) % 4 + 1)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_an_interrupted_run_never_goes_on_with_other_data(news, tmp_path, monkeypatch):
+    """The review's reproduction: a run killed once its first epoch (and disk cache) is done,
+    then the same command after the data changed (labels rotated). Resuming would train on
+    the old data: it is refused; `overwrite` trains from scratch on the new data, with a cache
+    made from it, never the old one."""
+    data = tmp_path / "news.csv"
+    data.write_bytes(open(news.split(":", 1)[1], "rb").read())
+    run = tmp_path / "run"
+    config = {**mmzoo.registry.get_spec("text_word_vector_mlp").test_config}
+    config.pop("labels")
+
+    def train(**kwargs):
+        return mmzoo.train("text_word_vector_mlp", f"csv:{data}", epochs=2, batch_size=16,
+                           out=str(run), overrides=config, verbose=0, cache="disk", **kwargs)
+
+    caches = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            caches.append(manifests(run / "cache"))
+
+    with monkeypatch.context() as patch:
+        kill_before(patch, keras.callbacks.BackupAndRestore, "_save_model", epoch=1)
+        with pytest.raises(Killed):
+            train(callbacks=[Probe()])
+    old = caches[-1]
+    assert len(old) == 2 and sorted(manifests(run / "cache")) == sorted(old)  # left to resume
+    os.utime(data, ns=(1, 1))
+    rotate_labels(data)
+    with pytest.raises(ValueError, match=r"unfinished run .* files changed.*--overwrite"):
+        train()
+    _, history = train(overwrite=True, callbacks=[Probe()])
+    assert history.resumed_from == 0 and len(caches[-1]) == 2
+    assert not set(caches[-1]) & set(old)  # new caches: named by the new data
+    fingerprint = mmzoo.data.open_source(f"csv:{data}").fingerprint()
+    assert {m["parts"]["data"]["fingerprint"] for m in caches[-1].values()} == {fingerprint}
+
+
+def test_overwrite_removes_only_what_runs_wrote(news, tmp_path):
+    run = tmp_path / "run"
+    (run / "cache").mkdir(parents=True)
+    (run / "notes.md").write_text("my notes")
+    (run / "cache" / "mine.txt").write_text("mine")
+    run_training(news, run, epochs=1)
+    (run / "evaluation_test.json").write_text("{}")  # not claimed: it was there first
+    from mmzoo.cli import main
+    from mmzoo.train import _check_finished
+
+    assert main(["evaluate", str(run), "--split", "validation"]) == 0  # claims what it writes
+    assert (run / "evaluation_validation.json").exists()
+
+    with pytest.raises(ValueError, match="finished run"):
+        _check_finished(str(run), overwrite=False)
+    _check_finished(str(run), overwrite=True)
+    assert sorted(os.listdir(run)) == ["cache", "evaluation_test.json", "notes.md"]
+    assert os.listdir(run / "cache") == ["mine.txt"]
+
+
+def test_a_resumed_run_goes_on_with_its_random_stream(news, tmp_path, monkeypatch):
+    """Killed after epoch 1, the resumed run must not shuffle (or augment) as epoch 1 did."""
+    seeds = []
+    real = mmzoo.data.pipeline
+
+    def spy(*args, **kwargs):
+        if kwargs.get("training"):
+            seeds.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mmzoo.data, "pipeline", spy)
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        kill_before(patch, keras.callbacks.CSVLogger, "on_epoch_end", epoch=1)
+        with pytest.raises(Killed):
+            run_training(news, run)
+    _, result = run_training(news, run)
+    assert result.resumed_from == 1 and seeds[0] == 0 and seeds[1] != 0
+
+    def order(seed):
+        model = mmzoo.build("text_word_vector_mlp", **{
+            **mmzoo.registry.get_spec("text_word_vector_mlp").test_config,
+            "labels": ("1", "2", "3", "4")})
+        train, _ = mmzoo.data.fit_splits(news)
+        batch = next(iter(real(model, train, batch_size=16, training=True, seed=seed)))
+        return batch[0]["text"].numpy().tolist()
+
+    assert order(seeds[0]) != order(seeds[1])
 
 
 def test_cli_flags_reach_train(monkeypatch, tmp_path, capsys):

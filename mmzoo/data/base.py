@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -9,9 +13,11 @@ from mmzoo.errors import InvalidValue
 
 SPLITS = ("train", "validation", "test")
 SOURCES = {}  # kind -> Source subclass
-SPLIT_EVERY = 10  # sources without splits: item i is validation when i % 10 == 8, test when 9
-# `Source.rows` splits: `train` without, and with only, every 10th item (`Source.fit_splits`)
+SPLIT_EVERY = 10  # sources without splits: 1 item in 10 is validation, 1 in 10 test
+# `Source.rows` splits: `train` without, and with only, the items `held_out` (`Source.fit_splits`)
 HELD_IN, HELD_OUT = "train (held in)", "train (held out)"
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,
+            "false": False, "no": False, "off": False, "0": False}
 
 
 def register_source(cls):
@@ -22,9 +28,27 @@ def register_source(cls):
     return cls
 
 
-def index_split(i):
-    """The documented deterministic split of item `i` of a source that has none of its own."""
-    return {SPLIT_EVERY - 2: "validation", SPLIT_EVERY - 1: "test"}.get(i % SPLIT_EVERY, "train")
+def _bucket(identity, salt=""):
+    """A number in [0, 1000) drawn from a stable hash (SHA-256) of `identity`."""
+    h = hashlib.sha256(f"{salt}{identity}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(h[:8], "big") % 1000
+
+
+def hash_split(identity):
+    """The split of an item of a source without splits of its own, from a stable hash of its
+    `identity` (a file's name relative to the data folder; for table rows the photo or
+    recording they point to, else their normalised text): `validation` for 1 item in 10,
+    `test` for 1 in 10, `train` for the rest. Adding, removing or reordering items moves no
+    other item, and items with the same identity share a split."""
+    bucket = _bucket(identity) // 100
+    return {SPLIT_EVERY - 2: "validation", SPLIT_EVERY - 1: "test"}.get(bucket, "train")
+
+
+def held_out(identity):
+    """Whether a training item is held out for validation by `fit_splits` when its source has
+    no validation split: 1 item in 10, by a stable hash of its identity (another hash than
+    `hash_split`'s, so it is 1 in 10 of `train` too)."""
+    return _bucket(identity, "held out:") % SPLIT_EVERY == SPLIT_EVERY - 1
 
 
 def progress(items, desc, unit="file"):
@@ -64,7 +88,33 @@ class Source:
             raise InvalidValue(f"{name}: unknown option(s) {unknown}; {self.kind} sources take "
                                f"{sorted(self.options) or 'no options'}")
         self.path, self.name, self.on_error = path, name, on_error
-        self.opts = {**self.options, **options}
+        self.opts = {**self.options, **{k: self._option(name, k, v) for k, v in options.items()}}
+
+    def _option(self, name, key, value):
+        """`value` of option `key` as the type of its default (a bool from true/false/yes/no/1/0,
+        an int from digits, a str from anything); a value that is not one names the option."""
+        default = self.options[key]
+        if isinstance(default, bool):
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or text in BOOLEANS:
+                return value if isinstance(value, bool) else BOOLEANS[text]
+            kind = "true or false"
+        elif isinstance(default, int):
+            try:
+                if not isinstance(value, float) or value == int(value):
+                    return int(value)
+            except (TypeError, ValueError):
+                pass
+            kind = "an integer"
+        elif isinstance(default, float):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                kind = "a number"
+        else:
+            return str(value) if isinstance(default, str) else value
+        raise InvalidValue(f"{name}: option {key}={value!r} must be {kind} (its default is "
+                           f"{default!r})")
 
     def split_names(self):
         """The splits this source has (a subset of `train`, `validation`, `test`): those its
@@ -87,15 +137,15 @@ class Source:
     def rows(self, split, task):
         """`(rows, task)`: the listed items of `split` (`self.columns` sliced), after checking
         the split and the task (None: the source's first); an empty split fails. The internal
-        splits `HELD_IN` and `HELD_OUT` are `train` without / with every 10th item
-        (`fit_splits`)."""
+        splits `HELD_IN` and `HELD_OUT` are `train` without / with the items `held_out` by a
+        stable hash of their identity (`self.identities`, `fit_splits`)."""
         if split in (HELD_IN, HELD_OUT):
             task = self.check_task(task)
-            rows = self.select(self.columns, self.tags, "train")
-            keep = [(i % SPLIT_EVERY == SPLIT_EVERY - 1) == (split == HELD_OUT)
-                    for i in range(len(next(iter(rows.values()))))]
-            return {k: [v for v, kept in zip(values, keep) if kept]
-                    for k, values in rows.items()}, task
+            picked = self.select({**self.columns, "_id": self.identities}, self.tags, "train")
+            ids = picked.pop("_id")
+            out = keep_classes([held_out(i) for i in ids], picked.get("label"), ids)
+            return {k: [v for v, o in zip(values, out) if o == (split == HELD_OUT)]
+                    for k, values in picked.items()}, task
         self.check_split(split)
         task = self.check_task(task)
         rows = self.select(self.columns, self.tags, split)
@@ -103,12 +153,53 @@ class Source:
             raise self.empty_split(split)
         return rows, task
 
+    # --- identity -------------------------------------------------------------------------
+
+    def watched(self):
+        """`(files, folders)` whose names, sizes and modification times make the source's
+        fingerprint (every file in each folder counts)."""
+        raise NotImplementedError
+
+    def fingerprint(self):
+        """A digest of the files this source reads (`watched`: names, sizes and modification
+        times, nothing opened), taken once."""
+        if getattr(self, "_fingerprint", None) is None:
+            from mmzoo.data.index import fingerprint
+
+            files, folders = self.watched()
+            self._fingerprint = fingerprint(files=files, folders=folders)
+        return self._fingerprint
+
+    def identity(self, split=None, task=None, decode=True):
+        """What `dataset(split, task)` reads, as a JSON-able dict: the source's kind, real path,
+        options, `on_error`, fingerprint, the split and the task. Derived files (caches,
+        `mmzoo.artifacts`) are keyed by it."""
+        return {"source": self.kind,
+                "path": os.path.realpath(self.path) if self.path else None,
+                "options": {k: self.opts[k] for k in sorted(self.opts)},
+                "on_error": self.on_error, "fingerprint": self.fingerprint(),
+                "split": split, "task": task, "decode": decode}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        read = cls.__dict__.get("dataset")
+        if read is None:
+            return
+
+        @functools.wraps(read)
+        def dataset(self, split=None, task=None, *, decode=True):
+            ds = read(self, split, task, decode=decode)
+            ds.identity = self.identity(split, self.check_task(task), decode)
+            return ds
+
+        cls.dataset = dataset
+
     def check_split(self, split):
         if split is not None and split not in self.split_names():
             extra = ""
             if split == "validation":
-                extra = (" (`mmzoo.data.fit_splits` then holds out every "
-                         f"{SPLIT_EVERY}th training example for validation)")
+                extra = (" (`mmzoo.data.fit_splits` then holds out 1 in "
+                         f"{SPLIT_EVERY} training examples for validation)")
             raise InvalidValue(f"{self.name} has no split {split!r}; it has "
                                f"{list(self.split_names())} or None for all{extra}")
 
@@ -127,11 +218,12 @@ class Source:
 
     def fit_splits(self, task=None, *, decode=True):
         """`(train, validation)`: the source's own validation split when it has one, else
-        every 10th example of `train` (i % 10 == 9 in listing order) held out."""
+        1 in 10 examples of `train` held out: by a stable hash of each item's identity for a
+        listed source (`held_out`), every 10th in reading order for any other."""
         if "validation" in self.split_names():
             return (self.dataset("train", task, decode=decode),
                     self.dataset("validation", task, decode=decode))
-        if hasattr(self, "columns") and "train" in self.split_names():
+        if hasattr(self, "identities") and "train" in self.split_names():
             # a listed source: the items are split before any is read, so each split decodes
             # only its own items
             return (self.dataset(HELD_IN, task, decode=decode),
@@ -144,8 +236,10 @@ class Source:
             held = numbered.filter(
                 lambda i, _: (i % SPLIT_EVERY == SPLIT_EVERY - 1) == validation)
             size = total // SPLIT_EVERY if validation else total - total // SPLIT_EVERY
-            return held.map(lambda _, example: example).apply(
+            ds = held.map(lambda _, example: example).apply(
                 tf.data.experimental.assert_cardinality(size))
+            ds.identity = {**full.identity, "split": HELD_OUT if validation else HELD_IN}
+            return ds
 
         return part(False), part(True)
 
@@ -158,6 +252,31 @@ class Source:
     def empty_split(self, split):
         return ValueError(f"{self.name}: split {split!r} is empty (no items are tagged "
                           f"{split!r}); it has {list(self.split_names())}")
+
+
+def keep_rank(identity):
+    """The rank by which `keep_classes` picks the item of a label to move into training."""
+    return _bucket(identity, "keep:")
+
+
+def keep_classes(out, labels, identities=None):
+    """`out` (whether each item is left out of training) with every class kept in training:
+    a label none of whose items is in training gets the item with the smallest hash of its
+    identity (`identities`, else its position) back. `labels` None: `out` as it is."""
+    if labels is None:
+        return list(out)
+    out = list(out)
+    trained = {label for label, o in zip(labels, out) if not o}
+    best = {}
+    for i, (label, o) in enumerate(zip(labels, out)):
+        if label in trained:
+            continue
+        rank = keep_rank(identities[i] if identities is not None else i)
+        if label not in best or rank < best[label][0]:
+            best[label] = (rank, i)
+    for _, i in best.values():
+        out[i] = False
+    return out
 
 
 def decode_image(path):

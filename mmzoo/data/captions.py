@@ -8,9 +8,10 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import Source, decode_image, index_split, register_source
-from mmzoo.data.checks import Problems, file_problem, image_problem
-from mmzoo.data.index import INDEX_FOLDER, check_files, fingerprint, read_index, write_index
+from mmzoo.data.base import Source, decode_image, hash_split, register_source
+from mmzoo.data.checks import (Problems, file_problem, image_problem, outside_problem,
+                               utf8_lines)
+from mmzoo.data.index import check_files, fingerprint, indexed
 from mmzoo.data.text_csv import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
@@ -33,8 +34,10 @@ class Captions(Source):
     `image,caption` lines (an optional `image,caption` header; several lines per image);
     optionally `splits.txt`, `image,split` lines with split `train`, `dev`/`validation`/`val`,
     `test`, or `none` (in no split, only in `split=None`); any other value is a bad line, named
-    with its line number. Without `splits.txt`, image i in sorted order is `validation` when
-    i % 10 == 8, `test` when i % 10 == 9, `train` otherwise.
+    with its line number. Without `splits.txt`, each image's split comes from a stable hash of
+    its name (`mmzoo.data.base.hash_split`: 1 in 10 `validation`, 1 in 10 `test`), so adding or
+    removing photos moves no other photo to another split. A photo name that is absolute or
+    climbs out of `Images/` with `..` is a bad line unless `allow_outside=true`.
 
     Every photo is checked when the folder is listed (missing, empty, not an image, truncated;
     in parallel), and every caption line (malformed, empty caption). Photos in `Images/`
@@ -42,7 +45,12 @@ class Captions(Source):
     (`mmzoo.data.index`: a TFRecord of each usable photo's name, captions and split, and the
     bad items): the next listing of the unchanged folder reads it instead of checking every
     file again, and `dataset` streams it with tf.data, so no split's captions are held in
-    memory.
+    memory. The index lives in mmzoo's cache, never in the data folder unless `index_dir=`
+    says so (`mmzoo.data.index`).
+
+    Options:
+        index_dir: str. Folder for the folder's index (default: mmzoo's cache).
+        allow_outside: bool. Read photos named by absolute paths or with `..` (default false).
 
     Examples: `image` is uint8 `[height, width, 3]`, `captions` a 1-D tf.string tensor.
     """
@@ -50,6 +58,7 @@ class Captions(Source):
     kind = "captions"
     tasks = ("captioning", "retrieval")
     modalities = ("image", "text")
+    options = {"index_dir": None, "allow_outside": False}
     description = "captions:PATH: photos + captions.txt (Flickr8k layout)"
 
     def __init__(self, path, **kwargs):
@@ -64,12 +73,12 @@ class Captions(Source):
                     f"{self.name}: {needed} is missing; expected the Flickr8k layout: Images/, "
                     "captions.txt (image,caption lines) and optionally splits.txt")
         split_file = os.path.join(path, "splits.txt")
+        self.caption_file, self.split_file = caption_file, split_file
         digest = fingerprint(files=(caption_file, split_file), folders=(self.images,))
-        found = read_index(path, INDEX_NAME, digest)
-        if found is None:
-            meta, records = self._list(caption_file, split_file)
-            found = meta, write_index(path, INDEX_NAME, digest, meta, records)
-        meta, self.records = found
+        self._fingerprint = digest
+        meta, self.records = indexed(
+            path, INDEX_NAME, digest, lambda: self._list(caption_file, split_file),
+            index_dir=self.opts["index_dir"])
         self.counts = meta["counts"]
         images = self.images
         if meta["uncaptioned"]:
@@ -99,20 +108,23 @@ class Captions(Source):
         if not captions and not problems:
             raise InvalidValue(f"{self.name}: {caption_file} is empty (no image,caption lines)")
         images = self.images
-        uncaptioned = sorted(set(os.listdir(images)) - set(captions) - {INDEX_FOLDER})
+        uncaptioned = sorted(n for n in set(os.listdir(images)) - set(captions)
+                             if not n.startswith("."))
         splits = self._read_splits(split_file, problems)
         order = sorted(captions)
+        real = os.path.realpath(images)
         found = check_files([os.path.join(images, n) for n in order], image_problem,
                             f"checking {self.name}")
         counts, records = {}, []
-        for i, (name, problem) in enumerate(zip(order, found)):
+        for name, problem in zip(order, found):
             if problem:
                 problems.add(os.path.join(images, name),
                              f"{problem} (captioned on {caption_file} line {lines[name]})")
                 continue
-            tag = index_split(i) if splits is None else splits.get(name, NO_SPLIT)
+            tag = hash_split(name) if splits is None else splits.get(name, NO_SPLIT)
             counts[tag] = counts.get(tag, 0) + 1
-            records.append(_record(name, captions[name], tag))
+            records.append(_record(os.path.normpath(os.path.join(real, name)), captions[name],
+                                   tag))
         unlisted = [] if splits is None else [n for n in order if n not in splits]
         meta = {"counts": counts, "listed": len(order), "problems": problems.items,
                 "uncaptioned": uncaptioned, "unlisted": unlisted}
@@ -120,8 +132,8 @@ class Captions(Source):
 
     def _read_captions(self, caption_file, problems):
         captions, first_line = {}, {}
-        with open(caption_file, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
+        with open(caption_file, "rb") as f:
+            reader = csv.reader(utf8_lines(f, caption_file))
             line = 0
             for row in reader:
                 start, line = line + 1, reader.line_num
@@ -136,6 +148,10 @@ class Captions(Source):
                 if not caption:
                     problems.add(at, f"empty caption for {name}")
                     continue
+                outside = outside_problem(name, self.opts["allow_outside"])
+                if outside:
+                    problems.add(at, outside)
+                    continue
                 captions.setdefault(name, []).append(caption)
                 first_line.setdefault(name, start)
         return captions, first_line
@@ -148,8 +164,8 @@ class Captions(Source):
             problems.add(split_file, problem)
             return None
         splits = {}
-        with open(split_file, newline="", encoding="utf-8") as f:
-            for n, row in enumerate(csv.reader(f), start=1):
+        with open(split_file, "rb") as f:
+            for n, row in enumerate(csv.reader(utf8_lines(f, split_file)), start=1):
                 if not row or (n == 1 and [c.strip().lower() for c in row] == ["image", "split"]):
                     continue
                 if len(row) != 2:
@@ -164,16 +180,17 @@ class Captions(Source):
                 splits[row[0].strip()] = SPLIT_VALUES.get(value, value)
         return splits
 
+    def watched(self):
+        return (self.caption_file, self.split_file), (self.images,)
+
     def dataset(self, split=None, task=None, *, decode=True):
         count = self.counted(split, task)
         features = {"image": tf.io.FixedLenFeature([], tf.string),
                     "captions": tf.io.VarLenFeature(tf.string),
                     "split": tf.io.FixedLenFeature([], tf.string)}
-        folder = self.images + os.sep
-
         def parse(record):
             e = tf.io.parse_single_example(record, features)
-            return {"image": folder + e["image"], "captions": e["captions"].values,
+            return {"image": e["image"], "captions": e["captions"].values,
                     "split": e["split"]}
 
         ds = tf.data.TFRecordDataset(self.records).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
@@ -191,7 +208,8 @@ INDEX_NAME = "captions"
 
 
 def _record(name, captions, split):
-    """One photo of the index: a serialized `tf.train.Example`."""
+    """One photo of the index (its path, captions and split): a serialized
+    `tf.train.Example`."""
     def strings(values):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
 

@@ -62,6 +62,34 @@ class Problems:
                       stacklevel=4)
 
 
+def utf8_lines(f, path):
+    """The lines of binary file `f` decoded as UTF-8 (a byte-order mark dropped), for
+    `csv.reader`: a line that is not UTF-8 fails naming the file and the line."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidValue(
+                f"{path}:{number}: not UTF-8 text (byte {raw[e.start:e.start + 1]!r} at column "
+                f"{e.start + 1}); save the file as UTF-8") from None
+
+
+def outside_problem(name, allow_outside=False):
+    """Why a file `name` given in a data file (a caption list, a transcript table) is not read
+    (it is absolute, or climbs out of the data folder with `..`), or None. A lexical check: a
+    symlinked folder inside the data is the user's own choice and is followed."""
+    if allow_outside:
+        return None
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
+        return (f"{name!r} is an absolute path, outside the data folder; name files relative "
+                "to it, or pass allow_outside=true to read files elsewhere")
+    parts = os.path.normpath(name.replace("\\", "/")).split("/")
+    if parts and parts[0] == "..":
+        return (f"{name!r} climbs out of the data folder with '..'; name files inside it, or "
+                "pass allow_outside=true to read files elsewhere")
+    return None
+
+
 def file_problem(path):
     """Why `path` cannot be read as a file (missing, a folder, empty), or None."""
     if not os.path.exists(path):
@@ -151,4 +179,5 @@ def image_problem(path):
     return None
 
 
-__all__ = ["BadDataError", "Problems", "file_problem", "image_problem", "wav_problem"]
+__all__ = ["BadDataError", "Problems", "file_problem", "image_problem", "outside_problem",
+           "utf8_lines", "wav_problem"]

@@ -57,6 +57,9 @@ class DigitQA(Source):
         self.fsdd = FSDD(path, name=self.name, on_error=self.on_error, **fsdd_options)
         self.images, self.image_digits = digit_images()
 
+    def watched(self):
+        return self.fsdd.watched()
+
     def split_names(self):
         return self.fsdd.split_names()
 

@@ -234,6 +234,7 @@ class EasyVQA(Source):
                 f"{self.name}: {root!r} has neither train/questions.json nor test/questions.json "
                 "nor questions.json; expected the layout the easy-VQA generator writes: "
                 "{train,test}/images/{id}.png, {train,test}/questions.json and answers.txt")
+        self.folders = [f for f in folders.values() if f is not None]
         self.columns = {"question": [], "label": [], "image": []}
         self.tags = []
         entries = 0
@@ -253,6 +254,11 @@ class EasyVQA(Source):
         problems.report(f"{entries} questions and their images")
         if not self.tags:
             raise InvalidValue(f"{self.name}: {root!r} holds no questions")
+
+    def watched(self):
+        files = [os.path.join(self.path, "answers.txt")]
+        files += [os.path.join(f, "questions.json") for f in self.folders]
+        return files, [os.path.join(f, "images") for f in self.folders]
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, task = self.rows(split, task)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
 from mmzoo.data.checks import Problems, wav_problem
-from mmzoo.errors import InvalidValue, MissingFile
+from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
 DIGITS = tuple(str(d) for d in range(10))
@@ -28,7 +28,8 @@ def read_audio(path, sample_rate):
     try:
         wave, _ = librosa.load(path, sr=sample_rate, mono=True)
     except Exception as e:
-        raise InvalidValue(f"{path}: cannot read audio ({e})") from e
+        raise InvalidValue(f"{DATA_ERROR}{path}: cannot read audio ({e}); it changed or went "
+                           "away after the data was listed, or is not audio") from e
     return wave.astype(np.float32)
 
 
@@ -117,14 +118,18 @@ class FSDD(Source):
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
         self.columns = {"audio": [], "label": [], "speaker": []}
-        self.tags = []
+        self.tags, self.identities = [], []
         for full, match in checked_recordings(self.name, path, self.on_error, kind=self.kind):
+            self.identities.append(os.path.basename(full))
             self.columns["audio"].append(full)
             self.columns["label"].append(int(match["label"]))
             self.columns["speaker"].append(match["speaker"])
             self.tags.append("test" if int(match["index"]) in TEST_INDICES else "train")
         if not self.tags:
             raise InvalidValue(f"{self.name}: no usable recordings left in {path!r}")
+
+    def watched(self):
+        return (), (find_recordings(self.path),)
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)

@@ -1,28 +1,36 @@
-"""What listing a folder found, recorded once: parallel file checks and the folder's index file.
+"""What listing a folder found, recorded once: parallel file checks and the folder's index.
 
 Listing a big folder (a caption folder of 100k photos) checks every file; the second
-`open_source` of the unchanged folder reads the index written by the first instead. The index
-is trusted only while the folder is unchanged: its fingerprint is the name, size and
-modification time of every file listed (one `os.scandir`, no file opened) and of the source's
-own files (captions, splits), so a file added, removed, replaced or edited is listed again.
+`open_source` of the unchanged folder reads the index written by the first instead. An index
+is a keyed artifact (`mmzoo.artifacts.Artifact`): named by the folder's real path, its
+fingerprint (the name, size and modification time of every file listed, one `os.scandir`, no
+file opened, and of the source's own files: captions, splits) and `INDEX_VERSION`, so a file
+added, removed, replaced or edited makes a new index beside the old one, which a process
+already reading it goes on reading. Any number of processes may list one folder at once: each
+writes its own staging copy and the first to finish puts it in place.
 
-The index lies next to the data (`PATH/.mmzoo/`), or, when the folder is read-only (no write
-permission bit, whoever runs: a shared data set is never written to, even by root), in
-`$MMZOO_CACHE_DIR` (default `$XDG_CACHE_HOME/mmzoo`, else `~/.cache/mmzoo`) under `index/`.
+Indexes live in mmzoo's cache (`$MMZOO_CACHE_DIR`, default `$XDG_CACHE_HOME/mmzoo`, else
+`~/.cache/mmzoo`) under `index/`, in a folder named by a digest of the data folder's real
+path; a data folder is never written to unless the user asks (the source option
+`index_dir=DIR` puts its indexes in DIR, which may be inside the data).
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import hashlib
-import json
 import os
-import stat
+import shutil
+import tempfile
 
 from tqdm.auto import tqdm
 
-INDEX_VERSION = 1  # bump when what an index holds, or how files are checked, changes
-INDEX_FOLDER = ".mmzoo"
+from mmzoo.artifacts import Artifact
+
+INDEX_VERSION = 2  # bump when what an index holds, or how files are checked, changes
+RECORDS = "records.tfrecord"
+UNUSED_DAYS = 30  # indexes of a folder not read for this long are removed when another is made
 
 
 def cache_root():
@@ -34,37 +42,26 @@ def cache_root():
     return os.path.join(base, "mmzoo")
 
 
-def writable(folder):
-    """Whether mmzoo may write into `folder`: it has a write permission bit and this process
-    may write there (root ignores permissions; a folder marked read-only is still left alone)."""
-    try:
-        mode = os.stat(folder).st_mode
-    except OSError:
-        return False
-    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(folder,
-                                                                                   os.W_OK)
-
-
 def index_folder(path):
-    """Where the index of data folder `path` lives (see the module docstring)."""
-    if writable(path):
-        return os.path.join(path, INDEX_FOLDER)
+    """Where the indexes of data folder `path` live by default (see the module docstring)."""
     digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:16]
     return os.path.join(cache_root(), "index", digest)
 
 
 def fingerprint(files=(), folders=()):
     """A digest of the name, size and modification time of `files` (missing ones included) and
-    of every file in `folders` (one `os.scandir` each; nothing is opened)."""
+    of every file in `folders` (one `os.scandir` each; nothing is opened). Paths count by their
+    real path, so the same files named another way give the same digest."""
     h = hashlib.sha256(f"v{INDEX_VERSION}".encode())
     for path in files:
+        name = os.path.realpath(path)
         try:
             s = os.stat(path)
-            h.update(f"{path}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
+            h.update(f"{name}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
         except OSError:
-            h.update(f"{path}\0missing\n".encode())
+            h.update(f"{name}\0missing\n".encode())
     for folder in folders:
-        h.update(f"{folder}/\n".encode())
+        h.update(f"{os.path.realpath(folder)}/\n".encode())
         entries = []
         with os.scandir(folder) as it:
             for entry in it:
@@ -90,54 +87,35 @@ def check_files(paths, check, desc, workers=None):
                          mininterval=0.5, disable=len(paths) < 500))
 
 
-def read_index(path, name, digest):
-    """`(metadata, records file)` of index `name` of data folder `path` when it was written for
-    `digest` (the folder's current `fingerprint`), else None."""
-    folder = index_folder(path)
-    try:
-        with open(os.path.join(folder, f"{name}.json"), encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None
-    records = os.path.join(folder, f"{name}.tfrecord")
-    if meta.get("fingerprint") != digest or not os.path.exists(records):
-        return None
-    return meta, records
-
-
-def write_index(path, name, digest, meta, records):
-    """Write index `name` of `path`: `records` (serialized `tf.train.Example`s) to its TFRecord
-    file, then `meta` (with `digest`) last, so an interrupted write leaves no index. Returns the
-    records file; when neither the data folder nor the cache folder is writable, it is written
-    to a temporary folder (removed at exit) and the next listing checks the files again."""
-    import atexit
-    import shutil
-    import tempfile
-
+def indexed(path, role, digest, make, *, index_dir=None):
+    """`(metadata, records file)` of the `role` index of data folder `path` for `digest` (its
+    current `fingerprint`): the one in place when there is one, else `make()` is run, giving
+    `(metadata, serialized tf.train.Examples)`, and its result written as a new index. When the
+    index folder cannot be written, the index goes to a temporary folder removed at exit (the
+    next listing checks the files again)."""
     import tensorflow as tf
 
-    folder = index_folder(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".{name}.probe")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError:
-        folder = tempfile.mkdtemp(prefix="mmzoo-index-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    meta_path = os.path.join(folder, f"{name}.json")
-    records_path = os.path.join(folder, f"{name}.tfrecord")
-    if os.path.exists(meta_path):
-        os.remove(meta_path)
-    with tf.io.TFRecordWriter(records_path + ".tmp") as writer:
-        for record in records:
-            writer.write(record)
-    os.replace(records_path + ".tmp", records_path)
-    with open(meta_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({**meta, "fingerprint": digest, "version": INDEX_VERSION}, f)
-    os.replace(meta_path + ".tmp", meta_path)
-    return records_path
+    parts = {"folder": os.path.realpath(path), "fingerprint": digest, "version": INDEX_VERSION}
+    art = Artifact(index_dir or index_folder(path), role, parts)
+    if not art.ready():
+        meta, records = make()
+
+        def write(art):
+            with art.build(meta=meta) as staging:
+                with tf.io.TFRecordWriter(os.path.join(staging, RECORDS)) as writer:
+                    for record in records:
+                        writer.write(record)
+
+        try:
+            write(art)
+        except OSError:
+            scratch = tempfile.mkdtemp(prefix="mmzoo-index-")
+            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+            art = Artifact(scratch, role, parts)
+            write(art)
+        art.prune(UNUSED_DAYS)
+    art.touch()
+    return art.manifest()["meta"], os.path.join(art.path, RECORDS)
 
 
-__all__ = ["cache_root", "check_files", "fingerprint", "index_folder", "read_index",
-           "write_index", "writable"]
+__all__ = ["cache_root", "check_files", "fingerprint", "index_folder", "indexed"]

@@ -6,9 +6,11 @@ import atexit
 import os
 import shutil
 import tempfile
+import uuid
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from mmzoo.data import waveform
 from mmzoo.data.preprocessor import Preprocessor
@@ -70,10 +72,17 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             2 GiB (`MEMORY_CACHE_MAX`), else `disk` (decoding costs more than reading back).
             The estimate is the mean size of the first 16 prepared examples times their
             count. The choice is in the returned dataset's `cache_info` (`{"mode",
-            "estimate_bytes", "path"}`). `True`/`False` mean `memory`/`none`; any other str
-            is a disk cache at that file prefix.
-        cache_dir: str or None. Folder of a disk cache; None: a temporary folder removed when
-            the process exits.
+            "estimate_bytes", "path"}`). `True`/`False` mean `memory`/`none`.
+            A disk cache is a keyed artifact (`mmzoo.artifacts`): named by the data it was
+            made from (the `identity` that `mmzoo.data.load` gives a dataset: the source, its
+            files' fingerprint, the split) and the model's preprocessing (`Preprocessor.
+            identity`: input sizes, vocabularies, labels, sample rate; the front ends'
+            weights with `features`), written completely in a first pass (a progress bar)
+            under a staging name and moved into place, and read again by any pipeline asking
+            for exactly the same (a resumed run), never by another. A dataset without an
+            identity (made by hand) gets a cache of its own, removed when the process exits.
+        cache_dir: str or None. Folder of a disk cache (only mmzoo's own files in it are ever
+            removed); None: a temporary folder removed when the process exits.
         augment: bool or None. Augment waveforms; None: when `training`.
         features: bool. For a model with fixed front ends (`mmzoo.models.features.front_ends`:
             a frozen image backbone, an MFCC audio front end): `image` is the backbone's
@@ -141,9 +150,14 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         ds = _per_batch(ds, encode, 256, num_parallel_calls=tf.data.AUTOTUNE)
     fronts = {}
     if features:
+        from mmzoo.models.features import backbone_key
+
         ds, fronts = _front_end_features(ds, model, keys)
+    parts = {"data": getattr(dataset, "identity", None), "preprocessing": pre.identity(),
+             "inputs": sorted(keys.items()), "encoded": encoded,
+             "features": backbone_key(fronts) if fronts else None}
     ds, cache_info = _cache(ds, cache, cache_dir, media=features or "image" in keys
-                            or "audio" in keys)
+                            or "audio" in keys, parts=parts)
     if keys.get("text") == "captions":
         ds = _one_caption_per_example(ds, training, spec.task)
     if training:
@@ -181,32 +195,62 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     return ds
 
 
-def _cache(ds, cache, cache_dir, media):
-    """`(ds cached as `cache` says, {"mode", "estimate_bytes", "path"})` (see `pipeline`)."""
+def _cache(ds, cache, cache_dir, media, parts):
+    """`(ds cached as `cache` says, {"mode", "estimate_bytes", "path"})` (see `pipeline`); a
+    disk cache is the keyed artifact of `parts` (`mmzoo.artifacts.Artifact`, role `examples`)
+    in `cache_dir`, written first when it is not there."""
     path, estimate = None, None
     if cache is True or cache is False or cache is None:
         cache = "memory" if cache else "none"
-    elif not isinstance(cache, str):
-        raise InvalidValue(f"cache must be one of {list(CACHES)}, got {cache!r}")
-    elif cache not in CACHES:
-        cache, path = "disk", cache
+    elif not isinstance(cache, str) or cache not in CACHES:
+        raise InvalidValue(f"cache must be one of {list(CACHES)}, got {cache!r} (a disk cache "
+                           "goes in cache_dir=FOLDER)")
     if cache == "auto" and not media:
         cache = "none"
     elif cache == "auto":
         estimate = estimate_cache_bytes(ds)
         fits = min(MEMORY_CACHE_MAX, MEMORY_CACHE_SHARE * _physical_memory())
         cache = "memory" if estimate is not None and estimate <= fits else "disk"
-    if cache == "disk" and path is None:
-        if cache_dir is None:
-            cache_dir = tempfile.mkdtemp(prefix="mmzoo-cache-")
-            atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
-        os.makedirs(cache_dir, exist_ok=True)
-        path = fresh_cache(os.path.join(cache_dir, "examples"))
+    if cache == "disk":
+        path = disk_cache(ds, cache_dir, parts)
     if cache == "memory":
         ds = ds.cache()
     elif cache == "disk":
         ds = ds.cache(path)
     return ds, {"mode": cache, "estimate_bytes": estimate, "path": path}
+
+
+CACHE_PREFIX = "examples"  # the tf.data cache files' prefix inside its artifact folder
+
+
+def disk_cache(ds, cache_dir, parts):
+    """The file prefix of a complete `tf.data` disk cache of `ds`, the artifact keyed by
+    `parts` in `cache_dir` (None: a temporary folder removed at exit): read when it is in
+    place (made from exactly these data and preprocessing), else written first, in one pass
+    with a progress bar, under a staging name, then moved into place. A dataset of unknown
+    identity (`parts["data"]` None) gets a cache of its own, never reused, removed at exit."""
+    from mmzoo.artifacts import Artifact
+
+    if cache_dir is None:
+        cache_dir = tempfile.mkdtemp(prefix="mmzoo-cache-")
+        atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    unknown = parts.get("data") is None
+    if unknown:  # nothing says what it holds: a cache of this pipeline alone
+        parts = {**parts, "data": f"unidentified {uuid.uuid4()}"}
+    art = Artifact(cache_dir, "examples", parts)
+    if not art.ready():
+        with art.build() as staging:
+            count = int(ds.cardinality())
+            bar = tqdm(total=count if count >= 0 else None, desc=f"caching {art.name}",
+                       unit="example", leave=False, mininterval=0.5,
+                       disable=0 <= count < 2000)
+            with bar:
+                for _ in ds.cache(os.path.join(staging, CACHE_PREFIX)):
+                    bar.update()
+    if unknown:
+        atexit.register(art.remove)
+    art.touch()
+    return os.path.join(art.path, CACHE_PREFIX)
 
 
 def _physical_memory():
@@ -235,26 +279,13 @@ def _nbytes(value):
     return value.nbytes
 
 
-def fresh_cache(prefix):
-    """A `tf.data` cache file prefix, with the leftovers of an interrupted cache write (its
-    lock file and partial shards, which tf.data refuses to read or overwrite) removed; a
-    complete cache (its index file written last) is reused."""
-    folder, name = os.path.split(prefix)
-    if os.path.exists(prefix + ".index"):
-        return prefix
-    for leftover in os.listdir(folder):
-        if leftover.startswith(name):
-            os.remove(os.path.join(folder, leftover))
-    return prefix
-
-
 def cache_bytes(info):
     """Bytes on disk of the disk cache described by a `cache_info` (0 for other caches)."""
     if not info or info["mode"] != "disk":
         return 0
-    folder, name = os.path.split(info["path"])
+    folder = os.path.dirname(info["path"])
     return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)
-               if f.startswith(name))
+               if f.startswith(CACHE_PREFIX))
 
 
 # Utterance lengths (seconds) that separate the buckets of similar length batched together in

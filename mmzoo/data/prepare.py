@@ -146,6 +146,14 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
     splits = _split_names(src)
     if not splits:
         raise InvalidValue(f"{source}: it has no splits to prepare")
+    if shards:
+        small = {s: int(_split(src, s, decode=False).cardinality()) for s in splits}
+        small = {s: n for s, n in small.items() if 0 <= n < shards}
+        if small:
+            split, n = min(small.items(), key=lambda item: item[1])
+            raise InvalidValue(f"{source}: --shards {shards} is more than split {split!r} has "
+                               f"examples ({n}); a shard needs an example: give --shards {n} "
+                               "or fewer")
     labels = _labels(src, splits)
     features = _features(src, splits[0], labels)
     name = "mmzoo_" + parse_source(source)[0].replace("-", "_")

@@ -15,7 +15,7 @@ import tensorflow as tf
 from mmzoo import contract
 from mmzoo.data import waveform
 from mmzoo.data.text import standardize, vectorizer
-from mmzoo.errors import InvalidValue
+from mmzoo.errors import DATA_ERROR, InvalidValue
 from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer
 
 
@@ -74,6 +74,35 @@ class Preprocessor:
         self._token_lookup = None
         self._tokenizers = {}
         self._label_lookup = None
+
+    def identity(self):
+        """What the model's preprocessing depends on, as a JSON-able dict: the model, its task,
+        input shapes, vocabularies (digests), class names (digest), sample rate and
+        transcription tokens. Caches of prepared examples are keyed by it (with the data)."""
+        from mmzoo.artifacts import digest
+
+        out = {"model": self.model.name, "task": self.task,
+               "shapes": {k: list(v) for k, v in sorted(self.shapes.items())}}
+        for name in self.shapes:
+            if name not in contract.TEXT_INPUTS:
+                continue
+            hub = hub_tokenizer(self.model, name)
+            if hub is not None:
+                tokenizer = hub.tokenizer
+                out[f"{name}_tokenizer"] = digest([type(tokenizer).__name__,
+                                                   tokenizer.get_config(),
+                                                   tokenizer.get_vocabulary()])
+            else:
+                out[f"{name}_vocabulary"] = digest(list(contract.vocabulary(self.model, name)))
+        if self.labels is not None:
+            out["labels"] = digest(list(self.labels))
+        if self.sample_rate:
+            out["sample_rate"] = int(self.sample_rate)
+        if self.transcriber is not None:
+            out["tokens"] = digest([list(self.transcriber.tokens), self.transcriber.unit])
+        if self.captioner is not None:
+            out["captions"] = digest([list(self.captioner.tokens), self.captioner.max_length])
+        return out
 
     # --- images ---------------------------------------------------------------------------
 
@@ -208,9 +237,11 @@ class Preprocessor:
                                                            num_oov_indices=1)
         ids = tf.cast(self._label_lookup(names), tf.int32) - 1   # unknown -> -1
         unknown = tf.boolean_mask(names, ids < 0)
-        message = (f"labels not among the classes of model {self.model.name!r}: {self.labels}; "
-                   "build it with labels adapted on this data (mmzoo.data.adapt). Unknown labels:")
-        check = tf.debugging.Assert(tf.size(unknown) == 0, [message, unknown], summarize=8)
+        message = (f"{DATA_ERROR}labels not among the classes of model {self.model.name!r}: "
+                   f"{list(self.labels)[:20]}; evaluate it on data with its own labels, or train "
+                   "a model on this data (its labels are adapted on it). Unknown labels:")
+        check = tf.debugging.Assert(tf.size(unknown) == 0, [message, tf.unique(unknown).y],
+                                    summarize=8)
         with tf.control_dependencies([check]):
             return tf.identity(ids)
 

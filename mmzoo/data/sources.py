@@ -99,8 +99,9 @@ def load(source, split=None, *, task=None, on_error="raise", **options):
 def fit_splits(source, *, task=None, on_error="raise", **options):
     """`(train, validation)` datasets to fit on and to pick the best epoch by.
 
-    The source's own `validation` split when it has one; otherwise (FSDD) every 10th example
-    of its `train` split (i % 10 == 9 in listing order) is held out as validation and the rest
+    The source's own `validation` split when it has one; otherwise (FSDD) 1 in 10 examples of
+    its `train` split, picked by a stable hash of each item's name (`mmzoo.data.base.held_out`;
+    every class keeps an example in training), is held out as validation and the rest
     is trained on. The source is listed and checked once.
 
     Examples:

@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import Source, index_split, progress, register_source
-from mmzoo.data.checks import Problems, file_problem, wav_problem
-from mmzoo.data.fsdd import DIGITS, checked_recordings, read_audio, with_rate
+from mmzoo.data.base import Source, hash_split, progress, register_source
+from mmzoo.data.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
+from mmzoo.data.fsdd import DIGITS, checked_recordings, find_recordings, read_audio, with_rate
 from mmzoo.data.text_csv import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
@@ -117,6 +117,9 @@ class DigitSequences(Source):
                         "speaker": speaker, "digits": [int(d) for d in digits]})
         return out
 
+    def watched(self):
+        return (), (find_recordings(self.path),)
+
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
         ds = tf.data.Dataset.from_tensor_slices({
@@ -152,8 +155,10 @@ class Speech(Source):
     Layout: `PATH/transcripts.csv` with a `file,transcript` header and one row per utterance
     (`file` relative to PATH; optional columns `speaker` and `split`, the split `train`,
     `dev`/`validation`/`val` or `test`), and the audio files (WAV, FLAC, OGG: what libsndfile
-    reads), at any sample rate. Without a `split` column, row i is `validation` when i % 10 ==
-    8, `test` when i % 10 == 9, `train` otherwise.
+    reads), at any sample rate. Without a `split` column, each row's split comes from a stable hash
+    of its file name (`mmzoo.data.base.hash_split`: 1 in 10 `validation`, 1 in 10 `test`). A
+    file named by an absolute path or climbing out of PATH with `..` is a bad row unless
+    `allow_outside=true`.
 
     Every file is checked when the folder is listed (missing, empty, not audio, truncated) and
     every row (no file, empty transcript, unknown split); bad ones are named with their path or
@@ -165,12 +170,13 @@ class Speech(Source):
 
     Options:
         sample_rate: int. Resample when reading (0: keep each file's own rate).
+        allow_outside: bool. Read files named by absolute paths or with `..` (default false).
     """
 
     kind = "speech"
     tasks = ("transcription",)
     modalities = ("audio",)
-    options = {"sample_rate": 0}
+    options = {"sample_rate": 0, "allow_outside": False}
     description = "speech:PATH: audio files + transcripts.csv (file,transcript) (speech to text)"
 
     def __init__(self, path, **kwargs):
@@ -185,10 +191,11 @@ class Speech(Source):
             raise MissingFile(f"{self.name}: {table} is {problem}; expected a CSV with a "
                               "file,transcript header and one row per audio file")
         problems = Problems(self.name, self.on_error)
+        self.table = table
         self.columns = {"audio": [], "sample_rate": [], "transcript": [], "speaker": []}
-        self.tags = []
-        with open(table, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
+        self.tags, self.identities = [], []
+        with open(table, "rb") as f:
+            reader = csv.DictReader(utf8_lines(f, table))
             header = [h.strip().lower() for h in reader.fieldnames or []]
             if "file" not in header or "transcript" not in header:
                 raise InvalidValue(f"{self.name}: {table} has header {reader.fieldnames}; it "
@@ -197,10 +204,14 @@ class Speech(Source):
             rows = [(reader.line_num, {(k or "").strip().lower(): (v or "").strip()
                                        for k, v in row.items()}) for row in reader]
         rate = self.opts["sample_rate"]
-        for i, (line, row) in enumerate(progress(rows, f"checking {self.name}")):
+        for line, row in progress(rows, f"checking {self.name}"):
             at = f"{table}:{line}"
             if not row.get("file"):
                 problems.add(at, "no file named")
+                continue
+            outside = outside_problem(row["file"], self.opts["allow_outside"])
+            if outside:
+                problems.add(at, outside)
                 continue
             full = os.path.join(path, row["file"])
             if not row.get("transcript"):
@@ -220,10 +231,14 @@ class Speech(Source):
             self.columns["sample_rate"].append(rate or soundfile.info(full).samplerate)
             self.columns["transcript"].append(row["transcript"])
             self.columns["speaker"].append(row.get("speaker", ""))
-            self.tags.append(split or index_split(i))
+            self.tags.append(split or hash_split(row["file"]))
+            self.identities.append(row["file"])
         problems.report(f"{len(rows)} rows of {table}")
         if not self.tags:
             raise InvalidValue(f"{self.name}: no usable audio files listed in {table}")
+
+    def watched(self):
+        return (self.table, *self.columns["audio"]), ()
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)

@@ -11,8 +11,10 @@ NON_WORD = r"[^\p{L}\p{N}]+"
 
 
 def standardize(text):
-    """Lower-case and turn every run of non-letters/digits into one space (a tf.string op)."""
-    return tf.strings.strip(tf.strings.regex_replace(tf.strings.lower(text), NON_WORD, " "))
+    """Lower-case (every script's letters: `École` is `école`) and turn every run of
+    non-letters/digits into one space (a tf.string op)."""
+    lower = tf.strings.lower(text, encoding="utf-8")
+    return tf.strings.strip(tf.strings.regex_replace(lower, NON_WORD, " "))
 
 
 def vectorizer(vocabulary=None, *, sequence_length=None, ragged=False, max_tokens=None):

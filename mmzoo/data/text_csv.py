@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import Source, index_split, progress_bytes, register_source
-from mmzoo.data.checks import Problems, file_problem
+from mmzoo.data.base import Source, hash_split, keep_rank, progress_bytes, register_source
+from mmzoo.data.checks import Problems, file_problem, utf8_lines
 from mmzoo.data.text import standardize
-from mmzoo.errors import InvalidValue, MissingFile
+from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 
 SPLIT_VALUES = {"train": "train", "validation": "validation", "valid": "validation",
                 "val": "validation", "dev": "validation", "test": "test"}
@@ -21,9 +22,18 @@ CHUNK_ROWS = 4096  # rows checked (standardised) and read (one tf.data element) 
 def _names(value):
     if value is None:
         return None
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (str, int, float)):
+        return tuple(v.strip() for v in str(value).split(",") if v.strip())
     return tuple(str(v) for v in value)
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def normalised(text):
+    """A row's text as its split identity: case-folded words joined by one space, so rows that
+    differ only in case, spacing or punctuation share a split."""
+    return " ".join(_WORDS.findall(text.casefold()))
 
 
 @register_source
@@ -35,8 +45,11 @@ class TextCSV(Source):
     the CSV's own values, as strings.
 
     Splits: the file's `split` column when it has one (`train`, `validation`/`dev`, `test`);
-    otherwise by data row number i (0-based, header not counted): `validation` when
-    i % 10 == 8, `test` when i % 10 == 9, `train` for the rest (80/10/10, deterministic).
+    otherwise from a stable hash of each row's normalised text (`normalised`,
+    `mmzoo.data.base.hash_split`: 1 in 10 `validation`, 1 in 10 `test`), so rows with the same
+    text share a split (none leaks from training to test) and adding, removing or reordering
+    rows moves no other row. Every label keeps a row in training: a label all of whose rows
+    hash outside it has its row with the smallest hash moved to `train`.
 
     Every row is checked when the file is listed: a missing or empty field is reported with
     its line number, and so is a text with no letters or digits (it standardises to nothing, so
@@ -68,25 +81,40 @@ class TextCSV(Source):
             raise MissingFile(f"{self.name}: cannot read the CSV file ({problem})")
         self.known = _names(self.opts["labels"])
         self.stamp = self._stamp()
+        self.forced = set()  # identities moved to train so that every label is trained on
+        problems, rows, untrained = self._list()
+        if untrained:  # some label has no training row: move one and count again
+            self.forced = set(untrained)
+            problems, rows, _ = self._list()
+        problems.report(f"{rows} rows")
+        if not self.counts:
+            raise InvalidValue(f"{self.name}: {path} has no data rows")
+
+    def _list(self):
+        """Check every row: `(problems, rows, identities)`, the identities those to move to
+        `train` so that every label is trained on (none when the file has its own splits);
+        sets `self.bad` (row numbers) and `self.counts` (rows per split)."""
         problems = Problems(self.name, self.on_error)
         self.bad, self.counts, rows = set(), {}, 0
-        with progress_bytes(path, f"checking {self.name}") as bar:
-            chunk = []  # (row number, line, text) of good rows, checked for words together
+        self.labelled = {}  # label -> [trained?, (rank, identity) of its best untrained row]
+        with progress_bytes(self.path, f"checking {self.name}") as bar:
+            chunk = []  # (row number, line, text, split, label) of good rows, checked together
             for i, at, text, label, tag, problem in self._parse(bar):
                 rows += 1
                 if problem:
                     problems.add(at, problem)
                     self.bad.add(i)
                     continue
-                chunk.append((i, at, text, tag))
+                chunk.append((i, at, text, tag, label))
                 if len(chunk) == CHUNK_ROWS:
                     self._check_words(chunk, problems)
                     chunk = []
             self._check_words(chunk, problems)
-        problems.report(f"{rows} rows")
-        if not self.counts:
-            raise InvalidValue(f"{self.name}: {path} has no data rows")
-
+        untrained = []
+        if not self.has_splits:
+            labels = [label for label, (trained, _) in self.labelled.items() if not trained]
+            untrained = [self.labelled[label][1][1] for label in labels]
+        return problems, rows, untrained
     def _stamp(self):
         stat = os.stat(self.path)
         return stat.st_size, stat.st_mtime_ns
@@ -95,8 +123,8 @@ class TextCSV(Source):
         """`(row number, "path:line", text, label, split, problem)` of every data row, in file
         order; `problem` says what is wrong with a bad row (None for a good one)."""
         path = self.path
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
+        with open(path, "rb") as f:
+            reader = csv.reader(utf8_lines(f, path))
             header = next(reader, None)
             if not header:
                 raise InvalidValue(f"{self.name}: {path} is empty (no header line)")
@@ -113,7 +141,8 @@ class TextCSV(Source):
             self.text_columns = text_cols
             where = {c: header.index(c) for c in (*text_cols, label_col)}
             split_at = header.index("split") if "split" in header else None
-            line, i, done = reader.line_num, -1, f.buffer.tell() if bar is not None else 0
+            self.has_splits = split_at is not None
+            line, i, done = reader.line_num, -1, f.tell() if bar is not None else 0
             for row in reader:
                 first_line, line = line + 1, reader.line_num
                 if not row:
@@ -121,7 +150,7 @@ class TextCSV(Source):
                 at = f"{path}:{first_line}"
                 i += 1
                 if bar is not None and i % CHUNK_ROWS == 0:
-                    now = f.buffer.tell()
+                    now = f.tell()
                     bar.update(now - done)
                     done = now
                 if len(row) < len(header):
@@ -132,7 +161,7 @@ class TextCSV(Source):
                         continue
                 label = row[where[label_col]].strip()
                 text = " ".join(row[where[c]].strip() for c in text_cols).strip()
-                tag = index_split(i)
+                tag = None
                 problem = None
                 if not label:
                     problem = f"empty label ({label_col!r})"
@@ -145,6 +174,9 @@ class TextCSV(Source):
                     if tag is None:
                         problem = (f"split {row[split_at]!r} is not one of "
                                    f"{sorted(SPLIT_VALUES)}")
+                else:
+                    identity = normalised(text)
+                    tag = "train" if identity in self.forced else hash_split(identity)
                 yield i, at, text, label, tag, problem
 
     def _check_words(self, chunk, problems):
@@ -152,22 +184,41 @@ class TextCSV(Source):
         read) are bad rows too; found with the models' own `standardize`, a chunk at a time."""
         if not chunk:
             return
-        clean = standardize(tf.constant([text for _, _, text, _ in chunk])).numpy()
-        for (i, at, text, tag), c in zip(chunk, clean):
+        clean = standardize(tf.constant([text for _, _, text, _, _ in chunk])).numpy()
+        for (i, at, text, tag, label), c in zip(chunk, clean):
             if c:
                 self.counts[tag] = self.counts.get(tag, 0) + 1
+                self._note_label(label, tag, text)
                 continue
             problems.add(at, f"text {text!r} ({', '.join(self.text_columns)}) has no letters "
                              "or digits: it standardises to nothing")
             self.bad.add(i)
+
+    def _note_label(self, label, tag, text):
+        """Keep, per label, whether it has a training row and its untrained row of smallest
+        hash (`mmzoo.data.base.keep_classes`'s rule), so that every label is trained on."""
+        seen = self.labelled.setdefault(label, [False, None])
+        if seen[0]:
+            return
+        if tag == "train":
+            seen[0], seen[1] = True, None
+            return
+        identity = normalised(text)
+        rank = keep_rank(identity)
+        if seen[1] is None or rank < seen[1][0]:
+            seen[1] = (rank, identity)
+
+    def watched(self):
+        return (self.path,), ()
 
     def dataset(self, split=None, task=None, *, decode=True):
         count = self.counted(split, task)
 
         def chunks():
             if self._stamp() != self.stamp:
-                raise InvalidValue(f"{self.name}: {self.path} changed after it was listed; "
-                                   "open the source again (mmzoo.data.open_source)")
+                raise InvalidValue(f"{DATA_ERROR}{self.name}: {self.path} changed after it "
+                                   "was listed; open the source again (mmzoo.data.open_source, "
+                                   "or run the command again)")
             texts, labels = [], []
             for i, _, text, label, tag, problem in self._parse():
                 if problem or i in self.bad or (split is not None and tag != split):

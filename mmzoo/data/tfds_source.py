@@ -106,6 +106,9 @@ class TFDS(Source):
                                f"mmzoo keys {sorted(DEFAULT_KEYS)}; name them with options, e.g. "
                                f"tfds:{path}?text=FEATURE&label=FEATURE")
 
+    def watched(self):
+        return (), (self.builder.data_dir,)
+
     def split_names(self):
         return tuple(s for s in ("train", "validation", "test") if s in self.builder.info.splits)
 

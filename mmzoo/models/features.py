@@ -124,6 +124,18 @@ def feature_model(model, fronts=None):
     return head
 
 
+_NAMES = ("name", "inbound_nodes", "input_layers", "output_layers")
+
+
+def _unnamed(config):
+    """A layer or model config without the names in it (what `backbone_key` hashes)."""
+    if isinstance(config, dict):
+        return {k: _unnamed(v) for k, v in sorted(config.items()) if k not in _NAMES}
+    if isinstance(config, (list, tuple)):
+        return [_unnamed(v) for v in config]
+    return config
+
+
 def backbone_key(fronts):
     """A short hex digest of the front ends' architecture and weights (a backbone, or a dict of
     front ends): what a disk cache of their features is keyed by, with the split."""
@@ -131,7 +143,8 @@ def backbone_key(fronts):
         fronts = {"image": fronts}
     digest = hashlib.sha256()
     for name, front in sorted(fronts.items()):
-        digest.update(f"{name}:{front.get_config()}".encode())
+        # the architecture without the names Keras numbers per process (`input_layer_3`)
+        digest.update(f"{name}:{_unnamed(front.get_config())}".encode())
         for weight in front.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
