@@ -158,7 +158,7 @@ def served_transcripts(run_dir, source, split):
 
 def constant_caption_baseline(source, split):
     """The best single caption chosen on the training captions
-    (`mmzoo.evaluate.constant_caption`), scored on `split` like the model's captions."""
+    (`from mmzoo.evaluate import constant_caption`), scored on `split` like the model's captions."""
     import warnings
 
     import mmzoo

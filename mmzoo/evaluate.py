@@ -209,6 +209,11 @@ def speech_scores(references, hypotheses):
     if len(references) != len(hypotheses):
         raise InvalidValue(f"{len(references)} references for {len(hypotheses)} hypotheses")
     refs, hyps = _standardized(references), _standardized(hypotheses)
+    empty = [i for i, r in enumerate(refs) if not r]
+    if empty:  # no words to be wrong about: the rates are undefined there, never 0
+        raise InvalidValue(f"{len(empty)} reference(s) have no words once standardised (the "
+                           f"first is #{empty[0]}: {references[empty[0]]!r}); WER and CER "
+                           "divide by the reference's words: leave those utterances out")
     out = {"utterances": len(refs), "words": sum(len(r.split()) for r in refs)}
     for key, units in (("wer", str.split), ("cer", list)):
         metric = keras_hub.metrics.EditDistance(normalize=True)
@@ -224,19 +229,21 @@ def _transcribe(model, dataset, batch_size, ablate=None):
     from mmzoo.models.transcription import DECODERS, decode_ids
 
     pre = Preprocessor(model)
-    ds = pipeline(model, dataset, batch_size=batch_size, cache="none")
+    keys = ("transcript",) + (("speaker",) if "speaker" in dataset.element_spec else ())
+    ds = pipeline(model, dataset, batch_size=batch_size, cache="none", extras=keys)
     if ablate:
         ds = _zeroed(ds, ablate)
     hyps = {method: [] for method in DECODERS}
-    for x, _ in ds:
+    references, speakers = [], []
+    for x, _, extra in ds:  # the split is read once: inputs, references and speakers together
         log_probs = model(x, training=False)
         for method in DECODERS:
             ids = decode_ids(log_probs, method)
             hyps[method] += [s.decode() for s in pre.transcript_strings(ids).numpy()]
-    keys = ["transcript"] + (["speaker"] if "speaker" in dataset.element_spec else [])
-    meta = list(dataset.map(lambda e: {k: e[k] for k in keys}).as_numpy_iterator())
-    references = [m["transcript"].decode() for m in meta]
-    speakers = np.array([m["speaker"].decode() if "speaker" in m else "" for m in meta])
+        references += [t.decode() for t in extra["transcript"].numpy()]
+        speakers += ([s.decode() for s in extra["speaker"].numpy()] if "speaker" in extra
+                     else [""] * len(extra["transcript"]))
+    speakers = np.array(speakers)
     out = {}
     for method in DECODERS:
         out[method] = speech_scores(references, hyps[method])
@@ -251,25 +258,28 @@ def _transcribe(model, dataset, batch_size, ablate=None):
 
 
 def _zeroed(ds, name):
-    def zero(x, y):
-        return {**x, name: tf.zeros_like(x[name])}, y
+    def zero(x, *rest):
+        return ({**x, name: tf.zeros_like(x[name])}, *rest)
 
     return ds.map(zero, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _classify(model, dataset, batch_size, ablate=None):
-    ds = pipeline(model, dataset, batch_size=batch_size, cache="none")
+    by_speaker = not ablate and "speaker" in dataset.element_spec  # FSDD
+    ds = pipeline(model, dataset, batch_size=batch_size, cache="none",
+                  extras=("speaker",) if by_speaker else ())
     if ablate:
         ds = _zeroed(ds, ablate)
-    y_true, y_pred = [], []
-    for x, y in ds:
+    y_true, y_pred, speakers = [], [], []
+    for x, y, *extra in ds:  # the split is read once (speakers with the inputs)
         y_true.append(y.numpy())
         y_pred.append(np.argmax(model(x, training=False), axis=-1))
+        if extra:
+            speakers += [s.decode() for s in extra[0]["speaker"].numpy()]
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     result = classification_metrics(y_true, y_pred, contract.labels(model))
-    if not ablate and "speaker" in dataset.element_spec:  # FSDD: the same predictions, by speaker
-        speakers = np.array([s.decode() for s in
-                             dataset.map(lambda e: e["speaker"]).as_numpy_iterator()])
+    if by_speaker:  # the same predictions, by speaker
+        speakers = np.array(speakers)
         right = y_true == y_pred
         result["accuracy_by_speaker"] = {s: float(np.mean(right[speakers == s]))
                                          for s in sorted(set(speakers))}

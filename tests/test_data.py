@@ -289,3 +289,29 @@ def test_mfcc_augmentation_is_waveform_gain_shift_and_masks(data_dir):
                            coefficient_masks=0).numpy()
     for row in shifted:                    # each clip rolled by at most 0.1 s (10 frames)
         assert any(np.allclose(row, np.roll(clean[0], k, axis=0)) for k in range(-10, 11))
+
+
+@pytest.mark.parametrize("values, names", [
+    ([2.0, 0.5, 1.0, 0.5], ["0.5", "1", "2"]),        # floats, in their shortest form
+    ([10, 2, 0, 2], ["0", "2", "10"]),                 # integers, sorted as numbers
+    ([True, False, True, True], ["false", "true"]),
+    ([b"b", b"a", b"b", b"c"], ["a", "b", "c"]),
+])
+def test_labels_of_any_type_read_the_same_in_adapt_and_pipeline(values, names):
+    """What `adapt` names a class is what the pipeline looks up (a float label 1.0 was '1.0'
+    to one and '1.000000' to the other, and failed as an unknown label)."""
+    from mmzoo.data.adapt import label_names
+
+    texts = ["a red circle", "a blue square", "a green triangle", "a red square"]
+    raw = tf.data.Dataset.from_tensor_slices({"text": texts, "label": values})
+    assert label_names(raw) == names
+    config = {**mmzoo.registry.get_spec("text_word_vector_mlp").test_config,
+              "labels": tuple(names)}
+    model = mmzoo.build("text_word_vector_mlp", **config)
+    _, ids = next(iter(mmzoo.data.pipeline(model, raw, batch_size=4)))
+    as_text = [v.decode() if isinstance(v, bytes) else v for v in values]
+    expected = [names.index(n) for n in (
+        as_text if isinstance(values[0], bytes) else
+        ["true" if v is True else "false" if v is False else
+         (str(int(v)) if float(v).is_integer() else str(v)) for v in values])]
+    assert ids.numpy().tolist() == expected

@@ -155,3 +155,29 @@ def test_blocked_recall_equals_recall_over_the_whole_matrix(monkeypatch):
     monkeypatch.setattr(sys.modules["mmzoo.evaluate"], "SIMILARITY_BLOCK", 3 * len(texts))
     assert recall_at_k_blocked(embeddings, texts, np.arange(images), images_of_text,
                                block=1024) == got
+
+
+def test_evaluation_reads_a_split_once(data_dir, tmp_path, monkeypatch):
+    """Accuracy by speaker comes with the predictions: each recording is decoded once (it was
+    read a second time for the speakers)."""
+    import os
+
+    import mmzoo
+    from mmzoo.data import fsdd as fsdd_source
+
+    root = tmp_path / "fsdd"
+    root.mkdir()
+    names = sorted(os.listdir(os.path.join(data_dir, "fsdd", "recordings")))[::50]
+    for name in names:
+        os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), root / name)
+    read = []
+    real = fsdd_source.read_audio
+    monkeypatch.setattr(fsdd_source, "read_audio",
+                        lambda path, rate: read.append(path) or real(path, rate))
+    model = mmzoo.build("audio_mfcc_cnn", **{
+        **mmzoo.registry.get_spec("audio_mfcc_cnn").test_config,
+        "labels": tuple(str(d) for d in range(10))})
+    test = mmzoo.data.load(f"fsdd:{root}", split="test")
+    result = mmzoo.evaluate(model, test, batch_size=4)
+    assert result["examples"] == len(read) == len(set(read)) > 4
+    assert sum(result["confusion_matrix"], []) and set(result["accuracy_by_speaker"])

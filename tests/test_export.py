@@ -104,3 +104,22 @@ def test_an_interrupted_export_leaves_no_staging_folder(model, tmp_path):
     lookalike.mkdir()
     mmzoo.export(model, tmp_path / "sm")
     assert sorted(os.listdir(tmp_path)) == [lookalike.name, "sm"]
+
+
+def test_a_served_audio_classifier_centres_each_clip_of_a_padded_batch(data_dir, tmp_path):
+    """Clips of different lengths zero-padded into one batch get the scores each gets alone:
+    every clip is centred on its own samples, not on the padded batch's."""
+    import numpy as np
+
+    model = mmzoo.build("audio_mfcc_cnn", **get_spec("audio_mfcc_cnn").test_config)
+    mmzoo.export(model, tmp_path / "sm")
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    serve = served.signatures["serving_default"]
+    clips = [e["audio"] for e in mmzoo.data.load(f"fsdd:{data_dir}/fsdd", split="test")
+             .take(3).as_numpy_iterator()]
+    assert len({len(c) for c in clips}) == 3
+    longest = max(len(c) for c in clips)
+    batch = np.stack([np.pad(c, (0, longest - len(c))) for c in clips])
+    together = serve(audio=tf.constant(batch))["scores"].numpy()
+    alone = np.concatenate([serve(audio=tf.constant(c[None]))["scores"].numpy() for c in clips])
+    np.testing.assert_allclose(together, alone, atol=1e-5)

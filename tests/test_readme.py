@@ -55,3 +55,31 @@ def test_every_bench_result_is_in_the_readme():
             assert f"| `{name[len('quality_'):]}` |" in rendered["quality"], name
         else:
             assert f"python bench/{name}.py" in text, name
+
+
+def test_every_python_name_the_readme_gives_is_there():
+    """`mmzoo.a.b` in the README's code resolves from `import mmzoo` as written (it said
+    `mmzoo.evaluate.bleu_scores`, but `mmzoo.evaluate` is the function), and every
+    `from mmzoo.x import a, b` it shows imports."""
+    import importlib
+
+    import mmzoo
+
+    with open(report.README) as f:
+        text = f.read()
+    dotted = sorted(set(re.findall(r"`[^`]*?\b(mmzoo(?:\.[A-Za-z_]\w*)+)", text)))
+    missing = []
+    for name in dotted:
+        obj = mmzoo
+        for part in name.split(".")[1:]:
+            if not hasattr(obj, part):
+                missing.append(name)
+                break
+            obj = getattr(obj, part)
+    assert len(dotted) > 20 and missing == [], missing
+    imports = re.findall(r"from (mmzoo[\w.]*) import ([\w, ]+)", text)
+    assert imports
+    for module, names in imports:
+        loaded = importlib.import_module(module)
+        for name in names.split(","):
+            assert hasattr(loaded, name.strip()), f"from {module} import {name.strip()}"

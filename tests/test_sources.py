@@ -658,3 +658,75 @@ def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
         mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared" / "csv"))
     with pytest.raises(ValueError, match=r"--shards 9 is more than split '\w+' has exampl"):
         mmzoo.data.prepare(f"captions:{tmp_path / 'photos'}", str(tmp_path / "p9"), shards=9)
+
+
+def test_streamed_sources_hold_validation_out_before_decoding(data_dir, tmp_path,
+                                                              monkeypatch):
+    """A caption folder whose splits.txt has no validation: `fit_splits` holds 1 in 10 training
+    photos out, and its validation split decodes only those (not every training photo)."""
+    from mmzoo.data import captions as captions_source
+
+    monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path / "cache"))
+    src_root = os.path.join(data_dir, "flickr8k_1k")
+    with open(os.path.join(src_root, "captions.txt"), newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    names = sorted({r[0] for r in rows})[:120]
+    root = tmp_path / "data"
+    (root / "Images").mkdir(parents=True)
+    for name in names:
+        os.symlink(os.path.join(src_root, "Images", name), root / "Images" / name)
+    write_captions(root, [r for r in rows if r[0] in set(names)])
+    (root / "splits.txt").write_text("".join(f"{n},{'test' if i % 5 == 0 else 'train'}\n"
+                                             for i, n in enumerate(names)))
+    decoded = []
+    real = captions_source.decode_image
+
+    def counting(path):
+        path = tf.py_function(lambda p: decoded.append(p.numpy().decode()) or p, [path],
+                              tf.string)
+        return real(tf.ensure_shape(path, []))
+
+    monkeypatch.setattr(captions_source, "decode_image", counting)
+    src = mmzoo.data.open_source(f"captions:{root}")
+    train, val = src.fit_splits("captioning")
+    held = {os.path.basename(e["image"].decode())
+            for e in src.fit_splits("captioning", decode=False)[1].as_numpy_iterator()}
+    assert 0 < len(held) < 30 and int(val.cardinality()) == len(held)
+    assert sum(1 for _ in val) == len(held)
+    assert sorted(os.path.basename(p) for p in decoded) == sorted(held)  # its own photos only
+    kept = {os.path.basename(e["image"].decode())
+            for e in src.fit_splits("captioning", decode=False)[0].as_numpy_iterator()}
+    assert len(kept) + len(held) == 96 and not kept & held
+
+
+def test_csv_splits_keep_every_label_in_training(tmp_path):
+    """A label whose rows all hash outside training has one moved in, and so does a label
+    whose training rows are all held out for validation (a file with its own train/test)."""
+    from mmzoo.data.base import held_out
+
+    texts = [f"story number {i} about things" for i in range(400)]
+    lonely = next(t for t in texts if hash_split(normalised(t)) == "test")
+    path = tmp_path / "rows.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([[t, "common" if t != lonely else "rare"] for t in texts])
+    src = mmzoo.data.open_source(f"csv:{path}")
+    train = {e["text"].decode(): e["label"].decode()
+             for e in src.dataset("train").as_numpy_iterator()}
+    assert train[lonely] == "rare"    # moved: the only row of its label
+    assert sum(int(src.dataset(s).cardinality()) for s in src.split_names()) == 400
+    # the file's own splits, with no validation: held out by hash, every label kept in
+    rare = next(t for t in texts if held_out(normalised(t)))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "split"])
+        w.writerows([[t, "rare" if t == rare else "common", "test" if i % 4 == 0 else "train"]
+                     for i, t in enumerate(texts) if i % 4 != 0 or t != rare])
+    src = mmzoo.data.open_source(f"csv:{path}")
+    fit, val = src.fit_splits()
+    fit_rows = {e["text"].decode(): e["label"].decode() for e in fit.as_numpy_iterator()}
+    val_rows = {e["text"].decode() for e in val.as_numpy_iterator()}
+    assert fit_rows.get(rare) == "rare" and rare not in val_rows
+    assert len(fit_rows) + len(val_rows) == int(src.dataset("train").cardinality())
+    assert 10 < len(val_rows) < 60 and not set(fit_rows) & val_rows

@@ -217,6 +217,27 @@ def test_word_and_character_error_rates_as_the_field_counts_them():
     # characters: "three one four" -> "three four four five" is 8 edits, "nine two" 8 deleted
     assert scores["cer"] == pytest.approx((8 + 0 + 8) / (14 + 4 + 8))
     assert speech_scores(["Three, ONE!"], ["three one"])["wer"] == 0.0   # standardised first
+    # a reference without words has no error rate (it was 0 whatever was transcribed)
+    with pytest.raises(ValueError, match=r"1 reference\(s\) have no words .* #1: '\?!'"):
+        speech_scores(["three", "?!"], ["three", "hello world"])
+
+
+def test_speech_folders_name_overlong_recordings_and_wordless_transcripts(data_dir, tmp_path):
+    os.makedirs(tmp_path / "clips")
+    wave = fsdd_clip(data_dir, "5_lucas_3.wav")
+    soundfile.write(tmp_path / "clips" / "a.wav", wave, 8000)
+    soundfile.write(tmp_path / "clips" / "long.wav", np.tile(wave, 8), 8000)   # about 3 s
+    (tmp_path / "transcripts.csv").write_text(
+        "file,transcript\nclips/a.wav,five\nclips/long.wav,five five five\nclips/a.wav,?!\n"
+        "../a.wav,five\n")
+    with pytest.raises(BadDataError) as error:
+        mmzoo.data.open_source(f"speech:{tmp_path}?max_seconds=2")
+    message = str(error.value)
+    assert "3 bad item(s)" in message, message
+    assert "long.wav: 3.3 s long, over max_seconds=2" in message or \
+        "s long, over max_seconds=2" in message, message
+    assert "transcripts.csv:4: transcript '?!' of clips/a.wav has no letters or digits" in message
+    assert "transcripts.csv:5: '../a.wav' climbs out of the data folder" in message
 
 
 def test_ctc_training_learns_the_transcripts_it_is_given(data_dir):

@@ -100,14 +100,32 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
 
 
 def label_names(dataset):
-    """The labels of `dataset`'s examples as sorted strings, in one streaming pass: integers
-    sorted as numbers (FSDD digits: 0 < 2 < 10), anything else as text."""
+    """The labels of `dataset`'s examples as sorted strings, in one streaming pass: numbers
+    sorted as numbers (FSDD digits: 0 < 2 < 10), anything else as text; each written as the
+    pipeline and the exported model write it (`label_text`)."""
     seen = set()
     for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
         seen.update(np.asarray(batch).tolist())
-    if all(isinstance(v, (int, np.integer)) for v in seen):
-        return [str(v) for v in sorted(seen)]
-    return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in seen)
+    values = sorted(seen)
+    if all(isinstance(v, (bool, np.bool_)) for v in values) or not all(
+            isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        return sorted(label_text(values))
+    return label_text(values)
+
+
+def label_text(values):
+    """Labels (a list of Python or NumPy values, or bytes) as strings, exactly as
+    `mmzoo.data.Preprocessor.label_string` writes them in the graph: text as it is, integers
+    in decimal, floats in their shortest form (`1.0` is `1`, `0.5` is `0.5`), booleans as
+    `true`/`false`."""
+    values = list(values)
+    if not values:
+        return []
+    if isinstance(values[0], (bytes, str)):
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+    from mmzoo.data.preprocessor import Preprocessor
+
+    return [t.decode() for t in Preprocessor.label_string(tf.constant(values)).numpy()]
 
 
 def _caption_length(spec, fields, captions):

@@ -28,6 +28,12 @@ def register_source(cls):
     return cls
 
 
+def in_split(tag, split):
+    """Whether an item tagged `tag` (`validation`, `test`, `HELD_IN` or `HELD_OUT`: a training
+    item and whether `fit_splits` holds it out) is in `split` (None: every split)."""
+    return split is None or tag == split or (split == "train" and tag in (HELD_IN, HELD_OUT))
+
+
 def _bucket(identity, salt=""):
     """A number in [0, 1000) drawn from a stable hash (SHA-256) of `identity`."""
     h = hashlib.sha256(f"{salt}{identity}".encode("utf-8", "surrogatepass")).digest()
@@ -79,6 +85,7 @@ class Source:
     kind = ""
     tasks = ()
     modalities = None  # the modalities its examples hold (None: any, by the data's features)
+    streams_held_out = False  # a streamed source that reads `HELD_IN` / `HELD_OUT` itself
     options = {}
     description = ""
 
@@ -125,11 +132,15 @@ class Source:
         return tuple(s for s in SPLITS if s in present)
 
     def counted(self, split, task):
-        """The number of items of `split` (None: all) of a streamed source (`self.counts`),
-        after checking the split and the task; an empty split fails."""
+        """The number of items of `split` (None: all) of a streamed source (`self.counts`,
+        split -> items, `train` also as its parts `HELD_IN` and `HELD_OUT` when the source
+        holds some out), after checking the split and the task; an empty split fails."""
         self.check_split(split)
         self.check_task(task)
-        count = sum(n for s, n in self.counts.items() if split is None or s == split)
+        if split is None:  # every item once (`train` counts its held-in and held-out parts)
+            count = sum(n for s, n in self.counts.items() if s not in (HELD_IN, HELD_OUT))
+        else:
+            count = self.counts.get(split, 0)
         if not count:
             raise self.empty_split(split)
         return count
@@ -194,7 +205,18 @@ class Source:
 
         cls.dataset = dataset
 
+    def holds_out(self):
+        """Whether `fit_splits` holds validation items out of `train` by their identity, as the
+        splits `HELD_IN` and `HELD_OUT` of `dataset`: a source without a validation split
+        whose items have an identity (listed: `self.identities`; streamed:
+        `streams_held_out`)."""
+        names = self.split_names()
+        return ("validation" not in names and "train" in names
+                and (hasattr(self, "identities") or self.streams_held_out))
+
     def check_split(self, split):
+        if split in (HELD_IN, HELD_OUT) and self.holds_out():
+            return
         if split is not None and split not in self.split_names():
             extra = ""
             if split == "validation":
@@ -219,11 +241,12 @@ class Source:
     def fit_splits(self, task=None, *, decode=True):
         """`(train, validation)`: the source's own validation split when it has one, else
         1 in 10 examples of `train` held out: by a stable hash of each item's identity for a
-        listed source (`held_out`), every 10th in reading order for any other."""
+        listed or streamed source (`held_out`; each split decodes only its own items), every
+        10th in reading order for any other (TFDS)."""
         if "validation" in self.split_names():
             return (self.dataset("train", task, decode=decode),
                     self.dataset("validation", task, decode=decode))
-        if hasattr(self, "identities") and "train" in self.split_names():
+        if self.holds_out():
             # a listed source: the items are split before any is read, so each split decodes
             # only its own items
             return (self.dataset(HELD_IN, task, decode=decode),

@@ -8,7 +8,8 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import Source, decode_image, hash_split, register_source
+from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split, held_out,
+                              register_source)
 from mmzoo.data.checks import (Problems, file_problem, image_problem, outside_problem,
                                utf8_lines)
 from mmzoo.data.index import check_files, fingerprint, indexed
@@ -56,6 +57,7 @@ class Captions(Source):
     """
 
     kind = "captions"
+    streams_held_out = True
     tasks = ("captioning", "retrieval")
     modalities = ("image", "text")
     options = {"index_dir": None, "allow_outside": False}
@@ -122,6 +124,9 @@ class Captions(Source):
                              f"{problem} (captioned on {caption_file} line {lines[name]})")
                 continue
             tag = hash_split(name) if splits is None else splits.get(name, NO_SPLIT)
+            if tag == "train":  # and whether `fit_splits` holds it out (without validation)
+                tag = HELD_OUT if held_out(name) else HELD_IN
+                counts["train"] = counts.get("train", 0) + 1
             counts[tag] = counts.get(tag, 0) + 1
             records.append(_record(os.path.normpath(os.path.join(real, name)), captions[name],
                                    tag))
@@ -194,7 +199,10 @@ class Captions(Source):
                     "split": e["split"]}
 
         ds = tf.data.TFRecordDataset(self.records).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        if split is not None:
+        if split == "train":
+            ds = ds.filter(lambda e: tf.logical_or(tf.equal(e["split"], HELD_IN),
+                                                   tf.equal(e["split"], HELD_OUT)))
+        elif split is not None:
             ds = ds.filter(lambda e: tf.equal(e["split"], split))
         ds = ds.map(lambda e: {"image": e["image"], "captions": e["captions"]})
         ds = ds.apply(tf.data.experimental.assert_cardinality(count))

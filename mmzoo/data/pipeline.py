@@ -30,7 +30,7 @@ ESTIMATE_EXAMPLES = 16  # examples prepared to estimate the size of the whole ca
 
 
 def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10_000, seed=None,
-             cache="auto", cache_dir=None, augment=None, features=False):
+             cache="auto", cache_dir=None, augment=None, features=False, extras=()):
     """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
 
     Every step from a raw example to model inputs is the model's `Preprocessor` (the same one
@@ -90,6 +90,9 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             `feature_model(model)` to train on. Training then augments the MFCCs instead of the
             waveforms (`mmzoo.data.waveform.augment_mfcc`: time shift, gain, time and
             coefficient masks).
+        extras: tuple of str. Example keys (scalar strings: `speaker`, `transcript`) carried
+            through as a third element of each batch, `(inputs, targets, {key: [batch]})`, so
+            that evaluation reads a split once.
 
     Examples:
     ```python
@@ -131,6 +134,8 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             out["label"] = pre.label_string(example["label"])
         if speech:
             out["transcript"] = example["transcript"]
+        for key in extras:
+            out[f"extra_{key}"] = example[key]
         return out
 
     ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -164,7 +169,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if speech:
         ds = _utterance_batches(ds, pre, batch_size, training,
-                                training if augment is None else augment)
+                                training if augment is None else augment, extras)
         ds.cache_info = cache_info
         return ds
     ds = ds.batch(batch_size)
@@ -188,6 +193,8 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             inputs["text"] = pre.text("text", batch["text"])
         if spec.task == "retrieval":
             targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
+        if extras:
+            return inputs, targets, {key: batch[f"extra_{key}"] for key in extras}
         return inputs, targets
 
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -293,7 +300,7 @@ def cache_bytes(info):
 BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0)
 
 
-def _utterance_batches(ds, pre, batch_size, training, augment):
+def _utterance_batches(ds, pre, batch_size, training, augment, extras=()):
     """Utterances of any length -> `({"audio": [batch, longest]}, transcript ids [batch,
     longest])`, both zero-padded at the end. Training augments each waveform (speed 0.9-1.1x,
     `mmzoo.data.waveform.perturb_speed`; gain and noise, `mmzoo.data.waveform.augment` without
@@ -308,7 +315,7 @@ def _utterance_batches(ds, pre, batch_size, training, augment):
 
         ds = ds.map(lambda e: {**e, "audio": perturb(e["audio"])},
                     num_parallel_calls=tf.data.AUTOTUNE)
-    shapes = {"audio": [None], "transcript": [None]}
+    shapes = {"audio": [None], "transcript": [None], **{f"extra_{k}": [] for k in extras}}
     ds = ds.map(lambda e: {k: e[k] for k in shapes})
     if training:
         bounds = [int(s * pre.sample_rate) for s in BUCKET_SECONDS]
@@ -317,8 +324,13 @@ def _utterance_batches(ds, pre, batch_size, training, augment):
             padded_shapes=shapes)
     else:
         ds = ds.padded_batch(batch_size, padded_shapes=shapes)
-    ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"]),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    if extras:
+        ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"],
+                               {k: e[f"extra_{k}"] for k in extras}),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"]),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -53,8 +53,7 @@ def _split(src, split, decode):
     and `validation` that `fit_splits` holds out."""
     from mmzoo.data.base import HELD_IN, HELD_OUT
 
-    held = "validation" not in src.split_names() and hasattr(src, "columns")
-    if held and split in ("train", "validation"):
+    if src.holds_out() and split in ("train", "validation"):
         split = HELD_IN if split == "train" else HELD_OUT
     return src.dataset(split, decode=decode)
 
@@ -63,7 +62,7 @@ def _split_names(src):
     """The splits to prepare: the source's own, with a held-out `validation` where a listed
     source has none (`Source.fit_splits`)."""
     names = list(src.split_names())
-    if "validation" not in names and "train" in names and hasattr(src, "columns"):
+    if src.holds_out():
         names.insert(names.index("train") + 1, "validation")
     return names
 
@@ -86,6 +85,8 @@ def _examples(src, split, labels):
     file's bytes), audio decoded, labels as their index among `labels`."""
     raw = _split(src, split, decode=False)
     decoded = _split(src, split, decode=True) if "audio" in raw.element_spec else None
+    from mmzoo.data.adapt import label_text
+
     index = {name: i for i, name in enumerate(labels or ())}
     pairs = (zip(raw.as_numpy_iterator(), decoded.as_numpy_iterator()) if decoded is not None
              else ((e, e) for e in raw.as_numpy_iterator()))
@@ -97,7 +98,7 @@ def _examples(src, split, labels):
             elif key == "audio":
                 value = np.asarray(full["audio"], np.float32)
             elif key == "label":
-                value = index[value.decode() if isinstance(value, bytes) else str(value)]
+                value = index[label_text([value])[0]]
             elif isinstance(value, bytes):
                 value = value.decode()
             elif isinstance(value, np.ndarray) and value.dtype == object:

@@ -225,9 +225,17 @@ class Preprocessor:
 
     @staticmethod
     def label_string(label):
-        """A label as the model's class names spell it: integers (FSDD digits) as strings."""
+        """A label as the model's class names spell it: text as it is, integers (FSDD digits)
+        in decimal, floats in their shortest form (`1.0` is `1`), booleans `true`/`false`
+        (`mmzoo.data.adapt.label_text` writes them the same way)."""
         label = tf.convert_to_tensor(label)
-        return label if label.dtype == tf.string else tf.strings.as_string(label)
+        if label.dtype == tf.string:
+            return label
+        if label.dtype == tf.bool:
+            return tf.where(label, "true", "false")
+        if label.dtype.is_floating:
+            return tf.strings.as_string(label, shortest=True)
+        return tf.strings.as_string(label)
 
     def label_ids(self, names):
         """Class names `[batch]` -> int32 class ids; a name outside the model's classes fails

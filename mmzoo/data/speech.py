@@ -13,6 +13,7 @@ import tensorflow as tf
 from mmzoo.data.base import Source, hash_split, progress, register_source
 from mmzoo.data.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
 from mmzoo.data.fsdd import DIGITS, checked_recordings, find_recordings, read_audio, with_rate
+from mmzoo.data.text import standardize
 from mmzoo.data.text_csv import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
@@ -160,9 +161,10 @@ class Speech(Source):
     file named by an absolute path or climbing out of PATH with `..` is a bad row unless
     `allow_outside=true`.
 
-    Every file is checked when the folder is listed (missing, empty, not audio, truncated) and
-    every row (no file, empty transcript, unknown split); bad ones are named with their path or
-    line (`on_error` raise or skip).
+    Every file is checked when the folder is listed (missing, empty, not audio, truncated,
+    longer than `max_seconds`) and every row (no file, empty transcript or one without letters
+    or digits, unknown split); bad ones are named with their path or line (`on_error` raise or
+    skip).
 
     Examples: `{"audio": float32 waveform, "sample_rate": int (the file's own rate, or the
     `sample_rate` option's), "transcript", "speaker"}`; `mmzoo.data.pipeline` resamples audio
@@ -171,12 +173,14 @@ class Speech(Source):
     Options:
         sample_rate: int. Resample when reading (0: keep each file's own rate).
         allow_outside: bool. Read files named by absolute paths or with `..` (default false).
+        max_seconds: int. The longest utterance (default 60 s); a longer file is a bad item
+            (an hour-long recording would be read whole into the recogniser).
     """
 
     kind = "speech"
     tasks = ("transcription",)
     modalities = ("audio",)
-    options = {"sample_rate": 0, "allow_outside": False}
+    options = {"sample_rate": 0, "allow_outside": False, "max_seconds": 60}
     description = "speech:PATH: audio files + transcripts.csv (file,transcript) (speech to text)"
 
     def __init__(self, path, **kwargs):
@@ -217,6 +221,10 @@ class Speech(Source):
             if not row.get("transcript"):
                 problems.add(at, f"empty transcript for {row['file']}")
                 continue
+            if not standardize(tf.constant(row["transcript"])).numpy():
+                problems.add(at, f"transcript {row['transcript']!r} of {row['file']} has no "
+                                 "letters or digits: it standardises to nothing")
+                continue
             split = row.get("split", "")
             if split:
                 if split.lower() not in SPLIT_VALUES:
@@ -227,8 +235,15 @@ class Speech(Source):
             if problem:
                 problems.add(full, f"{problem} (listed on {at})")
                 continue
+            info = soundfile.info(full)
+            if info.duration > self.opts["max_seconds"]:
+                problems.add(full, f"{info.duration:,.1f} s long, over max_seconds="
+                                   f"{self.opts['max_seconds']} (listed on {at}): a recogniser "
+                                   "reads an utterance whole; cut long recordings into "
+                                   "utterances, or raise max_seconds")
+                continue
             self.columns["audio"].append(full)
-            self.columns["sample_rate"].append(rate or soundfile.info(full).samplerate)
+            self.columns["sample_rate"].append(rate or info.samplerate)
             self.columns["transcript"].append(row["transcript"])
             self.columns["speaker"].append(row.get("speaker", ""))
             self.tags.append(split or hash_split(row["file"]))

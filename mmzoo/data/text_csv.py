@@ -9,7 +9,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import Source, hash_split, keep_rank, progress_bytes, register_source
+from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, held_out, in_split,
+                              keep_rank, progress_bytes, register_source)
 from mmzoo.data.checks import Problems, file_problem, utf8_lines
 from mmzoo.data.text import standardize
 from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
@@ -67,6 +68,7 @@ class TextCSV(Source):
     """
 
     kind = "csv"
+    streams_held_out = True
     tasks = ("classification",)
     modalities = ("text",)
     options = {"text": None, "label": "label", "labels": None}
@@ -81,22 +83,25 @@ class TextCSV(Source):
             raise MissingFile(f"{self.name}: cannot read the CSV file ({problem})")
         self.known = _names(self.opts["labels"])
         self.stamp = self._stamp()
-        self.forced = set()  # identities moved to train so that every label is trained on
-        problems, rows, untrained = self._list()
-        if untrained:  # some label has no training row: move one and count again
-            self.forced = set(untrained)
-            problems, rows, _ = self._list()
+        # identities moved into training (`forced`) and into its held-in part (`forced_in`) so
+        # that every label is trained on (`mmzoo.data.base.keep_classes`'s rule)
+        self.forced, self.forced_in = set(), set()
+        for _ in range(3):  # a move changes the counts: list again (only when one is needed)
+            problems, rows, moves = self._list()
+            if not moves:
+                break
         problems.report(f"{rows} rows")
         if not self.counts:
             raise InvalidValue(f"{self.name}: {path} has no data rows")
 
     def _list(self):
-        """Check every row: `(problems, rows, identities)`, the identities those to move to
-        `train` so that every label is trained on (none when the file has its own splits);
-        sets `self.bad` (row numbers) and `self.counts` (rows per split)."""
+        """Check every row: `(problems, rows, moved)`, `moved` whether a label had no row in
+        training (or in its held-in part) and had one moved there, so the file must be listed
+        again; sets `self.bad` (row numbers) and `self.counts` (rows per split, `train` also
+        as its held-in and held-out parts)."""
         problems = Problems(self.name, self.on_error)
         self.bad, self.counts, rows = set(), {}, 0
-        self.labelled = {}  # label -> [trained?, (rank, identity) of its best untrained row]
+        self.labelled = {}  # label -> {part: (rank, identity) of its best row outside it}
         with progress_bytes(self.path, f"checking {self.name}") as bar:
             chunk = []  # (row number, line, text, split, label) of good rows, checked together
             for i, at, text, label, tag, problem in self._parse(bar):
@@ -110,11 +115,19 @@ class TextCSV(Source):
                     self._check_words(chunk, problems)
                     chunk = []
             self._check_words(chunk, problems)
-        untrained = []
-        if not self.has_splits:
-            labels = [label for label, (trained, _) in self.labelled.items() if not trained]
-            untrained = [self.labelled[label][1][1] for label in labels]
-        return problems, rows, untrained
+        self.counts["train"] = self.counts.get(HELD_IN, 0) + self.counts.get(HELD_OUT, 0)
+        if not self.counts["train"]:
+            del self.counts["train"]
+        moves = 0
+        for label, best in self.labelled.items():
+            if "train" not in best["seen"] and best["train"] and not self.has_splits:
+                moves += best["train"][1] not in self.forced
+                self.forced.add(best["train"][1])
+            elif "train" in best["seen"] and best[HELD_IN]:
+                moves += best[HELD_IN][1] not in self.forced_in
+                self.forced_in.add(best[HELD_IN][1])
+        return problems, rows, moves
+
     def _stamp(self):
         stat = os.stat(self.path)
         return stat.st_size, stat.st_mtime_ns
@@ -174,10 +187,20 @@ class TextCSV(Source):
                     if tag is None:
                         problem = (f"split {row[split_at]!r} is not one of "
                                    f"{sorted(SPLIT_VALUES)}")
-                else:
-                    identity = normalised(text)
-                    tag = "train" if identity in self.forced else hash_split(identity)
+                if problem is None:
+                    tag = self._tag(normalised(text), tag)
                 yield i, at, text, label, tag, problem
+
+    def _tag(self, identity, split):
+        """The part a row is in: `validation`, `test`, or `train` as `HELD_IN` / `HELD_OUT`
+        (what `fit_splits` holds out when the file has no validation rows); `split` the file's
+        own, else from the row's identity (`hash_split`)."""
+        if split is None:
+            split = "train" if identity in self.forced else hash_split(identity)
+        if split != "train":
+            return split
+        out = identity not in self.forced_in and held_out(identity)
+        return HELD_OUT if out else HELD_IN
 
     def _check_words(self, chunk, problems):
         """Rows whose text standardises to nothing (punctuation only: no token a model could
@@ -188,25 +211,29 @@ class TextCSV(Source):
         for (i, at, text, tag, label), c in zip(chunk, clean):
             if c:
                 self.counts[tag] = self.counts.get(tag, 0) + 1
-                self._note_label(label, tag, text)
+                self._note_label(label, tag, normalised(text))
                 continue
             problems.add(at, f"text {text!r} ({', '.join(self.text_columns)}) has no letters "
                              "or digits: it standardises to nothing")
             self.bad.add(i)
 
-    def _note_label(self, label, tag, text):
-        """Keep, per label, whether it has a training row and its untrained row of smallest
-        hash (`mmzoo.data.base.keep_classes`'s rule), so that every label is trained on."""
-        seen = self.labelled.setdefault(label, [False, None])
-        if seen[0]:
-            return
-        if tag == "train":
-            seen[0], seen[1] = True, None
-            return
-        identity = normalised(text)
-        rank = keep_rank(identity)
-        if seen[1] is None or rank < seen[1][0]:
-            seen[1] = (rank, identity)
+    def _note_label(self, label, tag, identity):
+        """Keep, per label, its row of smallest rank (`keep_rank`) outside training and outside
+        training's held-in part, dropping each once the label has a row there: what is left
+        after listing is the row to move so that every label is trained on."""
+        best = self.labelled.setdefault(label, {"train": None, HELD_IN: None, "seen": set()})
+        # (part, the tags inside it, the tags a row may be moved from)
+        for part, inside, movable in (("train", (HELD_IN, HELD_OUT), ("validation", "test")),
+                                      (HELD_IN, (HELD_IN,), (HELD_OUT,))):
+            if part in best["seen"]:
+                continue
+            if tag in inside:
+                best["seen"].add(part)
+                best[part] = None
+            elif tag in movable:
+                rank = (keep_rank(identity), identity)
+                if best[part] is None or rank < best[part]:
+                    best[part] = rank
 
     def watched(self):
         return (self.path,), ()
@@ -221,7 +248,7 @@ class TextCSV(Source):
                                    "or run the command again)")
             texts, labels = [], []
             for i, _, text, label, tag, problem in self._parse():
-                if problem or i in self.bad or (split is not None and tag != split):
+                if problem or i in self.bad or not in_split(tag, split):
                     continue
                 texts.append(text)
                 labels.append(label)

@@ -31,15 +31,28 @@ def resample(wave, rate, target):
 
 def fit_length(wave, length):
     """Centre waveforms in `length` samples along the last axis: zero-pad both sides, or crop
-    the middle. Takes one waveform `[samples]` or a batch `[batch, samples]`."""
+    the middle. Takes one waveform `[samples]` or a batch `[batch, samples]`, each row centred
+    on its own content: trailing zero samples (the padding that batches clips of different
+    lengths together) are not part of a clip, so a clip alone and the same clip zero-padded in
+    a batch come out the same."""
     wave = tf.convert_to_tensor(wave, tf.float32)
-    n = tf.shape(wave)[-1]
-    start = tf.maximum(n - length, 0) // 2
-    wave = wave[..., start:start + length]
-    missing = length - tf.shape(wave)[-1]
-    pads = [[0, 0]] * (wave.shape.rank - 1) + [[missing // 2, missing - missing // 2]]
-    out = tf.pad(wave, pads)
+    single = wave.shape.rank == 1
+    rows = tf.pad(wave[None] if single else wave, [[0, 0], [0, 1]])  # never empty
+    n = content_lengths(rows)
+    offset = tf.maximum(n - length, 0) // 2 - tf.maximum(length - n, 0) // 2
+    at = tf.range(length)[None, :] + offset[:, None]          # [rows, length]
+    inside = (at >= 0) & (at < n[:, None])
+    picked = tf.gather(rows, tf.clip_by_value(at, 0, tf.shape(rows)[1] - 1), batch_dims=1)
+    out = tf.where(inside, picked, tf.zeros_like(picked))
+    out = out[0] if single else out
     return tf.ensure_shape(out, wave.shape[:-1].as_list() + [length])
+
+
+def content_lengths(rows):
+    """Samples of each waveform of `[batch, samples]` up to its last non-zero sample (int32
+    `[batch]`; 0 for silence)."""
+    positions = tf.range(1, tf.shape(rows)[1] + 1)[None, :]
+    return tf.reduce_max(tf.where(tf.not_equal(rows, 0.0), positions, 0), axis=1)
 
 
 def augment(wave, sample_rate, *, max_shift=0.1, gain_db=6.0, noise_prob=0.5,

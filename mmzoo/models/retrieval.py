@@ -12,7 +12,7 @@ from mmzoo import contract
 from mmzoo.blocks.hub import hub_text_encoder, hub_tokenizer_layer
 from mmzoo.blocks.image import KERAS_HUB
 from mmzoo.data.easy_vqa import CAPTION_WORDS
-from mmzoo.layers.fusion import Similarity, contrastive_loss
+from mmzoo.layers.fusion import Similarity, _matching, contrastive_loss
 from mmzoo.layers.vocab import Vocabulary
 from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
 from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
@@ -22,8 +22,8 @@ from mmzoo.registry import register
 @keras.saving.register_keras_serializable("mmzoo")
 def in_batch_accuracy(y_true, logits):
     """Share of texts whose best-scoring image in the batch is their own."""
-    n = ops.shape(logits)[0]
-    return ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.arange(n)), "float32")
+    labels, text_to_image, _ = _matching(logits)
+    return ops.cast(ops.equal(ops.argmax(text_to_image, axis=-1), labels), "float32")
 
 
 @dataclasses.dataclass(frozen=True)
