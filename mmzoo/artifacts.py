@@ -81,12 +81,20 @@ class Artifact:
     ```
     """
 
-    def __init__(self, root, role, parts):
+    def __init__(self, root, role, parts, *, name=None):
         self.root, self.role = root, role
         self.parts = {"format": FORMAT_VERSION, **parts}
         self.key = digest({"role": role, **self.parts})[:24]
-        self.name = f"{role}-{self.key}"
+        self.name = name or f"{role}-{self.key}"
         self.path = os.path.join(root, self.name)
+
+    @classmethod
+    def at(cls, path, role, parts):
+        """An artifact at a path the user chose (prepared data): its name says nothing, so its
+        manifest alone tells what it was made from; one made from other inputs is never taken
+        for it, nor replaced."""
+        path = os.path.abspath(path)
+        return cls(os.path.dirname(path), role, parts, name=os.path.basename(path))
 
     def __repr__(self):
         return f"Artifact({self.path!r})"
@@ -136,6 +144,15 @@ class Artifact:
             pass
         if self.ready():  # another process built the same artifact first: theirs is as good
             return
+        try:
+            with open(os.path.join(self.path, MANIFEST), encoding="utf-8") as f:
+                other = json.load(f)
+        except (OSError, ValueError):
+            other = None
+        if other is not None and other.get("role") == self.role:
+            raise InvalidValue(f"{self.path} holds a {self.role} made from other inputs (see its "
+                               f"{MANIFEST}); mmzoo never replaces it: choose another folder, or "
+                               "remove it yourself")
         raise InvalidValue(f"{self.path} exists but is not a complete mmzoo artifact (no "
                            f"matching {MANIFEST}); mmzoo does not remove what it did not write: "
                            "move it away and run again")
@@ -147,7 +164,7 @@ class Artifact:
 
     def remove(self):
         """Remove the artifact if it is in place and complete (it has its manifest)."""
-        if self.ready():
+        if self.ready() and self.name == f"{self.role}-{self.key}":
             shutil.rmtree(self.path, ignore_errors=True)
 
     def prune(self, unused_days):

@@ -26,6 +26,18 @@ def data_dir():
     return DATA_DIR
 
 
+def news_rows(data_dir, folder, rows):
+    """A CSV of the first `rows` AG News rows (and the header) in `folder`: its path."""
+    import csv
+
+    path = folder / "news.csv"
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        kept = list(csv.reader(f))[:rows + 1]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_easy_vqa(tmp_path_factory):
     """A small folder in the easy-VQA generator's layout, made from the package's real files."""

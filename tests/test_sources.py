@@ -629,9 +629,11 @@ def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
     fsdd.mkdir()
     for name in sorted(os.listdir(os.path.join(data_dir, "fsdd", "recordings")))[::50]:
         os.symlink(os.path.join(data_dir, "fsdd", "recordings", name), fsdd / name)
+    prepared = {}
     for source in (f"captions:{tmp_path / 'photos'}", f"csv:{news}", f"fsdd:{fsdd}"):
         kind = source.split(":")[0]
         out, sizes = mmzoo.data.prepare(source, str(tmp_path / "prepared" / kind), shards=2)
+        prepared[kind] = sizes
         builder = tfds.builder_from_directory(out)           # plain TFDS, no mmzoo
         assert {s: builder.info.splits[s].num_examples for s in sizes} == sizes
         assert all(builder.info.splits[s].num_shards == 2 for s in sizes if sizes[s] > 1)
@@ -654,7 +656,11 @@ def test_prepared_sources_are_plain_tfds_datasets(data_dir, tmp_path):
                     label = want["label"]
                     assert have["label"].decode() == (
                         label.decode() if isinstance(label, bytes) else str(label))
-    with pytest.raises(ValueError, match="not empty"):
+    again = tmp_path / "prepared" / "csv"
+    stamp = {f: os.stat(again / f).st_mtime_ns for f in os.listdir(again)}
+    assert mmzoo.data.prepare(f"csv:{news}", str(again), shards=2)[1] == prepared["csv"]
+    assert {f: os.stat(again / f).st_mtime_ns for f in os.listdir(again)} == stamp
+    with pytest.raises(ValueError, match="not empty"):   # other shards: another preparation
         mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared" / "csv"))
     with pytest.raises(ValueError, match=r"--shards 9 is more than split '\w+' has exampl"):
         mmzoo.data.prepare(f"captions:{tmp_path / 'photos'}", str(tmp_path / "p9"), shards=9)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import mmzoo
+from conftest import news_rows
 
 ROWS = 240
 
@@ -28,12 +29,7 @@ class Killed(BaseException):
 @pytest.fixture(scope="module")
 def news(data_dir, tmp_path_factory):
     """The first 240 AG News rows: a quick, real text-classification source."""
-    path = tmp_path_factory.mktemp("news") / "news.csv"
-    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
-        rows = list(csv.reader(f))[:ROWS + 1]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return f"csv:{path}"
+    return f"csv:{news_rows(data_dir, tmp_path_factory.mktemp('news'), ROWS)}"
 
 
 def history(run):
@@ -61,6 +57,16 @@ def kill_before(monkeypatch, target, name, epoch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(target, name, wrapper)
+
+
+def killed_then_resumed(monkeypatch, epoch, train):
+    """`train()` killed before its history row of `epoch` (0-based), then run again: what the
+    second call returns."""
+    with monkeypatch.context() as patch:
+        kill_before(patch, keras.callbacks.CSVLogger, "on_epoch_end", epoch=epoch)
+        with pytest.raises(Killed):
+            train()
+    return train()
 
 
 WRITES = {
@@ -136,11 +142,7 @@ def test_the_learning_rate_schedule_a_model_asks_for_survives_a_kill(data_dir, t
     assert [float(r["learning_rate"]) for r in history(whole)] == pytest.approx(rates)
 
     killed = tmp_path / "killed"
-    with monkeypatch.context() as patch:
-        kill_before(patch, keras.callbacks.CSVLogger, "on_epoch_end", epoch=2)
-        with pytest.raises(Killed):
-            run_speech(data_dir, killed)
-    _, result = run_speech(data_dir, killed)
+    _, result = killed_then_resumed(monkeypatch, 2, lambda: run_speech(data_dir, killed))
     assert result.resumed_from == 2
     assert [float(r["learning_rate"]) for r in history(killed)] == pytest.approx(rates)
 
@@ -321,11 +323,7 @@ def test_a_resumed_run_goes_on_with_its_random_stream(news, tmp_path, monkeypatc
 
     monkeypatch.setattr(mmzoo.data, "pipeline", spy)
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        kill_before(patch, keras.callbacks.CSVLogger, "on_epoch_end", epoch=1)
-        with pytest.raises(Killed):
-            run_training(news, run)
-    _, result = run_training(news, run)
+    _, result = killed_then_resumed(monkeypatch, 1, lambda: run_training(news, run))
     assert result.resumed_from == 1 and seeds[0] == 0 and seeds[1] != 0
 
     def order(seed):

@@ -15,6 +15,7 @@ import tensorflow as tf
 import mmzoo
 from mmzoo.cli import main
 from mmzoo.errors import user_message
+from conftest import news_rows
 
 ROWS = 60
 
@@ -22,12 +23,7 @@ ROWS = 60
 @pytest.fixture(scope="module")
 def news(data_dir, tmp_path_factory):
     """The first 60 AG News rows."""
-    path = tmp_path_factory.mktemp("news") / "news.csv"
-    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
-        rows = list(csv.reader(f))[:ROWS + 1]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return path
+    return news_rows(data_dir, tmp_path_factory.mktemp("news"), ROWS)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import contextlib
 import io
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -123,7 +122,9 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
     Args:
         source: str. A source for `mmzoo.data.open_source` (`fsdd:PATH`, `captions:PATH`,
             `csv:PATH`, ...).
-        out: str. The folder to write (it must not exist or be empty).
+        out: str. The folder to write: new, empty, or this very data prepared before with the
+            same splits and shards (then nothing is written: its `manifest.json` says what it
+            was made from).
         shards: int or None. Shards per split (None: TFDS's rule, by size; give at least the
             number of workers that will read it).
         on_error: str. `raise` or `skip` bad items of the source.
@@ -141,12 +142,20 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
 
     from mmzoo.data.sources import open_source, parse_source
 
-    if os.path.exists(out) and os.listdir(out):
-        raise InvalidValue(f"cannot prepare into {out}: it is not empty; choose a new folder")
+    from mmzoo.artifacts import Artifact
+
     src = open_source(source, on_error=on_error, **options)
     splits = _split_names(src)
     if not splits:
         raise InvalidValue(f"{source}: it has no splits to prepare")
+    art = Artifact.at(out, "prepared", {"data": src.identity(None), "splits": splits,
+                                        "shards": shards, "version": VERSION})
+    found = art.manifest()
+    if found is not None:  # prepared before from exactly this data: nothing to do
+        return out, found["sizes"]
+    if os.path.exists(out) and os.listdir(out):
+        raise InvalidValue(f"cannot prepare into {out}: it is not empty (and not this data "
+                           "prepared before); choose a new folder")
     if shards:
         small = {s: int(_split(src, s, decode=False).cardinality()) for s in splits}
         small = {s: n for s, n in small.items() if 0 <= n < shards}
@@ -159,8 +168,10 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
     features = _features(src, splits[0], labels)
     name = "mmzoo_" + parse_source(source)[0].replace("-", "_")
     config = tfds.download.DownloadConfig(num_shards=shards) if shards else None
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as tmp:
+    sizes = {}
+
+    def write(staging):
+        tmp = os.path.join(staging, ".tfds")
         # TFDS prints "Downloading and preparing dataset ..." (nothing is downloaded); its
         # progress bars, on stderr, stay
         with contextlib.redirect_stdout(io.StringIO()):
@@ -169,10 +180,15 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
                 split_datasets={split: _examples(src, split, labels) for split in splits},
                 data_dir=tmp, description=f"mmzoo.data.prepare({source!r})",
                 download_config=config, disable_shuffling=True)
-        os.makedirs(out, exist_ok=True)
         for entry in os.listdir(builder.data_dir):
-            shutil.move(os.path.join(builder.data_dir, entry), os.path.join(out, entry))
-        sizes = {split: builder.info.splits[split].num_examples for split in splits}
+            shutil.move(os.path.join(builder.data_dir, entry), os.path.join(staging, entry))
+        shutil.rmtree(tmp)
+        sizes.update({split: builder.info.splits[split].num_examples for split in splits})
+
+    # written in a staging folder beside `out` and moved into place whole, with a manifest of
+    # what it was made from (`mmzoo.artifacts`): a second prepare of the same data is a no-op
+    with art.build(sizes=sizes) as staging:
+        write(staging)
     return out, sizes
 
 
