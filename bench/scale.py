@@ -185,7 +185,9 @@ def measure(kind, size, work, cache):
     else:
         path = os.path.join(work, f"captions_{n}")
         build_captions(n, path)
-        source, index = f"captions:{path}", os.path.join(path, ".mmzoo")
+        from mmzoo.data.index import index_folder
+
+        source, index = f"captions:{path}", index_folder(path)  # listed anew: no index
     if index:
         shutil.rmtree(index, ignore_errors=True)
     _, listing = run_child(["--child", "list", source])
