@@ -26,6 +26,22 @@ def data_dir():
     return DATA_DIR
 
 
+def run_mmzoo(*args):
+    """The `mmzoo` command run in this process (its `main`: the same code, without a new
+    TensorFlow start-up), as a `subprocess.CompletedProcess` with what it printed."""
+    import contextlib
+    import io
+    import subprocess
+
+    from mmzoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["mmzoo", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+
+
 def news_rows(data_dir, folder, rows):
     """A CSV of the first `rows` AG News rows (and the header) in `folder`: its path."""
     import csv

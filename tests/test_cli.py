@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from conftest import run_mmzoo
 
 TINY = ["--set", "image_size=16", "--set", "filters=(8,16)", "--set", "embed_dim=16",
         "--set", "text_units=16", "--set", "hidden_units=(16,)"]
@@ -21,7 +22,12 @@ ENV = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
        "CUDA_VISIBLE_DEVICES": "-1"}
 
 
-def mmzoo(*args, env=None, timeout=600):
+def mmzoo(*args, env=None, timeout=600, process=False):
+    """Run the `mmzoo` command: in this process (quicker, the same code) unless it needs a
+    process of its own (an environment of its own, or `process=True`: the CPU split into
+    logical devices before TensorFlow starts)."""
+    if env is None and not process:
+        return run_mmzoo(*args)
     return subprocess.run([sys.executable, "-m", "mmzoo.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env or ENV)
 
@@ -310,7 +316,7 @@ def test_a_different_command_does_not_resume_a_backup(tiny_easy_vqa, tmp_path):
 def test_mirrored_on_two_logical_cpus(tiny_easy_vqa, tmp_path):
     out = mmzoo("train", "vqa_cnn_lstm", "--data", f"easy_vqa:{tiny_easy_vqa}", "--epochs", 1,
                 "--batch-size", 16, "--out", tmp_path / "run", "--strategy", "mirrored",
-                "--cpu-devices", 2, *TINY)
+                "--cpu-devices", 2, *TINY, process=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "strategy mirrored: 2 replicas in sync" in out.stderr
     assert epochs_logged(tmp_path / "run") == [0]

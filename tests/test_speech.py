@@ -2,8 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -16,6 +14,7 @@ from mmzoo.data.checks import BadDataError
 from mmzoo.evaluate import speech_scores
 from mmzoo.models.transcription import pad_waveforms, transcribe
 from mmzoo.registry import get_spec
+from conftest import run_mmzoo
 
 SMALL = "?train=40&validation=10&test=20"
 
@@ -267,12 +266,8 @@ def test_ctc_training_learns_the_transcripts_it_is_given(data_dir):
 
 
 def test_cli_trains_evaluates_exports_and_predicts_speech(data_dir, tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
-           "CUDA_VISIBLE_DEVICES": "-1"}
-
-    def cli(*args):
-        out = subprocess.run([sys.executable, "-m", "mmzoo.cli", *map(str, args)],
-                             capture_output=True, text=True, timeout=600, env=env)
+    def cli(*args):  # the command's `main`, in this process
+        out = run_mmzoo(*args)
         assert out.returncode == 0, out.stderr[-3000:]
         return out.stdout
 
