@@ -416,10 +416,12 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     backup = os.path.join(work, "backup")
     done = _check_same_run(work, backup, record)
     cache_root = os.path.join(work, "cache")
+    run_seed = seed
     if not done:  # a fresh run never reads a cache it did not make
         _remove_caches(cache_root)
     else:  # a resumed run goes on with its random stream, not epoch 1's again
-        keras.utils.set_random_seed(_resumed_seed(seed, done))
+        run_seed = _resumed_seed(seed, done)
+        keras.utils.set_random_seed(run_seed)
     with open(os.path.join(work, "config.json"), "w") as f:
         json.dump(record, f, indent=2)
 
@@ -449,9 +451,8 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     if jit_compile:
         fit_model.jit_compile = True
     features = bool(fronts)
-    pipeline_seed = seed if not done else _resumed_seed(seed, done)
     train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True,
-                        seed=pipeline_seed, augment=augment, features=features,
+                        seed=run_seed, augment=augment, features=features,
                         cache=caches["train"], cache_dir=cache_dir)
     val_ds = pipeline(model, val_raw, batch_size=batch_size, features=features,
                       cache=caches["validation"], cache_dir=cache_dir)

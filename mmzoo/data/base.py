@@ -28,6 +28,12 @@ def register_source(cls):
     return cls
 
 
+def train_part(identity, kept_in=()):
+    """`HELD_OUT` for a training item `fit_splits` holds out for validation (`held_out`, unless
+    its identity is among `kept_in`), else `HELD_IN`: how streamed sources tag training items."""
+    return HELD_OUT if identity not in kept_in and held_out(identity) else HELD_IN
+
+
 def in_split(tag, split):
     """Whether an item tagged `tag` (`validation`, `test`, `HELD_IN` or `HELD_OUT`: a training
     item and whether `fit_splits` holds it out) is in `split` (None: every split)."""

@@ -8,8 +8,8 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split, held_out,
-                              register_source)
+from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split,
+                              register_source, train_part)
 from mmzoo.data.checks import (Problems, file_problem, image_problem, outside_problem,
                                utf8_lines)
 from mmzoo.data.index import check_files, fingerprint, indexed
@@ -125,7 +125,7 @@ class Captions(Source):
                 continue
             tag = hash_split(name) if splits is None else splits.get(name, NO_SPLIT)
             if tag == "train":  # and whether `fit_splits` holds it out (without validation)
-                tag = HELD_OUT if held_out(name) else HELD_IN
+                tag = train_part(name)
                 counts["train"] = counts.get("train", 0) + 1
             counts[tag] = counts.get(tag, 0) + 1
             records.append(_record(os.path.normpath(os.path.join(real, name)), captions[name],

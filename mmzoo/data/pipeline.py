@@ -324,13 +324,11 @@ def _utterance_batches(ds, pre, batch_size, training, augment, extras=()):
             padded_shapes=shapes)
     else:
         ds = ds.padded_batch(batch_size, padded_shapes=shapes)
-    if extras:
-        ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"],
-                               {k: e[f"extra_{k}"] for k in extras}),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda e: ({"audio": e["audio"]}, e["transcript"]),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    def split(e):
+        out = ({"audio": e["audio"]}, e["transcript"])
+        return (*out, {k: e[f"extra_{k}"] for k in extras}) if extras else out
+
+    ds = ds.map(split, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -9,8 +9,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, held_out, in_split,
-                              keep_rank, progress_bytes, register_source)
+from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, in_split, keep_rank,
+                              progress_bytes, register_source, train_part)
 from mmzoo.data.checks import Problems, file_problem, utf8_lines
 from mmzoo.data.text import standardize
 from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
@@ -197,10 +197,7 @@ class TextCSV(Source):
         own, else from the row's identity (`hash_split`)."""
         if split is None:
             split = "train" if identity in self.forced else hash_split(identity)
-        if split != "train":
-            return split
-        out = identity not in self.forced_in and held_out(identity)
-        return HELD_OUT if out else HELD_IN
+        return split if split != "train" else train_part(identity, self.forced_in)
 
     def _check_words(self, chunk, problems):
         """Rows whose text standardises to nothing (punctuation only: no token a model could
