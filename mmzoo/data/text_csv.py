@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import csv
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +18,10 @@ from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 SPLIT_VALUES = {"train": "train", "validation": "validation", "valid": "validation",
                 "val": "validation", "dev": "validation", "test": "test"}
 CHUNK_ROWS = 4096  # rows checked (standardised) and read (one tf.data element) at a time
+# The part of the file each row is in, kept from the listing as one byte a row (`BAD`: a bad
+# row), so that reading a split neither normalises nor hashes a row again.
+PARTS = ("validation", "test", HELD_IN, HELD_OUT)
+BAD = len(PARTS)
 
 
 def _names(value):
@@ -26,15 +30,6 @@ def _names(value):
     if isinstance(value, (str, int, float)):
         return tuple(v.strip() for v in str(value).split(",") if v.strip())
     return tuple(str(v) for v in value)
-
-
-_WORDS = re.compile(r"\w+")
-
-
-def normalised(text):
-    """A row's text as its split identity: case-folded words joined by one space, so rows that
-    differ only in case, spacing or punctuation share a split."""
-    return " ".join(_WORDS.findall(text.casefold()))
 
 
 @register_source
@@ -46,9 +41,10 @@ class TextCSV(Source):
     the CSV's own values, as strings.
 
     Splits: the file's `split` column when it has one (`train`, `validation`/`dev`, `test`);
-    otherwise from a stable hash of each row's normalised text (`normalised`,
+    otherwise from a stable hash of each row's text as the models read it (`standardize`: lower
+    case, runs of characters other than letters and digits one space;
     `mmzoo.data.base.hash_split`: 1 in 10 `validation`, 1 in 10 `test`), so rows with the same
-    text share a split (none leaks from training to test) and adding, removing or reordering
+    words share a split (none leaks from training to test) and adding, removing or reordering
     rows moves no other row. Every label keeps a row in training: a label all of whose rows
     hash outside it has its row with the smallest hash moved to `train`.
 
@@ -97,20 +93,20 @@ class TextCSV(Source):
     def _list(self):
         """Check every row: `(problems, rows, moved)`, `moved` whether a label had no row in
         training (or in its held-in part) and had one moved there, so the file must be listed
-        again; sets `self.bad` (row numbers) and `self.counts` (rows per split, `train` also
-        as its held-in and held-out parts)."""
+        again; sets `self.parts` (each row's part, a byte: `PARTS`, or `BAD`) and
+        `self.counts` (rows per split, `train` also as its held-in and held-out parts)."""
         problems = Problems(self.name, self.on_error)
-        self.bad, self.counts, rows = set(), {}, 0
+        self.parts, self.counts, rows = array.array("B"), {}, 0
         self.labelled = {}  # label -> {part: (rank, identity) of its best row outside it}
         with progress_bytes(self.path, f"checking {self.name}") as bar:
             chunk = []  # (row number, line, text, split, label) of good rows, checked together
-            for i, at, text, label, tag, problem in self._parse(bar):
+            for i, at, text, label, split, problem in self._parse(bar):
                 rows += 1
+                self.parts.append(BAD)
                 if problem:
                     problems.add(at, problem)
-                    self.bad.add(i)
                     continue
-                chunk.append((i, at, text, tag, label))
+                chunk.append((i, at, text, split, label))
                 if len(chunk) == CHUNK_ROWS:
                     self._check_words(chunk, problems)
                     chunk = []
@@ -134,7 +130,8 @@ class TextCSV(Source):
 
     def _parse(self, bar=None):
         """`(row number, "path:line", text, label, split, problem)` of every data row, in file
-        order; `problem` says what is wrong with a bad row (None for a good one)."""
+        order: `split` the file's own (None without a `split` column); `problem` what is wrong
+        with a bad row (None for a good one)."""
         path = self.path
         with open(path, "rb") as f:
             reader = csv.reader(utf8_lines(f, path))
@@ -187,8 +184,6 @@ class TextCSV(Source):
                     if tag is None:
                         problem = (f"split {row[split_at]!r} is not one of "
                                    f"{sorted(SPLIT_VALUES)}")
-                if problem is None:
-                    tag = self._tag(normalised(text), tag)
                 yield i, at, text, label, tag, problem
 
     def _tag(self, identity, split):
@@ -200,19 +195,22 @@ class TextCSV(Source):
         return split if split != "train" else train_part(identity, self.forced_in)
 
     def _check_words(self, chunk, problems):
-        """Rows whose text standardises to nothing (punctuation only: no token a model could
-        read) are bad rows too; found with the models' own `standardize`, a chunk at a time."""
+        """Each row's part, from its text as the models read it (the models' own `standardize`,
+        a chunk at a time: the row's identity); rows whose text standardises to nothing
+        (punctuation only: no token a model could read) are bad rows."""
         if not chunk:
             return
-        clean = standardize(tf.constant([text for _, _, text, _, _ in chunk])).numpy()
-        for (i, at, text, tag, label), c in zip(chunk, clean):
+        clean = standardize(tf.constant([row[2] for row in chunk])).numpy()
+        for (i, at, text, split, label), c in zip(chunk, clean):
             if c:
+                identity = c.decode()
+                tag = self._tag(identity, split)
                 self.counts[tag] = self.counts.get(tag, 0) + 1
-                self._note_label(label, tag, normalised(text))
+                self.parts[i] = PARTS.index(tag)
+                self._note_label(label, tag, identity)
                 continue
             problems.add(at, f"text {text!r} ({', '.join(self.text_columns)}) has no letters "
                              "or digits: it standardises to nothing")
-            self.bad.add(i)
 
     def _note_label(self, label, tag, identity):
         """Keep, per label, its row of smallest rank (`keep_rank`) outside training and outside
@@ -243,9 +241,10 @@ class TextCSV(Source):
                 raise InvalidValue(f"{DATA_ERROR}{self.name}: {self.path} changed after it "
                                    "was listed; open the source again (mmzoo.data.open_source, "
                                    "or run the command again)")
+            wanted = bytes(split is None or in_split(part, split) for part in PARTS) + b"\0"
             texts, labels = [], []
-            for i, _, text, label, tag, problem in self._parse():
-                if problem or i in self.bad or not in_split(tag, split):
+            for i, _, text, label, _, _ in self._parse():  # each row's part: from the listing
+                if not wanted[self.parts[i]]:
                     continue
                 texts.append(text)
                 labels.append(label)
