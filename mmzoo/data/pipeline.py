@@ -155,12 +155,15 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         ds = _per_batch(ds, encode, 256, num_parallel_calls=tf.data.AUTOTUNE)
     fronts = {}
     if features:
+        ds, fronts = _front_end_features(ds, model, keys)
+
+    def parts():  # what a disk cache is keyed by (worked out only for a disk cache)
         from mmzoo.models.features import backbone_key
 
-        ds, fronts = _front_end_features(ds, model, keys)
-    parts = {"data": getattr(dataset, "identity", None), "preprocessing": pre.identity(),
-             "inputs": sorted(keys.items()), "encoded": encoded,
-             "features": backbone_key(fronts) if fronts else None}
+        return {"data": getattr(dataset, "identity", None), "preprocessing": pre.identity(),
+                "inputs": sorted(keys.items()), "encoded": encoded,
+                "features": backbone_key(fronts) if fronts else None}
+
     ds, cache_info = _cache(ds, cache, cache_dir, media=features or "image" in keys
                             or "audio" in keys, parts=parts)
     if keys.get("text") == "captions":
@@ -204,8 +207,8 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
 
 def _cache(ds, cache, cache_dir, media, parts):
     """`(ds cached as `cache` says, {"mode", "estimate_bytes", "path"})` (see `pipeline`); a
-    disk cache is the keyed artifact of `parts` (`mmzoo.artifacts.Artifact`, role `examples`)
-    in `cache_dir`, written first when it is not there."""
+    disk cache is the keyed artifact of `parts()` (`mmzoo.artifacts.Artifact`, role
+    `examples`) in `cache_dir`, written first when it is not there."""
     path, estimate = None, None
     if cache is True or cache is False or cache is None:
         cache = "memory" if cache else "none"
@@ -219,7 +222,7 @@ def _cache(ds, cache, cache_dir, media, parts):
         fits = min(MEMORY_CACHE_MAX, MEMORY_CACHE_SHARE * _physical_memory())
         cache = "memory" if estimate is not None and estimate <= fits else "disk"
     if cache == "disk":
-        path = disk_cache(ds, cache_dir, parts)
+        path = disk_cache(ds, cache_dir, parts())
     if cache == "memory":
         ds = ds.cache()
     elif cache == "disk":
