@@ -293,20 +293,17 @@ def _apply_overrides(spec, overrides):
     return dataclasses.replace(spec.config(), **clean)
 
 
-# The range of each numeric config field: `(low, high, text)`, a bound None when open; low is
-# inclusive and high exclusive unless the text says otherwise. Other int fields (sizes, units,
-# counts) and the items of int tuples must be at least 1.
+# The range of each numeric config field: `(low, low included?, high or None (excluded), note)`.
+# Other int fields (sizes, units, counts) and the items of int tuples must be at least 1.
 RANGES = {
-    "dropout": (0.0, 1.0, "at least 0 and below 1"),
-    "l1": (0.0, None, "at least 0"), "l2": (0.0, None, "at least 0"),
-    "learning_rate": (0.0, None, "above 0"), "min_learning_rate": (0.0, None, "at least 0"),
-    "lr_factor": (0.0, 1.0, "above 0 and below 1"), "image_alpha": (0.0, None, "above 0"),
-    "clip_seconds": (0.0, None, "above 0"),
-    "text_units": (0, None, "at least 0 (0: no recurrent layer)"),
-    "lr_patience": (0, None, "at least 0 (0: a constant rate)"),
-    "image_trainable": (0, None, "None, true, false or a number of blocks, at least 0"),
+    "dropout": (0, True, 1, ""), "l1": (0, True, None, ""), "l2": (0, True, None, ""),
+    "learning_rate": (0, False, None, ""), "min_learning_rate": (0, True, None, ""),
+    "lr_factor": (0, False, 1, ""), "image_alpha": (0, False, None, ""),
+    "clip_seconds": (0, False, None, ""),
+    "text_units": (0, True, None, " (0: no recurrent layer)"),
+    "lr_patience": (0, True, None, " (0: a constant rate)"),
+    "image_trainable": (0, True, None, " (or None, true, false: a number of blocks)"),
 }
-_ABOVE = {"learning_rate", "lr_factor", "image_alpha", "clip_seconds"}  # low bound excluded
 
 
 def _check_range(model_name, key, value):
@@ -319,15 +316,14 @@ def _check_range(model_name, key, value):
             raise InvalidValue(f"config field {key!r} of model {model_name!r} takes numbers of "
                                f"at least 1, got {value!r}")
         return value
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or (key not in RANGES and isinstance(value, float)):
         return value
-    low, high, text = RANGES.get(key, (1, None, "at least 1") if isinstance(value, int)
-                                 else (None, None, ""))
-    bad = ((low is not None and (value < low or (key in _ABOVE and value == low)))
-           or (high is not None and value >= high))
-    if bad:
-        raise InvalidValue(f"config field {key!r} of model {model_name!r} must be {text}, got "
-                           f"{value!r}")
+    low, included, high, note = RANGES.get(key, (1, True, None, ""))
+    if value < low or (value == low and not included) or (high is not None and value >= high):
+        text = f"{'at least' if included else 'above'} {low}"
+        text += f" and below {high}" if high is not None else ""
+        raise InvalidValue(f"config field {key!r} of model {model_name!r} must be {text}{note}, "
+                           f"got {value!r}")
     return value
 
 
