@@ -23,6 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import user_data  # noqa: E402
 from common import DATA, read_result, shown, write_result  # noqa: E402
 
 
@@ -72,6 +73,23 @@ RECIPES = {
     "speech_ctc_unseen_speaker": ("speech_ctc", "digit_sequences:{data}/fsdd?speakers=" + SEEN,
                                   30, 64, "test", None, (),
                                   "digit_sequences:{data}/fsdd?speakers=" + HELD_OUT),
+    # users' own layouts (bench/user_data.py arranges the shared data in them): a table of
+    # Flickr8k photo-caption pairs (match or mismatch; test: official dev photos, never trained
+    # on), FSDD one folder per spoken word, easy-VQA images one folder per shape
+    "text_image_concat_flickr8k_pairs": ("text_image_concat", "csv:{flickr8k_pairs}", 20, 64,
+                                         "test", None, MOBILENET),
+    "text_image_product_flickr8k_pairs": ("text_image_concat", "csv:{flickr8k_pairs}", 20, 64,
+                                          "test", None, (*MOBILENET, "fusion=product")),
+    "text_image_attention_flickr8k_pairs": ("text_image_concat", "csv:{flickr8k_pairs}", 20, 64,
+                                            "test", None, (*MOBILENET, "fusion=attention")),
+    "text_image_gated_flickr8k_pairs": ("text_image_concat", "csv:{flickr8k_pairs}", 20, 64,
+                                        "test", None, (*MOBILENET, "fusion=gated")),
+    "text_image_sum_flickr8k_pairs": ("text_image_concat", "csv:{flickr8k_pairs}", 20, 64,
+                                      "test", None, (*MOBILENET, "fusion=sum")),
+    "audio_mfcc_cnn_word_folders": ("audio_mfcc_cnn", "audio:{fsdd_by_word}", 30, 64, "test",
+                                    ("accuracy", 0.99)),
+    "image_classifier_shape_folders": ("image_classifier", "images:{easy_vqa_by_shape}", 10, 64,
+                                       "test", ("accuracy", 0.97)),
     # the same with the earlier defaults (characters, per-utterance normalisation): the
     # comparison behind today's defaults
     "speech_ctc_unseen_speaker_characters": (
@@ -107,9 +125,16 @@ def dev_as_test(out_root):
     return folder
 
 
+# data arranged for a recipe: placeholder -> what makes it under the output folder
+ARRANGED = {"flickr8k_dev_as_test": dev_as_test, "flickr8k_pairs": user_data.flickr8k_pairs,
+            "fsdd_by_word": user_data.fsdd_by_word,
+            "easy_vqa_by_shape": user_data.easy_vqa_by_shape}
+
+
 def _formatted(text, out_root):
-    if "{flickr8k_dev_as_test}" in text:
-        return text.format(flickr8k_dev_as_test=dev_as_test(out_root))
+    for key, make in ARRANGED.items():
+        if "{" + key + "}" in text:
+            return text.replace("{" + key + "}", make(out_root))
     return text.format(data=DATA)
 
 
@@ -284,6 +309,11 @@ def table():
         if data.endswith("flickr8k_1k_dev_as_test"):  # `dev_as_test`
             data = "captions:../shared/data/flickr8k_1k"
             split = "official dev photos; best epoch picked on held-out training photos"
+        for key in ARRANGED:  # arranged by bench/user_data.py under the runs' folder
+            at = result["data"].find(key)
+            if key != "flickr8k_dev_as_test" and at >= 0:
+                data = result["data"].split(":")[0] + ":" + result["data"][at:]
+                data += " (bench/user_data.py)"
         lines.append(f"| `{recipe}` | {data} ({split}) | {measured} | {ablation} | "
                      f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs | "
                      f"{shown(result['measured'])} |")

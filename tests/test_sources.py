@@ -238,7 +238,7 @@ def test_ag_news_csv(data_dir):
     heads = [r["title"].strip() for r in rows]
     first_title = next(t for t, i in zip(heads, read_as(heads)) if hash_split(i) == "test")
     assert next(titles.as_numpy_iterator())["text"].decode() == first_title
-    with pytest.raises(ValueError, match=r"no column\(s\) \['headline'\].*header is"):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['headline'\].*columns are"):
         mmzoo.data.load(f"csv:{path}", text="headline")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['colour'\]"):
         mmzoo.data.load(f"csv:{path}?colour=red")

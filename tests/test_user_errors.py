@@ -38,7 +38,8 @@ def run(news, tmp_path_factory):
 def one_error(capsys, argv):
     """Run `mmzoo argv`: exit status 2 and one line of error, which is returned."""
     status = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if not line.startswith("mmzoo: warning: ")]  # e.g. a class with few examples
     assert status == 2, err[-20:]
     assert len(err) == 1 and err[0].startswith("mmzoo: error: "), err[-20:]
     assert "internal error" not in err[0] and "Traceback" not in err[0]
@@ -66,15 +67,6 @@ def test_image_sizes_the_graph_cannot_take(capsys):
     assert "'image_size' of model 'vqa_cnn_lstm' must be at least 1, got 0" in line
     line = one_error(capsys, ["describe", "vqa_cnn_lstm", "--set", "image_size=4"])
     assert "cannot be built with image_size=4: MaxPooling2D: Computed output size" in line
-
-
-def test_a_csv_that_is_not_utf8_names_its_line(news, tmp_path, capsys):
-    latin = tmp_path / "latin1.csv"
-    text = news.read_text().splitlines()
-    text[5] = text[5].replace(",", ",Café société ", 1)
-    latin.write_bytes("\n".join(text).encode("latin-1"))
-    line = one_error(capsys, ["data", f"csv:{latin}"])
-    assert f"{latin}:6: not UTF-8 text (byte b'\\xe9'" in line, line
 
 
 def test_query_options_of_the_wrong_type(news, data_dir, capsys):

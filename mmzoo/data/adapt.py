@@ -101,7 +101,8 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
 
 def label_names(dataset):
     """The labels of `dataset`'s examples as sorted strings, in one streaming pass: numbers
-    sorted as numbers (FSDD digits: 0 < 2 < 10), anything else as text; each written as the
+    sorted as numbers (FSDD digits: 0 < 2 < 10, and a table's `"2"` < `"10"`), before anything
+    else, which sorts as text; each written as the
     pipeline and the exported model write it (`label_text`)."""
     seen = set()
     for batch in dataset.map(lambda e: e["label"]).batch(4096).as_numpy_iterator():
@@ -109,8 +110,18 @@ def label_names(dataset):
     values = sorted(seen)
     if all(isinstance(v, (bool, np.bool_)) for v in values) or not all(
             isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-        return sorted(label_text(values))
+        return sorted(label_text(values), key=_number_first)
     return label_text(values)
+
+
+def _number_first(text):
+    """Sort key of a label: labels that are numbers (`"2"`, `"0.5"`: a table's numeric labels
+    as text) by value, before the others, which sort as text."""
+    try:
+        value = float(text)
+    except ValueError:
+        return (1, 0.0, text)
+    return (0, value, text) if np.isfinite(value) else (1, 0.0, text)
 
 
 def label_text(values):

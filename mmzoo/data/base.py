@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 
 import tensorflow as tf
 from tqdm.auto import tqdm
@@ -306,6 +307,24 @@ def keep_classes(out, labels, identities=None):
     for _, i in best.values():
         out[i] = False
     return out
+
+
+FEW_EXAMPLES = 5  # classes with fewer training examples are named in a warning
+
+
+def warn_few_classes(name, trained):
+    """Warn naming the classes with fewer than `FEW_EXAMPLES` training examples (`trained`:
+    label -> its training examples)."""
+    from mmzoo.errors import DataWarning
+
+    few = sorted((n, label) for label, n in trained.items() if 0 < n < FEW_EXAMPLES)
+    if few:
+        warnings.warn(DataWarning(
+            f"{name}: {len(few)} class(es) have fewer than {FEW_EXAMPLES} training examples "
+            "(a model learns little of them): "
+            + ", ".join(f"{label!r} ({n})" for n, label in few[:10])
+            + (" ..." if len(few) > 10 else ""),
+            [f"{label}: {n} training example(s)" for n, label in few]), stacklevel=4)
 
 
 def decode_image(path):

@@ -13,7 +13,7 @@ from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split
 from mmzoo.data.checks import (Problems, file_problem, image_problem, outside_problem,
                                utf8_lines)
 from mmzoo.data.index import check_files, fingerprint, indexed
-from mmzoo.data.text_csv import SPLIT_VALUES
+from mmzoo.data.table import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
 NO_SPLIT = "none"  # a splits.txt value: the image is in no split (only in split=None)

@@ -132,6 +132,24 @@ def wav_problem(path):
     return _riff_truncation(path)
 
 
+def audio_info(source):
+    """`(problem, sample rate)` of an audio file's path or a file object of its bytes:
+    `problem` why it is not readable, complete audio (None when it is), the rate None then."""
+    import soundfile
+
+    if isinstance(source, str):
+        problem = wav_problem(source)
+        if problem:
+            return problem, None
+    try:
+        info = soundfile.info(source)
+    except Exception as e:
+        return f"not a readable audio file ({str(e).strip() or type(e).__name__})", None
+    if info.frames == 0:
+        return "no audio samples (header declares 0 frames)", None
+    return None, int(info.samplerate)
+
+
 def _riff_truncation(path):
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -178,6 +196,18 @@ def image_problem(path):
         head = f.read(16)
         f.seek(max(0, os.path.getsize(path) - 4096))
         tail = f.read()
+    return _image_ends_problem(head, tail)
+
+
+def image_bytes_problem(data):
+    """Why `data` (an image file's bytes) is not a complete JPEG/PNG/GIF/BMP/WebP image, or
+    None (the checks of `image_problem`)."""
+    if not data:
+        return "empty (0 bytes)"
+    return _image_ends_problem(data[:16], data[-4096:])
+
+
+def _image_ends_problem(head, tail):
     kind = next((name for name, match in _IMAGE_FORMATS if match(head)), None)
     if kind is None:
         return ("not an image: its first bytes are none of JPEG, PNG, GIF, BMP or WebP "
@@ -189,5 +219,6 @@ def image_problem(path):
     return None
 
 
-__all__ = ["BadDataError", "Problems", "file_problem", "image_problem", "outside_problem",
+__all__ = ["BadDataError", "Problems", "audio_info", "file_problem", "image_bytes_problem",
+           "image_problem", "outside_problem",
            "utf8_lines", "wav_problem"]

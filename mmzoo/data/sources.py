@@ -11,7 +11,8 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 # Importing the readers registers them.
-from mmzoo.data import captions, digit_qa, easy_vqa, fsdd, speech, text_csv, tfds_source  # noqa: F401
+from mmzoo.data import (captions, digit_qa, easy_vqa, folders, fsdd, speech, table,  # noqa: F401
+                        tfds_source)
 from mmzoo.data.base import SOURCES, SPLITS
 from mmzoo.errors import InvalidValue, did_you_mean
 

@@ -14,7 +14,7 @@ from mmzoo.data.base import Source, hash_split, progress, register_source
 from mmzoo.data.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
 from mmzoo.data.fsdd import DIGITS, checked_recordings, find_recordings, read_audio, with_rate
 from mmzoo.data.text import standardize
-from mmzoo.data.text_csv import SPLIT_VALUES
+from mmzoo.data.table import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

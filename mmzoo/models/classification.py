@@ -8,6 +8,7 @@ from typing import Literal
 import keras
 
 from mmzoo.blocks import fuse, late_fusion
+from mmzoo.data import easy_vqa
 from mmzoo.layers.vocab import LabelNames
 from mmzoo.models.common import (
     DIGITS,
@@ -102,6 +103,23 @@ def late_fusion_classifier(cfg):
     scores = LabelNames(cfg.labels, name="scores")(late_fusion(per_modality))
     return compile_classifier(keras.Model({"text": text, "image": image}, scores,
                                           name="late_fusion_classifier"), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageClassifierConfig(ImageConfig, HeadConfig):
+    # the class names are adapted on the training data (`mmzoo.data.adapt`); these are the
+    # shapes of easy-VQA's images (`images:DIR` of them arranged by shape)
+    labels: tuple[str, ...] = easy_vqa.SHAPES
+
+
+@register("image_classifier", task="classification", inputs=("image",),
+          config=ImageClassifierConfig, test_config={**TINY_IMAGE, **TINY_HEAD})
+def image_classifier(cfg):
+    """An image encoder (Conv2D/MaxPool, ResNet or a pretrained backbone), softmax head."""
+    image = image_input(cfg)
+    scores = head(cfg, encode_image(cfg, image))
+    return compile_classifier(keras.Model({"image": image}, scores, name="image_classifier"),
+                              cfg)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,278 @@
+"""Users' own data in the shapes they keep it: tables (CSV as people save it, JSON Lines,
+Parquet with Hugging Face image structs) and one folder per class."""
+
+import csv
+import json
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+import mmzoo
+from conftest import news_rows, run_mmzoo
+from mmzoo.data.checks import BadDataError
+from mmzoo.errors import DataWarning
+
+
+@pytest.fixture(scope="module")
+def news(data_dir, tmp_path_factory):
+    """The first 60 AG News rows, as `[(text, label)]` and as a plain CSV."""
+    path = news_rows(data_dir, tmp_path_factory.mktemp("news"), 60)
+    with open(path, newline="") as f:
+        rows = [(f"{r['title'].strip()} {r['description'].strip()}".strip(), r["label"])
+                for r in csv.DictReader(f)]
+    return rows, path
+
+
+def read(source, split=None, **options):
+    ds = mmzoo.data.load(source, split=split, **options)
+    return [(e["text"].decode(), e["label"].decode()) for e in ds.as_numpy_iterator()]
+
+
+def write(path, rows, encoding="utf-8", delimiter=","):
+    with open(path, "w", newline="", encoding=encoding) as f:
+        csv.writer(f, delimiter=delimiter).writerows(rows)
+    return path
+
+
+def test_csv_as_people_save_it(news, tmp_path):
+    rows, plain = news
+    table = [["text", "label"], *[[t, lab] for t, lab in rows]]
+    assert read(f"csv:{plain}") == rows
+    # Excel: a byte-order mark and `;` between columns (found from the header)
+    excel = write(tmp_path / "excel.csv", table, encoding="utf-8-sig", delimiter=";")
+    assert read(f"csv:{excel}") == rows
+    # a tab-separated file, named by option
+    tabs = write(tmp_path / "tabs.tsv", table, delimiter="\t")
+    assert read(f"csv:{tabs}?delimiter=tab") == rows
+    # Latin-1, read as what it is with encoding=
+    accented = [[t.replace("the", "thé", 1), lab] for t, lab in table[1:]]
+    latin = write(tmp_path / "latin1.csv", [table[0], *accented], encoding="latin-1")
+    assert read(f"csv:{latin}?encoding=latin-1") == [tuple(r) for r in accented]
+    # ... read as UTF-8, each undecodable row is a bad row named with its line
+    bad = [i for i, (t, _) in enumerate(accented) if "thé" in t]
+    assert bad
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{latin}")
+    assert f"latin1.csv:{bad[0] + 2}: not utf-8-sig text (byte b'\\xe9')" in str(e.value)
+    assert "encoding=latin-1" in str(e.value) and len(e.value.problems) == len(bad)
+    with pytest.warns(DataWarning, match=f"skipped {len(bad)} bad item"):
+        kept = read(f"csv:{latin}", on_error="skip")
+    assert kept == [tuple(r) for i, r in enumerate(accented) if i not in bad]
+
+
+def test_quoted_newlines_keep_rows_whole_and_lines_right(news, tmp_path):
+    rows, _ = news
+    table = [["text", "label"], ["first line\nsecond line of one text", "1"],
+             *[[t, lab] for t, lab in rows[:20]], ["...", "2"]]
+    path = write(tmp_path / "quoted.csv", table)
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{path}")
+    # the header is line 1, the two-line row lines 2-3: the punctuation-only row is line 24
+    assert e.value.problems == [(f"{path}:24", "text '...' (text) has no letters or digits: "
+                                               "it standardises to nothing")]
+    got = read(f"csv:{path}", on_error="skip")
+    assert got[0] == ("first line\nsecond line of one text", "1") and len(got) == 21
+
+
+def test_labels_only_outside_training_are_named_before_training(news, tmp_path):
+    rows, _ = news
+    table = [["text", "label", "split"], *[[t, lab, "train"] for t, lab in rows[:40]],
+             *[[t, lab, "test"] for t, lab in rows[40:]]]
+    table.append(["a headline of a class seen nowhere else", "sport", "test"])
+    path = write(tmp_path / "split.csv", table)
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{path}")
+    assert e.value.problems == [(f"{path}:62", "label 'sport' is only in test rows, never in "
+                                               "training: a model cannot learn it; move one of "
+                                               "its rows to train, or remove them")]
+    with pytest.warns(DataWarning):
+        src = mmzoo.data.open_source(f"csv:{path}", on_error="skip")
+    assert src.counts["test"] == 20
+    # without a split column a label's only row goes to training, and few examples are named
+    table = [["text", "label"], *[[t, lab] for t, lab in rows],
+             ["a headline of a class seen nowhere else", "sport"]]
+    path = write(tmp_path / "hashed.csv", table)
+    with pytest.warns(DataWarning, match=r"fewer than 5 training examples.*'sport' \(1\)"):
+        src = mmzoo.data.open_source(f"csv:{path}")
+    train = {lab for _, lab in read(f"csv:{path}", "train")}
+    assert "sport" in train
+
+
+@pytest.fixture(scope="module")
+def vqa_rows(tiny_easy_vqa):
+    """easy-VQA questions of the tiny folder's first 12 training images: `[(image path,
+    question, answer)]`."""
+    with open(os.path.join(tiny_easy_vqa, "train", "questions.json")) as f:
+        rows = [r for r in json.load(f) if r[2] < 12]
+    return [(os.path.join(tiny_easy_vqa, "train", "images", f"{i}.png"), q, a)
+            for q, a, i in rows]
+
+
+def test_a_table_of_images_reads_alike_from_csv_jsonl_and_parquet(vqa_rows, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(tmp_path / "photos")
+    names = []
+    for path, _, _ in vqa_rows:
+        names.append(f"photos/{os.path.basename(path)}")
+        shutil.copy(path, tmp_path / names[-1])
+    # CSV with the user's own column names, mapped by options
+    write(tmp_path / "t.csv", [["photo", "ask", "answer"],
+                               *[[n, q, a] for n, (_, q, a) in zip(names, vqa_rows)]])
+    with open(tmp_path / "t.jsonl", "w") as f:
+        for n, (_, q, a) in zip(names, vqa_rows):
+            f.write(json.dumps({"photo": n, "ask": q, "answer": a}) + "\n")
+    # Parquet as Hugging Face `datasets` writes an Image feature: a struct of bytes and path
+    images = [{"bytes": open(p, "rb").read(), "path": os.path.basename(p)}
+              for p, _, _ in vqa_rows]
+    pq.write_table(pa.table({"photo": images, "ask": [q for _, q, _ in vqa_rows],
+                             "answer": [a for _, _, a in vqa_rows]}), tmp_path / "t.parquet")
+    got = {}
+    for kind in ("csv", "jsonl", "parquet"):
+        source = f"{kind}:{tmp_path / f't.{kind}'}?image=photo&question=ask&label=answer"
+        examples = list(mmzoo.data.load(source, task="vqa").as_numpy_iterator())
+        got[kind] = examples
+        assert sorted(examples[0]) == ["image", "label", "question"]
+    assert len(got["csv"]) == len(vqa_rows)
+    for a, b, c in zip(got["csv"], got["jsonl"], got["parquet"]):
+        assert a["question"] == b["question"] == c["question"]
+        assert a["label"] == b["label"] == c["label"]
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["image"], c["image"])
+    # every row of a photo is in the split of that photo
+    src = mmzoo.data.open_source(f"csv:{tmp_path / 't.csv'}?image=photo&question=ask&"
+                                 "label=answer")
+    photos = {split: [e["image"] for e in src.dataset(split, "vqa", decode=False)
+                      .as_numpy_iterator()] for split in src.split_names()}
+    assert sum(map(len, photos.values())) == len(vqa_rows) and len(photos) > 1
+    for split, mine in photos.items():
+        others = {p for s, theirs in photos.items() if s != split for p in theirs}
+        assert not set(mine) & others, split
+
+
+def test_table_rows_with_bad_files_are_named(vqa_rows, tmp_path):
+    os.makedirs(tmp_path / "photos")
+    good = vqa_rows[0][0]
+    shutil.copy(good, tmp_path / "photos" / "ok.png")
+    with open(good, "rb") as f:
+        (tmp_path / "photos" / "cut.png").write_bytes(f.read()[:200])
+    table = write(tmp_path / "t.csv", [["image", "text", "label"],
+                                       ["photos/ok.png", "a circle", "yes"],
+                                       ["photos/cut.png", "a circle", "yes"],
+                                       ["photos/gone.png", "a circle", "no"],
+                                       ["../elsewhere.png", "a circle", "no"]])
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.open_source(f"csv:{table}")
+    problems = dict(e.value.problems)
+    assert "truncated PNG" in problems[f"{table}:3"]
+    assert problems[f"{table}:4"].endswith("gone.png: missing")
+    assert "climbs out of the data folder" in problems[f"{table}:5"]
+    assert f"{table}:2" not in problems
+
+
+def test_labels_of_any_type_read_the_same(tmp_path):
+    rows = [{"text": f"row number {i} says {w}", "label": v}
+            for i, (w, v) in enumerate([("yes", 1), ("no", 0), ("half", 0.5), ("one", 1.0),
+                                        ("true", True)] * 4)]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        labels = {lab for _, lab in read(f"jsonl:{path}")}
+        assert labels == {"1", "0", "0.5", "true"}
+        model = mmzoo.build("text_word_vector_mlp", sequence_length=6, embed_dim=8,
+                            hidden_units=(8,), **mmzoo.data.adapt(
+                                "text_word_vector_mlp", mmzoo.data.load(f"jsonl:{path}")))
+    # numbers sort as numbers, then the rest as text: the model's classes
+    assert model.get_layer("scores").names == ["0", "0.5", "1", "true"]
+
+
+def test_captions_and_transcripts_from_tables(vqa_rows, data_dir, tmp_path):
+    names = sorted({p for p, _, _ in vqa_rows})[:3]
+    rows = [["image", "text", "split"]]
+    for n in names:
+        rows += [[n, f"caption {k} of {os.path.basename(n)}", "train"] for k in range(3)]
+    table = write(tmp_path / "captions.csv", rows)
+    examples = list(mmzoo.data.load(f"csv:{table}?allow_outside=true", task="captioning")
+                    .as_numpy_iterator())
+    assert [len(e["captions"]) for e in examples] == [3, 3, 3]
+    assert examples[0]["captions"][2].decode() == f"caption 2 of {os.path.basename(names[0])}"
+    fsdd = os.path.join(data_dir, "fsdd", "recordings")
+    files = sorted(os.listdir(fsdd))[:4]
+    words = ["zero", "zero", "zero", "zero"]
+    table = write(tmp_path / "speech.csv", [["audio", "transcript", "speaker"],
+                                            *[[os.path.join(fsdd, f), w, f.split("_")[1]]
+                                              for f, w in zip(files, words)]])
+    src = mmzoo.data.open_source(f"csv:{table}?allow_outside=true")
+    assert src.audio_rates() == {8000: 4}
+    e = next(src.dataset(None, "transcription").as_numpy_iterator())
+    assert e["transcript"] == b"zero" and e["sample_rate"] == 8000 and e["audio"].ndim == 1
+
+
+def test_folder_per_class(tiny_easy_vqa, data_dir, tmp_path):
+    from mmzoo.data import easy_vqa
+
+    with open(os.path.join(tiny_easy_vqa, "train", "questions.json")) as f:
+        q, a, ids = zip(*json.load(f))
+    captions, _ = easy_vqa.captions_by_image(q, a, ids)
+    root = tmp_path / "shapes"
+    for i, caption in captions.items():
+        os.makedirs(root / caption.split()[-1], exist_ok=True)
+        shutil.copy(os.path.join(tiny_easy_vqa, "train", "images", f"{i}.png"),
+                    root / caption.split()[-1] / f"{i}.png")
+    (root / "circle" / "notes.txt").write_text("not an image")
+    with pytest.warns(DataWarning, match="1 file.* not image files") as caught:
+        src = mmzoo.data.open_source(f"images:{root}")
+    assert str(root / "circle" / "notes.txt") in "\n".join(str(w.message) for w in caught)
+    examples = list(src.dataset().as_numpy_iterator())
+    assert len(examples) == len(captions)
+    shapes = {e["label"].decode() for e in examples}
+    assert shapes == {"circle", "rectangle", "triangle"}
+    assert all(e["image"].dtype == np.uint8 and e["image"].shape[-1] == 3 for e in examples)
+    # the user's own splits; a class folder only in test/ is named
+    split_root = tmp_path / "splits"
+    shutil.copytree(root, split_root / "train")
+    os.makedirs(split_root / "test" / "hexagon")
+    shutil.copy(os.path.join(tiny_easy_vqa, "test", "images", "0.png"),
+                split_root / "test" / "hexagon" / "0.png")
+    with pytest.raises(BadDataError, match="class 'hexagon' has no folder in train/"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            mmzoo.data.open_source(f"images:{split_root}")
+    # audio: the folder's name is the label; each file's own rate is kept and said
+    import librosa
+    import soundfile
+
+    audio = tmp_path / "words"
+    fsdd = os.path.join(data_dir, "fsdd", "recordings")
+    for digit, word in ((0, "zero"), (1, "one")):
+        names = [n for n in sorted(os.listdir(fsdd)) if n.startswith(f"{digit}_")][:6]
+        os.makedirs(audio / word)
+        for n in names:
+            shutil.copy(os.path.join(fsdd, n), audio / word / n)
+    wave, _ = librosa.load(os.path.join(fsdd, names[0]), sr=16000)
+    soundfile.write(audio / "one" / "loud.flac", wave, 16000)
+    src = mmzoo.data.open_source(f"audio:{audio}")
+    assert src.audio_rates() == {8000: 12, 16000: 1}
+    examples = list(src.dataset().as_numpy_iterator())
+    assert {e["label"].decode() for e in examples} == {"zero", "one"}
+    assert sorted(int(e["sample_rate"]) for e in examples)[-1] == 16000
+
+
+def test_train_a_fusion_model_on_a_parquet_table(vqa_rows, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images = [{"bytes": open(p, "rb").read(), "path": None} for p, _, _ in vqa_rows]
+    pq.write_table(pa.table({"image": images, "text": [q for _, q, _ in vqa_rows],
+                             "label": [a for _, _, a in vqa_rows]}), tmp_path / "t.parquet")
+    out = tmp_path / "run"
+    done = run_mmzoo("train", "text_image_concat", "--data", f"parquet:{tmp_path / 't.parquet'}",
+                     "--epochs", "1", "--out", out, "--set", "image_size=16",
+                     "--set", "filters=(4,8)", "--set", "hidden_units=(8,)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert os.path.exists(out / "model.keras")
