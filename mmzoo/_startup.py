@@ -1,4 +1,5 @@
-"""A quiet start for the `mmzoo` command (imported first by `mmzoo/__init__.py`).
+"""A quiet start for the `mmzoo` command (`mmzoo.load()` calls it once the command's
+arguments are parsed).
 
 TensorFlow writes start-up lines from C++ while it is imported and when it first looks for a GPU
 (`I0000 ... oneDNN custom operations are on`, `E0000 ... failed call to cuInit` on a machine
@@ -59,5 +60,3 @@ def quiet_start():
             os.dup2(saved, 2)
             os.close(saved)
 
-
-quiet_start()

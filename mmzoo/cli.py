@@ -11,6 +11,11 @@ import traceback
 import warnings
 
 
+SET_HELP = ("config override (repeatable), read as a Python literal: --set fusion=gated, "
+            "--set dropout=0.3, --set filters=32,64 or (32,64) (a list; 32 alone is a list of "
+            "one), --set bidirectional=yes (true/false/yes/no), --set image_weights=None")
+
+
 def _parse_set(items):
     from mmzoo.errors import InvalidValue
 
@@ -163,13 +168,13 @@ def _load_run(path):
     return keras.saving.load_model(file), file
 
 
-def _recorded_data(run, file):
-    """The data source `mmzoo train` recorded in the run's config.json, or None."""
+def _recorded(file):
+    """What `mmzoo train` recorded in the run's config.json (`{}` without one)."""
     config = os.path.join(os.path.dirname(file), "config.json")
     if not os.path.isfile(config):
-        return None
+        return {}
     with open(config) as f:
-        return json.load(f).get("data")
+        return json.load(f)
 
 
 def _cmd_evaluate(args):
@@ -179,11 +184,14 @@ def _cmd_evaluate(args):
     from mmzoo.registry import get_spec
 
     model, file = _load_run(args.run)
-    data = args.data or _recorded_data(args.run, file)
+    recorded = _recorded(file)
+    data = args.data or recorded.get("data")
     if data is None:
         raise InvalidValue(f"{file} has no config.json beside it recording its data; give "
                            "--data SOURCE")
-    test = load(data, split=args.split, task=get_spec(model.name).task, on_error=args.on_error)
+    # the run's own data is read as it was trained on (bad items skipped there are skipped)
+    on_error = args.on_error or (recorded.get("on_error") if not args.data else None) or "raise"
+    test = load(data, split=args.split, task=get_spec(model.name).task, on_error=on_error)
     result = evaluate(model, test, batch_size=args.batch_size,
                       modality_ablation=args.modality_ablation)
     result = {"data": data, "split": args.split, **result}
@@ -275,13 +283,37 @@ def _cmd_predict(args):
         print(f"{float(out['similarity'].numpy()[0, 0]):.4f}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose "invalid choice" error also names the closest choice."""
+
+    def error(self, message):
+        import re
+
+        from mmzoo.errors import did_you_mean
+
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = re.findall(r"'([^']*)'", found.group(2))
+            hint = did_you_mean(found.group(1), choices)
+            if hint:
+                message = f"{message}; {hint}"
+        super().error(message)
+
+
+def _version():
+    from mmzoo import __version__
+
+    return __version__
+
+
 def _parser():
     from mmzoo.registry import MODALITIES, TASKS
 
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true",
                          help="show TensorFlow's logs, every warning in full, and tracebacks")
-    parser = argparse.ArgumentParser(prog="mmzoo", description=__doc__)
+    parser = _Parser(prog="mmzoo", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mmzoo {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", parents=[verbose], help="list the registered models")
@@ -295,7 +327,7 @@ def _parser():
 
     p = sub.add_parser("describe", parents=[verbose], help="print a model card")
     p.add_argument("name")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(fn=_cmd_describe)
 
     on_error = dict(choices=("raise", "skip"), default="raise",
@@ -324,8 +356,7 @@ def _parser():
     p.add_argument("--overwrite", action="store_true",
                    help="train again over a finished run in --out (removes only its files)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="config override, e.g. --set fusion=gated (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--strategy", default="default",
                    choices=("default", "mirrored", "multi_worker", "tpu"),
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
@@ -360,7 +391,10 @@ def _parser():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--modality-ablation", action="store_true",
                    help="also each metric with one input modality zeroed at a time")
-    p.add_argument("--on-error", **on_error)
+    p.add_argument("--on-error", **{**on_error, "default": None,
+                                    "help": "bad files in the data: raise or skip them, naming "
+                                            "each (default: as the run was trained, else "
+                                            "raise)"})
     p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("export", parents=[verbose],
@@ -390,7 +424,10 @@ def main(argv=None):
     """
     from mmzoo.errors import user_message
 
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # before TensorFlow: --help and mistakes answer at once
+    import mmzoo
+
+    mmzoo.load()
     if getattr(args, "out", "") is None:
         args.out = os.path.join("runs", args.name)
     details = None

@@ -327,6 +327,9 @@ def _check_range(model_name, key, value):
     return value
 
 
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _check_type(model_name, key, value, hint):
     """`value` checked (and lists made tuples, ints made floats) against the field's type hint."""
     origin = typing.get_origin(hint)
@@ -352,10 +355,14 @@ def _check_type(model_name, key, value, hint):
             )
         return value
     if origin is tuple:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            value = (value,)  # `--set filters=32`: a list of one
         if not isinstance(value, (tuple, list)):
             raise _type_error(model_name, key, value, hint)
         item = args[0] if args else Any
         return tuple(_check_type(model_name, key, v, item) for v in value)
+    if hint is bool and isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]  # `--set bidirectional=yes`
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(model_name, key, value, hint)

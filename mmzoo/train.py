@@ -295,7 +295,7 @@ def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed
                          "python": sys.version.split()[0]}}
 
 
-def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0,
+def train(name, data=None, *, epochs=10, batch_size=64, out=None, seed=0,
           overrides=None, strategy="default", mixed_precision=False, jit_compile=False,
           augment=True, verbose=1, on_error="raise", callbacks=None, overwrite=False,
           cache="auto", feature_cache="auto"):
@@ -320,7 +320,7 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
             the models it fits (image and text), else an error naming the sources that fit.
         epochs: int. Training epochs.
         batch_size: int. Global batch size (split across replicas by the strategy).
-        out: str. Output folder.
+        out: str or None. Output folder (None: `runs/NAME`, as `mmzoo train` writes).
         seed: int. Seed of weights initialisation and shuffling.
         overrides: dict. Config overrides for `mmzoo.build`.
         strategy: str. `default`, `mirrored`, `multi_worker` or `tpu` (`make_strategy`).
@@ -362,6 +362,7 @@ def train(name, data=None, *, epochs=10, batch_size=64, out="runs/model", seed=0
     model, history = mmzoo.train("vqa_cnn_lstm", "easy_vqa", epochs=2, out="runs/vqa")
     ```
     """
+    out = os.path.join("runs", name) if out is None else out
     previous = keras.mixed_precision.global_policy()
     if mixed_precision:
         on_gpu = bool(tf.config.list_logical_devices("GPU"))
@@ -381,7 +382,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     from mmzoo.data import adapt, open_source, pipeline
     from mmzoo.artifacts import Ledger
     from mmzoo.data.pipeline import CACHES, cache_bytes
-    from mmzoo.data.sources import default_source
+    from mmzoo.data.sources import absolute_source, default_source
     from mmzoo.models.features import feature_model, front_ends
     from mmzoo.registry import build, get_spec
 
@@ -410,8 +411,10 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
         by_file, sharing = _share(src, workers, pipeline_id)
     train_raw, val_raw = src.fit_splits(spec.task)
     cfg = spec.make_config(**config)
-    record = _run_record(name, data, epochs, batch_size, seed, overrides, strategy_name,
-                         mixed_precision, jit_compile, augment, _recorded_config(cfg))
+    record = _run_record(name, absolute_source(data), epochs, batch_size, seed, overrides,
+                         strategy_name, mixed_precision, jit_compile, augment,
+                         _recorded_config(cfg))
+    record["on_error"] = on_error
     record["data_fingerprint"] = src.fingerprint()
     backup = os.path.join(work, "backup")
     done = _check_same_run(work, backup, record)
@@ -602,7 +605,7 @@ def _check_same_run(work, backup, record):
     with open(path) as f:
         previous = json.load(f)
     record = json.loads(json.dumps(record))  # tuples -> lists, as read back
-    keys = ("model", "data", "overrides", "seed", "batch_size", "config")
+    keys = ("model", "data", "on_error", "overrides", "seed", "batch_size", "config")
     changed = [k for k in keys if previous.get(k) != record.get(k)]
     if changed:
         raise InvalidValue(

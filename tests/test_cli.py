@@ -166,7 +166,10 @@ def test_a_cli_trained_model_beats_its_majority_class(news_run):
     out = mmzoo("evaluate", run)              # the data comes from run/config.json
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
-    assert result["data"] == source and result["split"] == "test"
+    # the run recorded its data with an absolute path (evaluate works from any folder)
+    assert result["data"] == f"csv:{os.path.abspath(source[4:])}" and result["split"] == "test"
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["on_error"] == "raise"
     train = zoo.data.load(source, split="train").map(lambda e: e["label"])
     majority = collections.Counter(train.as_numpy_iterator()).most_common(1)[0][0].decode()
     share = result["confusion_matrix"][result["labels"].index(majority)]
@@ -472,3 +475,22 @@ def test_two_workers_each_decode_only_their_shards_of_prepared_data(data_dir, tm
     # shuffle buffer, here each worker's whole share) and before each evaluation.
     assert {times[d] for d in train} == {2 + 1}
     assert {times[d] for d in validation} == {2 + 2}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["trian"],
+                                  ["train", "x", "--epochs", "many"]])
+def test_help_version_and_argument_errors_answer_without_tensorflow(argv):
+    # `-X importtime` lists every module the process imports
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "mmzoo", *argv],
+                         capture_output=True, text=True, timeout=60)
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "mmzoo.cli" in imported and "tensorflow" not in imported and "keras" not in imported
+    said = out.stdout + "\n".join(line for line in out.stderr.splitlines()
+                                  if not line.startswith("import time:"))
+    if argv == ["trian"]:
+        assert out.returncode == 2 and "did you mean 'train'?" in said
+    elif argv[-1] == "many":
+        assert out.returncode == 2 and "invalid int value: 'many'" in said
+    else:
+        assert out.returncode == 0 and ("usage: mmzoo" in said or "mmzoo 0." in said)

@@ -47,7 +47,9 @@ def test_unknown_override_lists_valid_keys():
     ("image_size", "64", "field 'image_size' of model 'vqa_cnn_lstm' must be int, got str"),
     ("image_size", 6.5, "must be int, got float"),
     ("dropout", True, "field 'dropout' .* must be float, got bool"),
-    ("filters", 32, "field 'filters' .* must be tuple"),
+    ("filters", "wide", "field 'filters' .* must be int, got str 'wide'"),
+    ("filters", {"a": 1}, "field 'filters' .* must be tuple"),
+    ("bidirectional", "maybe", "field 'bidirectional' .* must be bool, got str 'maybe'"),
     ("fusion", "mean", r"field 'fusion' .* must be one of \['concat', 'sum', 'product', "
                        r"'attention', 'gated'\], got 'mean'"),
 ])
@@ -61,6 +63,9 @@ def test_overrides_are_applied_and_coerced():
     assert model.get_layer("image").output.shape[1:] == (32, 32, 3)
     assert model.get_layer("image_conv2").filters == 16
     assert model.get_layer("fusion_gated_sum") is not None
+    # as `--set` gives them: one number for a list of one, yes/no for a boolean
+    cfg = mmzoo.registry.get_spec("vqa_cnn_lstm").make_config(filters=32, bidirectional="yes")
+    assert cfg.filters == (32,) and cfg.bidirectional is True
 
 
 # The layer that makes each fusion what it is: (name, Keras class).

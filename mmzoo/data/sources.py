@@ -8,6 +8,7 @@ a tf.string.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qsl
 
 # Importing the readers registers them.
@@ -27,6 +28,19 @@ def parse_source(source):
         if value.lstrip("-").isdigit():
             options[key] = int(value)
     return kind, path, options
+
+
+def absolute_source(source):
+    """`source` with its path made absolute when it names a file or folder that exists
+    (`csv:data/news.csv?text=title` -> `csv:/home/me/data/news.csv?text=title`): what a run
+    records, so that `mmzoo evaluate` finds the data from any folder. Other sources
+    (`easy_vqa`, `tfds:NAME`) are returned as they are."""
+    text = str(source)
+    kind, sep, rest = text.partition(":")
+    path, mark, query = rest.partition("?")
+    if not sep or not path or not os.path.exists(path):
+        return text
+    return f"{kind}:{os.path.abspath(path)}{mark}{query}"
 
 
 def open_source(source, *, on_error="raise", **options):
@@ -136,5 +150,5 @@ def default_source(spec):
                        f"{fitting}")
 
 
-__all__ = ["SPLITS", "default_source", "fit_splits", "load", "open_source", "parse_source",
-           "sources_for"]
+__all__ = ["SPLITS", "absolute_source", "default_source", "fit_splits", "load", "open_source",
+           "parse_source", "sources_for"]
