@@ -199,6 +199,8 @@ def _cmd_evaluate(args):
         with open(os.path.join(args.run, f"evaluation_{args.split}.json"), "w") as f:
             json.dump(result, f, indent=2)
     print(json.dumps(result))
+    if result.get("learned_nothing"):
+        print(f"mmzoo: warning: {result['learned_nothing']}", file=sys.stderr)
 
 
 def _cmd_export(args):

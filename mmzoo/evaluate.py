@@ -252,6 +252,8 @@ def _transcribe(model, dataset, batch_size, ablate=None):
                 s: speech_scores([r for r, k in zip(references, speakers) if k == s],
                                  [h for h, k in zip(hyps[method], speakers) if k == s])
                 for s in sorted(set(speakers) - {""})}
+        out[method]["empty_transcripts"] = float(np.mean([not h.strip()
+                                                          for h in hyps[method]]))
         out[method]["examples"] = [{"reference": r, "transcript": h}
                                    for r, h in list(zip(references, hyps[method]))[:5]]
     return out
@@ -322,6 +324,7 @@ def _caption(model, dataset, batch_size, ablate=None, num_beams=3):
     for method, captions in hyps.items():
         out[method] = caption_scores(references, captions)
         out[method]["unique_captions"] = unique_share(captions)
+        out[method]["distinct_captions"] = len(set(_standardized(captions)))
         out[method]["examples"] = [{"references": r, "caption": h}
                                    for r, h in list(zip(references, captions))[:5]]
     return out
@@ -443,6 +446,36 @@ def _retrieve(model, dataset, batch_size, ablate=None):
                        "image_to_text": image_to_text["chance"]}}
 
 
+CAUSE = ("likely causes: too little training data or too few epochs (train longer with "
+         "--epochs, or on more data)")
+
+
+def learned_nothing(result, cause=CAUSE, split=""):
+    """One line saying that the model an evaluation `result` (of `evaluate`) is about learned
+    nothing, with the likely cause, or None: a classifier no better than always answering the
+    evaluated split's most frequent class, a captioner giving one caption to every image, a
+    recogniser giving empty transcripts."""
+    task = result["task"]
+    if task in ("classification", "vqa") and result.get("examples"):
+        counts = np.asarray(result["confusion_matrix"]).sum(axis=1)
+        majority = counts.max() / counts.sum()
+        if result["accuracy"] <= majority + 1e-6:
+            label = result["labels"][int(counts.argmax())]
+            return (f"{result['model']} learned nothing: its {split}{' ' if split else ''}"
+                    f"accuracy {result['accuracy']:.3f} "
+                    f"is no better than always answering {label!r} ({majority:.3f}); {cause}")
+    if task == "captioning" and result.get("images", 0) > 1:
+        if result["greedy"]["distinct_captions"] <= 1:
+            caption = result["greedy"]["examples"][0]["caption"]
+            return (f"{result['model']} learned nothing of the images: it gives every one of "
+                    f"{result['images']} images the same caption ({caption!r}); {cause}")
+    if task == "transcription" and result["greedy"].get("empty_transcripts") == 1.0:
+        return (f"{result['model']} learned nothing yet: every one of its "
+                f"{result['greedy']['utterances']} transcripts is empty (a CTC model says "
+                f"only blanks until it has learned enough); {cause}")
+    return None
+
+
 def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
     """The task's metrics of `model` on a dataset of raw examples (`mmzoo.data.load`).
 
@@ -456,6 +489,8 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
     - transcription: word and character error rates and the exact-utterance rate
       (`speech_scores`) with greedy and beam-search CTC decoding, also per speaker when the
       examples name one, and a few transcripts with their references.
+
+    `learned_nothing` holds one line when the model learned nothing (`learned_nothing`).
 
     With `modality_ablation=True`, also the same metrics with each input modality zeroed in
     turn (black images, silent audio, empty text; for captioning the image only: its text
@@ -473,6 +508,9 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
     run = {"classification": _classify, "vqa": _classify, "captioning": _caption,
            "retrieval": _retrieve, "transcription": _transcribe}[spec.task]
     result = {"model": model.name, "task": spec.task, **run(model, dataset, batch_size)}
+    nothing = learned_nothing(result)
+    if nothing:
+        result["learned_nothing"] = nothing
     if modality_ablation:
         modalities = ["image"] if spec.task == "captioning" else list(spec.inputs)
         if len(spec.inputs) > 1:

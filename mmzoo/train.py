@@ -433,6 +433,8 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
               file=sys.stderr, flush=True)
     with dist.scope():
         model = build(name, **config)
+    if verbose:
+        _say_resampling(src, model)
     fronts = front_ends(model) if feature_cache != "off" else {}
     caches = {"train": cache, "validation": cache}
     cache_dir = cache_root
@@ -501,6 +503,11 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     _remove_caches(cache_root)  # kept only to resume
     model = keras.saving.load_model(path)
     history.best = best_epoch(read_history(history_path))  # this process's own log
+    history.learned_nothing = None
+    if is_chief:
+        history.learned_nothing = _learned_nothing(model, spec, src, history.best, batch_size)
+        if history.learned_nothing and verbose:
+            print(f"warning: {history.learned_nothing}", file=sys.stderr, flush=True)
     history.cache = cache_info
     if not is_chief:
         shutil.rmtree(work, ignore_errors=True)
@@ -509,6 +516,54 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
 
 
 FEATURE_CACHES = ("auto", "memory", "disk", "off")
+CHECKED_EXAMPLES = 64  # validation examples a captioner or recogniser is tried on after training
+
+
+def _learned_nothing(model, spec, src, best, batch_size):
+    """One line when the trained model learned nothing (`mmzoo.evaluate.learned_nothing`),
+    else None: a classifier's best validation accuracy no better than the validation split's
+    most frequent class (its labels read without decoding), a captioner or recogniser tried
+    on the first `CHECKED_EXAMPLES` validation examples."""
+    import numpy as np
+
+    from mmzoo.evaluate import evaluate, learned_nothing
+
+    epochs = best["epochs"] if best else "?"
+    cause = (f"likely causes: too little training data or too few epochs ({epochs}); train "
+             "longer with --epochs, or on more data")
+    val = src.fit_splits(spec.task, decode=spec.task not in ("classification", "vqa"))[1]
+    if spec.task in ("classification", "vqa"):
+        accuracy = (best or {}).get("metrics", {}).get("val_accuracy")
+        if accuracy is None:
+            return None
+        from mmzoo.data.preprocessor import Preprocessor
+
+        names = Preprocessor.label_string(np.concatenate(
+            [b for b in val.map(lambda e: e["label"]).batch(4096).as_numpy_iterator()]))
+        labels, counts = np.unique(names.numpy(), return_counts=True)
+        result = {"task": spec.task, "model": model.name, "examples": int(counts.sum()),
+                  "accuracy": accuracy, "labels": [v.decode() for v in labels],
+                  "confusion_matrix": [[int(c)] for c in counts]}
+        return learned_nothing(result, cause, split="validation")
+    if spec.task in ("captioning", "transcription"):
+        return learned_nothing(evaluate(model, val.take(CHECKED_EXAMPLES),
+                                        batch_size=batch_size), cause)
+    return None
+
+
+def _say_resampling(src, model):
+    """One line per rate at which the source's audio is read and the model's differs: the
+    pipeline resamples it (librosa), and `--set sample_rate=` would keep it."""
+    from mmzoo.data.preprocessor import Preprocessor
+
+    if "audio" not in Preprocessor(model).spec.inputs:
+        return
+    rate = Preprocessor(model).sample_rate
+    for read, count in sorted(src.audio_rates().items()):
+        if read != rate:
+            print(f"audio: {count:,} recording(s) at {read:,} Hz are resampled to the model's "
+                  f"{rate:,} Hz; --set sample_rate={read} trains at their own rate",
+                  file=sys.stderr, flush=True)
 
 
 def _share(src, workers, pipeline):

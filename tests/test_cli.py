@@ -176,6 +176,7 @@ def test_a_cli_trained_model_beats_its_majority_class(news_run):
     baseline = sum(share) / result["examples"]  # always answering the majority class
     print(f"accuracy {result['accuracy']:.3f}, majority class {majority!r} {baseline:.3f}")
     assert result["accuracy"] > baseline + 0.3
+    assert "learned_nothing" not in result
 
 
 def test_train_refuses_a_finished_run_unless_overwrite(news_run):

@@ -75,7 +75,7 @@ def test_query_options_of_the_wrong_type(news, data_dir, capsys):
     assert "bad item(s) among 60 rows" in err and "label '1' is not one of ['4']" in err
     assert "Traceback" not in err and "internal error" not in err
     line = one_error(capsys, ["data", f"fsdd:{data_dir}/fsdd?sample_rate=fast"])
-    assert "option sample_rate='fast' must be an integer (its default is 8000)" in line
+    assert "option sample_rate='fast' must be an integer (its default is 0)" in line
     line = one_error(capsys, ["data", f"captions:{data_dir}/flickr8k_1k?allow_outside=maybe"])
     assert "option allow_outside='maybe' must be true or false" in line
 
@@ -117,3 +117,20 @@ def test_data_changed_or_deleted_after_listing_is_the_users_error(news, data_dir
     message = user_message(caught.value)
     assert message.startswith(f"{root / names[1]}: cannot read audio"), message
     assert user_message(RuntimeError("a bug")) is None  # anything else stays a bug
+
+
+def test_a_model_that_learned_nothing_is_named(news, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    assert main(["train", "text_word_vector_mlp", "--data", f"csv:{news}", "--epochs", "1",
+                 "--out", str(out), "--set", "learning_rate=1e-9", "--set", "embed_dim=8",
+                 "--set", "hidden_units=(8,)"]) == 0
+    err = capsys.readouterr().err
+    assert "text_word_vector_mlp learned nothing: its validation accuracy" in err
+    assert "too few epochs (1)" in err
+    assert main(["evaluate", str(out), "--split", "validation"]) == 0
+    said = capsys.readouterr()
+    line = json.loads(said.out)["learned_nothing"]
+    assert line.startswith("text_word_vector_mlp learned nothing: its accuracy")
+    assert f"mmzoo: warning: {line}" in said.err

@@ -212,6 +212,12 @@ class Source:
 
         cls.dataset = dataset
 
+    def audio_rates(self):
+        """`{sample rate: items}`: the rates this source's audio is read at (each file's own
+        unless its `sample_rate` option says otherwise), so that a run can say when the
+        pipeline resamples it to the model's rate; `{}` without audio (or when unknown)."""
+        return {}
+
     def holds_out(self):
         """Whether `fit_splits` holds validation items out of `train` by their identity, as the
         splits `HELD_IN` and `HELD_OUT` of `dataset`: a source without a validation split

@@ -60,6 +60,9 @@ class DigitQA(Source):
     def watched(self):
         return self.fsdd.watched()
 
+    def audio_rates(self):
+        return self.fsdd.audio_rates()
+
     def split_names(self):
         return self.fsdd.split_names()
 

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
-from mmzoo.data.checks import Problems, wav_problem
+from mmzoo.data.checks import Problems, audio_info
 from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
@@ -60,7 +60,7 @@ def find_recordings(root):
 
 
 def checked_recordings(name, path, on_error, *, kind="fsdd"):
-    """`(path, match)` of each usable `{digit}_{speaker}_{index}.wav` recording under `path`
+    """`(path, match, sample rate)` of each usable `{digit}_{speaker}_{index}.wav` recording under `path`
     (or `path/recordings`), in name order, `match` giving its `label`, `speaker` and `index`.
 
     Every `.wav` file is checked: a name outside the layout, a label that is not a digit, and
@@ -86,11 +86,11 @@ def checked_recordings(name, path, on_error, *, kind="fsdd"):
         if match["label"] not in DIGITS:
             problems.add(full, f"label {match['label']!r} is not one of the digits 0-9")
             continue
-        problem = wav_problem(full)
+        problem, rate = audio_info(full)
         if problem:
             problems.add(full, problem)
             continue
-        yield full, match
+        yield full, match, rate
     problems.report(f"{len(names)} .wav files")
 
 
@@ -98,32 +98,36 @@ def checked_recordings(name, path, on_error, *, kind="fsdd"):
 class FSDD(Source):
     """`fsdd:PATH`: `{digit}_{speaker}_{index}.wav` files (in PATH or PATH/recordings).
 
-    Examples are `{"audio": float32 waveform at `sample_rate` (8 kHz), "sample_rate": int,
-    "label": int digit, "speaker": str}`. Splits (the dataset's official one): `test` is index
-    0-4, `train` index 5 and up; there is no validation split (`mmzoo.data.fit_splits` holds one
-    out of train). Every `.wav` file is checked when the folder is listed: a name outside the
-    layout, a label that is not a digit, and unreadable, empty or truncated audio are all
-    reported.
+    Examples are `{"audio": float32 waveform, "sample_rate": int (its file's own rate: FSDD's
+    is 8 kHz; or the option's), "label": int digit, "speaker": str}`; `mmzoo.data.pipeline`
+    resamples to the model's rate, and `mmzoo train` says when it does. Splits (the dataset's
+    official one): `test` is index 0-4, `train` index 5 and up; there is no validation split
+    (`mmzoo.data.fit_splits` holds one out of train). Every `.wav` file is checked when the
+    folder is listed: a name outside the layout, a label that is not a digit, and unreadable,
+    empty or truncated audio are all reported.
 
     Options:
-        sample_rate: int. Rate the audio is resampled to (librosa) when the file's differs.
+        sample_rate: int. Read the audio at this rate (librosa resamples; 0, the default: each
+            file's own).
     """
 
     kind = "fsdd"
     tasks = ("classification",)
     modalities = ("audio",)
-    options = {"sample_rate": 8000}
+    options = {"sample_rate": 0}
     description = "fsdd:PATH: spoken digits, {digit}_{speaker}_{index}.wav (audio classification)"
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        self.columns = {"audio": [], "label": [], "speaker": []}
+        self.columns = {"audio": [], "label": [], "speaker": [], "sample_rate": []}
         self.tags, self.identities = [], []
-        for full, match in checked_recordings(self.name, path, self.on_error, kind=self.kind):
+        for full, match, rate in checked_recordings(self.name, path, self.on_error,
+                                                    kind=self.kind):
             self.identities.append(os.path.basename(full))
             self.columns["audio"].append(full)
             self.columns["label"].append(int(match["label"]))
             self.columns["speaker"].append(match["speaker"])
+            self.columns["sample_rate"].append(self.opts["sample_rate"] or rate)
             self.tags.append("test" if int(match["index"]) in TEST_INDICES else "train")
         if not self.tags:
             raise InvalidValue(f"{self.name}: no usable recordings left in {path!r}")
@@ -131,11 +135,29 @@ class FSDD(Source):
     def watched(self):
         return (), (find_recordings(self.path),)
 
+    def audio_rates(self):
+        return rates_of(self.columns["sample_rate"])
+
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
-        audio = (audio_dataset(rows["audio"], self.opts["sample_rate"]) if decode
-                 else tf.data.Dataset.from_tensor_slices(rows["audio"]))
-        meta = tf.data.Dataset.from_tensor_slices(
-            {"label": np.asarray(rows["label"], np.int64), "speaker": rows["speaker"]})
-        return with_rate(tf.data.Dataset.zip(audio, meta).map(
-            lambda wave, m: {"audio": wave, **m}), self.opts["sample_rate"])
+        ds = tf.data.Dataset.from_tensor_slices(
+            {"audio": rows["audio"], "label": np.asarray(rows["label"], np.int64),
+             "speaker": rows["speaker"],
+             "sample_rate": np.asarray(rows["sample_rate"], np.int32)})
+        if not decode:
+            return ds
+
+        def load(e):
+            wave = tf.numpy_function(lambda p, r: read_audio(p.decode(), int(r)),
+                                     [e["audio"], e["sample_rate"]], tf.float32, stateful=False)
+            return {**e, "audio": tf.ensure_shape(wave, [None])}
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def rates_of(rates):
+    """`{sample rate: items}` of a list of rates."""
+    counts = {}
+    for rate in rates:
+        counts[int(rate)] = counts.get(int(rate), 0) + 1
+    return counts

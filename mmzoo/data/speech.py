@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from mmzoo.data.base import Source, hash_split, progress, register_source
 from mmzoo.data.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
-from mmzoo.data.fsdd import DIGITS, checked_recordings, find_recordings, read_audio, with_rate
+from mmzoo.data.fsdd import (DIGITS, checked_recordings, find_recordings, rates_of, read_audio,
+                             with_rate)
 from mmzoo.data.text import standardize
 from mmzoo.data.table import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
@@ -71,7 +72,8 @@ class DigitSequences(Source):
             raise InvalidValue(f"{self.name}: need 0 <= min_gap <= max_gap (ms), got "
                                f"{o['min_gap']} and {o['max_gap']}")
         pools = {}  # split -> speaker -> digit -> [path]
-        for full, match in checked_recordings(self.name, path, self.on_error, kind=self.kind):
+        for full, match, _ in checked_recordings(self.name, path, self.on_error,
+                                                 kind=self.kind):
             split = _split_of(int(match["index"]))
             pools.setdefault(split, {}).setdefault(match["speaker"], {}).setdefault(
                 int(match["label"]), []).append(full)
@@ -120,6 +122,10 @@ class DigitSequences(Source):
 
     def watched(self):
         return (), (find_recordings(self.path),)
+
+    def audio_rates(self):  # utterances are joined at the option's rate
+        o = self.opts
+        return {int(o["sample_rate"]): o["train"] + o["validation"] + o["test"]}
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
@@ -254,6 +260,9 @@ class Speech(Source):
 
     def watched(self):
         return (self.table, *self.columns["audio"]), ()
+
+    def audio_rates(self):
+        return rates_of(self.columns["sample_rate"])
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
