@@ -151,7 +151,7 @@ def run(recipe, out_root):
                           "--batch-size", str(batch), "--out", run_dir, "--overwrite", *flags],
                    check=True)
     train_seconds = time.perf_counter() - start
-    evaluate = cli + ["evaluate", run_dir, "--data", evaluated, "--split", split]
+    evaluate = cli + ["evaluate", run_dir, "--data", evaluated, "--split", split, "--json"]
     if model in MULTIMODAL:
         evaluate.append("--modality-ablation")
     out = subprocess.run(evaluate, check=True, capture_output=True, text=True)

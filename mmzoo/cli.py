@@ -198,7 +198,12 @@ def _cmd_evaluate(args):
     if os.path.isdir(args.run):
         with open(os.path.join(args.run, f"evaluation_{args.split}.json"), "w") as f:
             json.dump(result, f, indent=2)
-    print(json.dumps(result))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        from mmzoo.evaluate import table
+
+        print(table(result))
     if result.get("learned_nothing"):
         print(f"mmzoo: warning: {result['learned_nothing']}", file=sys.stderr)
 
@@ -384,7 +389,7 @@ def _parser():
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("evaluate", parents=[verbose],
-                       help="print the task's metrics of a trained model as JSON")
+                       help="print the task's metrics of a trained model (a table, or JSON)")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
     p.add_argument("--data", default=None,
                    help="data source (default: the one the run was trained on, from its "
@@ -393,6 +398,9 @@ def _parser():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--modality-ablation", action="store_true",
                    help="also each metric with one input modality zeroed at a time")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics as one JSON object (also written to "
+                        "RUN/evaluation_SPLIT.json)")
     p.add_argument("--on-error", **{**on_error, "default": None,
                                     "help": "bad files in the data: raise or skip them, naming "
                                             "each (default: as the run was trained, else "

@@ -476,6 +476,70 @@ def learned_nothing(result, cause=CAUSE, split=""):
     return None
 
 
+def _figure(value):
+    return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _rows(header, rows):
+    """Lines of a plain-text table, columns padded to their widest cell."""
+    cells = ([list(map(str, header))] if any(header) else []) + [[str(c) for c in row]
+                                                                 for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+            for row in cells]
+
+
+def table(result):
+    """An evaluation `result` (of `evaluate`, with `data` and `split` as `mmzoo evaluate` adds
+    them) as the plain-text table `mmzoo evaluate` prints: the task's figures (per class for a
+    classifier, per decoder for a captioner or recogniser, per direction for retrieval), and
+    the modality ablation when there is one."""
+    where = f" on {result['data']}" if result.get("data") else ""
+    split = f" ({result['split']} split)" if result.get("split") else ""
+    lines = [f"{result['model']} ({result['task']}){where}{split}"]
+    if "beam" in result:
+        count = result.get("images") or result["greedy"].get("utterances")
+        lines[0] += f": {count:,} {'images' if 'images' in result else 'utterances'}"
+        keys = [k for k, v in result["greedy"].items() if isinstance(v, (int, float))
+                and k not in ("utterances", "distinct_captions")]
+        lines += _rows(["", "greedy", "beam"], [[k, _figure(result["greedy"][k]),
+                                                 _figure(result["beam"][k])] for k in keys])
+    elif "text_to_image" in result:
+        lines[0] += f": {result['images']:,} images, {result['texts']:,} texts"
+        keys = list(result["text_to_image"])
+        lines += _rows(["", "text->image", "image->text", "chance (text->image)"],
+                       [[k, _figure(result["text_to_image"][k]),
+                         _figure(result["image_to_text"][k]),
+                         _figure(result["chance"]["text_to_image"][k])] for k in keys])
+    else:
+        lines[0] += f": {result['examples']:,} examples"
+        lines += _rows(["", ""], [[k.replace("_", " "), _figure(result[k])] for k in
+                                  ("accuracy", "macro_precision", "macro_recall", "macro_f1")])
+        matrix = np.asarray(result["confusion_matrix"])
+        support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+        right = np.diag(matrix)
+        per_class = [[label, _figure(float(right[i] / predicted[i]) if predicted[i] else 0.0),
+                      _figure(float(right[i] / support[i]) if support[i] else 0.0),
+                      f"{int(support[i]):,}"] for i, label in enumerate(result["labels"])]
+        lines.append("")
+        lines += _rows(["class", "precision", "recall", "examples"], per_class[:50])
+        if len(per_class) > 50:
+            lines.append(f"  ... and {len(per_class) - 50} more classes (--json for all)")
+        if result.get("accuracy_by_speaker"):
+            lines.append("")
+            lines += _rows(["speaker", "accuracy"], [[k, _figure(v)] for k, v in
+                                                     result["accuracy_by_speaker"].items()])
+    for name, ablated in result.get("ablation", {}).items():
+        main = (ablated.get("accuracy") if "accuracy" in ablated else
+                ablated.get("beam", {}).get("bleu_4") if "beam" in ablated else
+                ablated.get("text_to_image", {}).get("recall@5"))
+        metric = ("accuracy" if "accuracy" in ablated else "beam bleu_4" if "beam" in ablated
+                  else "text->image recall@5")
+        lines.append(f"  with {name.replace('_', ' ')}: {metric} {_figure(main)}")
+    return "\n".join(lines)
+
+
 def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
     """The task's metrics of `model` on a dataset of raw examples (`mmzoo.data.load`).
 

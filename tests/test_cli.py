@@ -117,7 +117,7 @@ def test_predict_names_a_file_that_is_not_an_image_or_audio(trained, tiny_easy_v
 def test_evaluate_uses_the_recorded_data_and_prints_metrics_and_ablation(
         trained, tiny_easy_vqa):
     run, _ = trained
-    out = mmzoo("evaluate", run, "--split", "test", "--modality-ablation")  # no --data
+    out = mmzoo("evaluate", run, "--split", "test", "--modality-ablation", "--json")  # no --data
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     assert result["data"] == f"easy_vqa:{tiny_easy_vqa}" and result["task"] == "vqa"
@@ -163,7 +163,7 @@ def test_a_cli_trained_model_beats_its_majority_class(news_run):
     import mmzoo as zoo
 
     run, source = news_run
-    out = mmzoo("evaluate", run)              # the data comes from run/config.json
+    out = mmzoo("evaluate", run, "--json")    # the data comes from run/config.json
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     # the run recorded its data with an absolute path (evaluate works from any folder)

@@ -181,3 +181,20 @@ def test_evaluation_reads_a_split_once(data_dir, tmp_path, monkeypatch):
     result = mmzoo.evaluate(model, test, batch_size=4)
     assert result["examples"] == len(read) == len(set(read)) > 4
     assert sum(result["confusion_matrix"], []) and set(result["accuracy_by_speaker"])
+
+
+def test_the_evaluation_table_reads_per_class_figures_and_learned_nothing():
+    from mmzoo.evaluate import classification_metrics, learned_nothing, table
+
+    result = {"model": "m", "task": "classification", "data": "csv:x.csv", "split": "test",
+              **classification_metrics([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 0],
+                                       ["cat", "dog", "eel"])}
+    lines = table(result).splitlines()
+    assert lines[0] == "m (classification) on csv:x.csv (test split): 6 examples"
+    assert ["cat", "0.6667", "0.6667", "3"] in [line.split() for line in lines]
+    assert ["eel", "0.0000", "0.0000", "1"] in [line.split() for line in lines]
+    assert learned_nothing(result) is None  # 4/6 beats always answering "cat" (3/6)
+    result = {**result, **classification_metrics([0, 0, 0, 1, 1, 2], [1, 0, 1, 0, 2, 0],
+                                                  ["cat", "dog", "eel"])}
+    assert learned_nothing(result).startswith(
+        "m learned nothing: its accuracy 0.167 is no better than always answering 'cat' (0.500)")

@@ -278,7 +278,7 @@ def test_cli_trains_evaluates_exports_and_predicts_speech(data_dir, tmp_path):
     assert "validation transcripts (truth | greedy | beam):" in printed
     import json
 
-    result = json.loads(cli("evaluate", run))
+    result = json.loads(cli("evaluate", run, "--json"))
     assert result["task"] == "transcription" and result["greedy"]["utterances"] == 6
     assert set(result["beam"]["by_speaker"]) <= {"george", "jackson", "lucas", "nicolas",
                                                   "yweweler"}

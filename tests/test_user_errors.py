@@ -129,7 +129,7 @@ def test_a_model_that_learned_nothing_is_named(news, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "text_word_vector_mlp learned nothing: its validation accuracy" in err
     assert "too few epochs (1)" in err
-    assert main(["evaluate", str(out), "--split", "validation"]) == 0
+    assert main(["evaluate", str(out), "--split", "validation", "--json"]) == 0
     said = capsys.readouterr()
     line = json.loads(said.out)["learned_nothing"]
     assert line.startswith("text_word_vector_mlp learned nothing: its accuracy")
