@@ -1,4 +1,4 @@
-"""The `mmzoo` command: list, describe, data, train, evaluate, export, predict."""
+"""The `mmzoo` command: list, describe, data, train, evaluate, export, predict, search."""
 
 from __future__ import annotations
 
@@ -215,79 +215,24 @@ def _cmd_export(args):
     print(f"exported {mmzoo.export(model, args.out)}")
 
 
-def _read_image(path):
-    """The bytes of an image file, or an `InvalidValue` naming the file and why it is not one."""
-    import tensorflow as tf
-
-    from mmzoo.data.checks import image_problem
-    from mmzoo.data.preprocessor import decode_image
-    from mmzoo.errors import InvalidValue
-
-    problem = image_problem(path)
-    if problem is None:
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            decode_image(tf.constant(data))
-        except tf.errors.OpError as e:  # a corrupt body behind a good header and end marker
-            problem = f"cannot be decoded ({e.message.splitlines()[0]})"
-    if problem:
-        raise InvalidValue(f"--image {path}: not a readable image: {problem}")
-    return data
-
-
-def _read_audio(path, sample_rate):
-    """A waveform at `sample_rate`, or an `InvalidValue` naming the file and why it is not one."""
-    from mmzoo.data.checks import wav_problem
-    from mmzoo.data.fsdd import read_audio
-    from mmzoo.errors import InvalidValue
-
-    problem = wav_problem(path)
-    if problem:
-        raise InvalidValue(f"--audio {path}: not a readable audio file: {problem}")
-    return read_audio(path, sample_rate)
-
-
 def _cmd_predict(args):
-    import numpy as np
-    import tensorflow as tf
+    from mmzoo.predict import lines, predict
 
-    from mmzoo.errors import InvalidValue, MissingFile
+    inputs = {"image": args.image, "question": args.question, "text": args.text,
+              "audio": args.audio}
+    results = predict(args.path, inputs, top=args.top)
+    print(json.dumps(results) if args.json else "\n".join(lines(results)))
 
-    if not os.path.isfile(os.path.join(args.path, "saved_model.pb")):
-        raise MissingFile(f"no SavedModel at {args.path}; write one with `mmzoo export`")
-    given = {k: v for k, v in (("image", args.image), ("question", args.question),
-                               ("text", args.text), ("audio", args.audio)) if v is not None}
-    loaded = tf.saved_model.load(args.path)
-    serve = loaded.signatures["serving_default"]
-    expected = sorted(serve.structured_input_signature[1])
-    if sorted(given) != expected:
-        raise InvalidValue(f"this model's serving signature takes {expected} (give "
-                           + " ".join(f"--{k}" for k in expected) + f"); got {sorted(given)}")
-    info = json.loads(loaded.signatures["metadata"]()["json"].numpy()) \
-        if "metadata" in loaded.signatures else {}
-    inputs = {}
-    for name, value in given.items():
-        if name == "image":
-            inputs[name] = tf.constant([_read_image(value)])
-        elif name == "audio":
-            wave = _read_audio(value, info.get("sample_rate") or 8000)
-            inputs[name] = tf.constant(wave[None])
-        else:
-            inputs[name] = tf.constant([value])
-    out = serve(**inputs)
-    if "label" in out:
-        print(out["label"].numpy()[0].decode())
-        if args.verbose:
-            scores = out["scores"].numpy()[0]
-            for i in np.argsort(-scores)[:5]:
-                print(f"  {info.get('labels', [])[i] if info else i}: {scores[i]:.4f}")
-    elif "caption" in out:
-        print(out["caption"].numpy()[0].decode())
-    elif "transcript" in out:
-        print(out["transcript"].numpy()[0].decode())
-    else:
-        print(f"{float(out['similarity'].numpy()[0, 0]):.4f}")
+
+def _cmd_search(args):
+    from mmzoo.predict import search
+
+    found = search(args.path, args.text, args.images, top=args.top)
+    if args.json:
+        print(json.dumps([{"score": score, "image": path} for score, path in found]))
+        return
+    for score, path in found:
+        print(f"{score:8.4f}  {path}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -415,13 +360,29 @@ def _parser():
     p.set_defaults(fn=_cmd_export)
 
     p = sub.add_parser("predict", parents=[verbose],
-                       help="run an exported SavedModel on raw inputs")
-    p.add_argument("path", help="a SavedModel folder written by `mmzoo export`")
-    p.add_argument("--image", help="an image file (PNG, JPEG, ...)")
-    p.add_argument("--question", help="a question")
-    p.add_argument("--text", help="a text")
-    p.add_argument("--audio", help="an audio file (resampled to the model's rate)")
+                       help="run an export (or a run) on raw inputs: files, folders, texts")
+    p.add_argument("path", help="a folder written by `mmzoo export` or by `mmzoo train`")
+    p.add_argument("--image", action="append",
+                   help="an image file or a folder of them (repeatable)")
+    p.add_argument("--question", action="append", help="a question (repeatable)")
+    p.add_argument("--text", action="append", help="a text (repeatable)")
+    p.add_argument("--audio", action="append",
+                   help="an audio file or a folder of them, resampled to the model's rate "
+                        "(repeatable)")
+    p.add_argument("--top", type=int, default=3, help="classes shown with their scores")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
     p.set_defaults(fn=_cmd_predict)
+
+    p = sub.add_parser("search", parents=[verbose],
+                       help="the photos a retrieval model (dual_encoder) matches best with a "
+                            "text")
+    p.add_argument("path", help="a folder written by `mmzoo export` or by `mmzoo train`")
+    p.add_argument("--text", required=True, help="what to look for")
+    p.add_argument("--images", action="append", required=True,
+                   help="a folder of photos, or a photo (repeatable)")
+    p.add_argument("--top", type=int, default=5, help="photos shown (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(fn=_cmd_search)
     return parser
 
 

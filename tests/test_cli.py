@@ -67,22 +67,39 @@ def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa):
     import numpy as np
     import tensorflow as tf
 
-    _, exported = trained
+    trained_run, exported = trained
     image = os.path.join(tiny_easy_vqa, "test", "images", "0.png")
     question = "what shape is in the image?"
-    out = mmzoo("predict", exported, "--image", image, "--question", question, "-v")
+    other = os.path.join(tiny_easy_vqa, "test", "images", "1.png")
+    # two photos, one question asked of each; the top 5 answers with their scores
+    out = mmzoo("predict", exported, "--image", image, "--image", other, "--question", question,
+                "--top", 5)
     assert out.returncode == 0, out.stderr[-3000:]
     served = tf.saved_model.load(str(exported))
-    want = served.signatures["serving_default"](image=tf.io.read_file(image)[None],
-                                                question=tf.constant([question]))
     labels = json.loads(served.signatures["metadata"]()["json"].numpy())["labels"]
-    scores = want["scores"].numpy()[0]
     lines = out.stdout.splitlines()
-    assert lines[0] == want["label"].numpy()[0].decode()
-    assert lines[1:6] == [f"  {labels[i]}: {scores[i]:.4f}" for i in np.argsort(-scores)[:5]]
+    assert len(lines) == 2
+    for line, path in zip(lines, (image, other)):
+        want = served.signatures["serving_default"](image=tf.io.read_file(path)[None],
+                                                    question=tf.constant([question]))
+        scores = want["scores"].numpy()[0]
+        top = np.argsort(-scores)[:5]
+        assert labels[top[0]] == want["label"].numpy()[0].decode()
+        assert line == f"{path} + {question!r}: " + ", ".join(
+            f"{labels[i]} {scores[i]:.3f}" for i in top)
+    # a folder is every image in it; the same from the run as from its export
+    folder = os.path.join(tiny_easy_vqa, "test", "images")
+    out = mmzoo("predict", exported, "--image", folder, "--question", question, "--json")
+    run = mmzoo("predict", trained_run, "--image", folder, "--question", question, "--json")
+    by_export, by_run = json.loads(out.stdout), json.loads(run.stdout)
+    assert len(by_export) == len(os.listdir(folder))
+    assert [r["top"][0]["label"] for r in by_export] == [r["top"][0]["label"] for r in by_run]
     out = mmzoo("predict", exported, "--image", image)
     assert out.returncode == 2
     assert "takes ['image', 'question'] (give --image --question); got ['image']" in out.stderr
+    out = mmzoo("predict", exported, "--image", image, "--image", other, "--image", other,
+                "--question", question, "--question", question)
+    assert out.returncode == 2 and "once or as many times as the others" in out.stderr
 
 
 def test_predict_names_a_file_that_is_not_an_image_or_audio(trained, tiny_easy_vqa, tmp_path,
@@ -385,8 +402,8 @@ def test_predict_audio_file_resampled_to_the_model_rate(data_dir, tmp_path):
 
     def printed(wave):
         scores = serve(audio=tf.constant(wave[None]))["scores"].numpy()[0]
-        best = np.argsort(-scores)
-        return [str(best[0])] + [f"  {i}: {scores[i]:.4f}" for i in best[:5]]
+        best = np.argsort(-scores)[:3]
+        return [f"{clip}: " + ", ".join(f"{i} {scores[i]:.3f}" for i in best)]
 
     resampled = printed(librosa.load(clip, sr=4000)[0])
     as_read = printed(librosa.load(clip, sr=None)[0])       # 8 kHz samples taken for 4 kHz
@@ -495,3 +512,28 @@ def test_help_version_and_argument_errors_answer_without_tensorflow(argv):
         assert out.returncode == 2 and "invalid int value: 'many'" in said
     else:
         assert out.returncode == 0 and ("usage: mmzoo" in said or "mmzoo 0." in said)
+
+
+def test_search_ranks_photos_as_the_served_towers_do(tiny_easy_vqa, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo as zoo
+    from mmzoo.registry import get_spec
+
+    zoo.export(zoo.build("dual_encoder", **get_spec("dual_encoder").test_config), tmp_path / "sm")
+    folder = os.path.join(tiny_easy_vqa, "test", "images")
+    out = mmzoo("search", tmp_path / "sm", "--text", "a red circle", "--images", folder,
+                "--top", 3, "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout)
+    served = tf.saved_model.load(str(tmp_path / "sm")).signatures
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    text = served["embed_text"](text=tf.constant(["a red circle"]))["embedding"].numpy()
+    images = served["embed_image"](image=tf.constant([open(f, "rb").read() for f in files]))
+    scores = (text @ images["embedding"].numpy().T)[0]
+    best = np.argsort(-scores)[:3]
+    assert [r["image"] for r in found] == [files[i] for i in best]
+    np.testing.assert_allclose([r["score"] for r in found], scores[best], rtol=1e-5)
+    out = mmzoo("search", tmp_path / "sm", "--text", "x", "--images", tmp_path)
+    assert out.returncode == 2 and "no image files" in out.stderr
