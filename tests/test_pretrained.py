@@ -68,6 +68,39 @@ def test_weights_errors_name_the_file_and_the_backbone(weights, tmp_path):
         blocks.pretrained_encoder(image, "efficientnet_b0", alpha=0.5)
 
 
+def test_a_weights_file_of_another_architecture_says_which_it_needs(weights, data_dir):
+    image = keras.Input(shape=(224, 224, 3))
+    with pytest.raises(ValueError) as e:  # the 0.25 file into a MobileNet of width 1.0
+        blocks.pretrained_encoder(image, "mobilenet", weights=weights, alpha=1.0)
+    assert ("does not fit backbone 'mobilenet' (image_alpha=1.0, 224x224 pixels, without its "
+            "classifier top)") in str(e.value)
+    assert "its name says width 0.25: pass image_alpha=0.25" in str(e.value)
+    with_top = os.path.join(data_dir, "weights", "mobilenet_v1_0.25_224_imagenet.h5")
+    with pytest.raises(ValueError, match="include_top=True.* give the `_no_top` one"):
+        blocks.pretrained_encoder(image, "mobilenet", weights=with_top, alpha=0.25)
+
+
+def test_offline_imagenet_weights_say_what_to_pass(tmp_path):
+    # offline for real: an empty Keras cache, and every download through a closed local port
+    code = textwrap.dedent("""
+        import mmzoo
+        try:
+            mmzoo.build("image_classifier", image_encoder="mobilenet", image_alpha=0.25,
+                        image_size=160, image_weights="imagenet")
+        except FileNotFoundError as e:
+            print(e)
+    """)
+    env = {**os.environ, "KERAS_HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    said = out.stdout.strip().splitlines()[-1]  # after Keras' "Downloading data from ..."
+    assert said.startswith("cannot download the ImageNet weights of backbone 'mobilenet' "
+                           "(image_alpha=0.25, 160x160 pixels"), out.stderr[-2000:]
+    assert "pass image_weights=PATH, that file (mobilenet_2_5_160_tf_no_top.h5)" in said
+    assert "or image_weights=None" in said
+
+
 def test_imagenet_weights_come_through_keras_own_cache(weights, tmp_path):
     """`image_weights="imagenet"` is keras.applications' download, read from KERAS_HOME's cache
     (where Keras would have saved it), so it is the same backbone as the local file."""

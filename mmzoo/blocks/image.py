@@ -118,6 +118,52 @@ def _check_weights(kind, weights):
     return path
 
 
+def _architecture(kind, alpha, shape, takes_alpha):
+    width = f"image_alpha={alpha}, " if takes_alpha else ""
+    return f"{kind!r} ({width}{shape[0]}x{shape[1]} pixels, without its classifier top)"
+
+
+def _no_download(kind, alpha, shape, takes_alpha, error):
+    """What to do when Keras cannot download a backbone's ImageNet weights (offline)."""
+    found = re.search(r"on (https?://\S+?):", str(error))
+    url = found.group(1) if found else "Keras' address"
+    reason = str(error).split(" -- ")[-1].strip()
+    return (f"cannot download the ImageNet weights of backbone "
+            f"{_architecture(kind, alpha, shape, takes_alpha)} from {url} ({reason}); on a "
+            f"machine without internet pass image_weights=PATH, that file "
+            f"({url.rsplit('/', 1)[-1]}) copied from one that has it, or image_weights=None to "
+            "start from random weights")
+
+
+# The width a MobileNet weights file is for, from its name: Keras' `mobilenet_2_5_224_tf_...`
+# (0.25), `..._tf_kernels_0.35_224_no_top`, or `mobilenet_v1_0.25_224_...`.
+_FILE_ALPHA = re.compile(r"(?:^|_)(\d)_(\d{1,2})_\d{2,3}_tf|_(\d\.\d+)_\d{2,3}(?:_|\.)")
+
+
+def _wrong_weights(kind, path, alpha, shape, takes_alpha, error):
+    """A weights file that Keras cannot load into the backbone: which architecture it must be
+    for, and what the file's name says it is for."""
+    name = os.path.basename(str(path))
+    hints = []
+    if "no_top" not in name or "count mismatch" in str(error):
+        hints.append("a file with the classifier top (include_top=True) does not fit: give "
+                     "the `_no_top` one")
+    found = _FILE_ALPHA.search(name)
+    if takes_alpha and found:
+        whole, part, dotted = found.groups()
+        file_alpha = float(dotted) if dotted else float(f"{whole}.{part}")
+        if file_alpha != alpha:
+            hints.append(f"its name says width {file_alpha}: pass image_alpha={file_alpha}, or "
+                         f"the file of width {alpha}")
+    if not hints:
+        hints.append("give the include_top=False (`_no_top`) weights file of this "
+                     "architecture, or image_weights='imagenet' on a machine with internet")
+    keras_said = str(error).strip().splitlines()[0]
+    return (f"image weights file {str(path)!r} does not fit backbone "
+            f"{_architecture(kind, alpha, shape, takes_alpha)} ({keras_said}); "
+            + "; ".join(hints))
+
+
 def pretrained_encoder(image, kind, *, weights=None, alpha=1.0, trainable=None, pooling="avg",
                        prefix="image"):
     """A `keras.applications` backbone (`BACKBONES`) with its preprocessing, as one sub-model.
@@ -162,10 +208,16 @@ def pretrained_encoder(image, kind, *, weights=None, alpha=1.0, trainable=None, 
         app = builder(include_top=False, weights=weights, input_shape=shape, pooling=None,
                       name=f"{prefix}_{kind}", **options)
     except ValueError as e:
-        where = f"weights file {weights!r}" if weights not in (None, "imagenet") else \
-            f"weights={weights!r}"
+        if weights not in (None, "imagenet"):
+            raise InvalidValue(_wrong_weights(kind, weights, alpha, shape, takes_alpha, e)) \
+                from e
         raise InvalidValue(f"cannot build backbone {kind!r} (alpha={alpha}, input {shape}) "
-                           f"with {where}: {e}") from e
+                           f"with weights={weights!r}: {e}") from e
+    except Exception as e:
+        if weights == "imagenet" and ("URL fetch failure" in str(e)
+                                      or isinstance(e, OSError)):
+            raise MissingFile(_no_download(kind, alpha, shape, takes_alpha, e)) from None
+        raise
     if trainable is None:
         trainable = weights is None
     set_trainable(app, trainable, pretrained=weights is not None)
