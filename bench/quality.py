@@ -314,6 +314,10 @@ def table():
             if key != "flickr8k_dev_as_test" and at >= 0:
                 data = result["data"].split(":")[0] + ":" + result["data"][at:]
                 data += " (bench/user_data.py)"
+                split = {"flickr8k_pairs": "test: Flickr8k's dev photos, none trained on; "
+                                           "chance 50%",
+                         "fsdd_by_word": "test: FSDD's official test split, as `fsdd:`"
+                         }.get(key, split)
         lines.append(f"| `{recipe}` | {data} ({split}) | {measured} | {ablation} | "
                      f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs | "
                      f"{shown(result['measured'])} |")
