@@ -61,7 +61,8 @@ def find_recordings(root):
 
 def checked_recordings(name, path, on_error, *, kind="fsdd"):
     """`(path, match, sample rate)` of each usable `{digit}_{speaker}_{index}.wav` recording
-    under `path` (or `path/recordings`), in name order, `match` giving its `label`, `speaker` and `index`.
+    under `path` (or `path/recordings`), in name order, `match` giving its `label`, `speaker`
+    and `index`.
 
     Every `.wav` file is checked: a name outside the layout, a label that is not a digit, and
     unreadable, empty or truncated audio are reported with their paths (`on_error` `raise` or
