@@ -53,6 +53,10 @@ RECIPES = {
     "text_lstm": ("text_lstm", "csv:{data}/ag_news/news.csv", 10, 32, "test", None),
     "text_transformer": ("text_transformer", "csv:{data}/ag_news/news.csv", 10, 32, "test",
                          None),
+    # fastText's word and word-pair vectors: a linear model, so more epochs at Adam's rate;
+    # its target is the TF-IDF + linear SVM row's accuracy on the same rows (`BASELINES`)
+    "text_fasttext": ("text_fasttext", "csv:{data}/ag_news/news.csv", 15, 32, "test",
+                      ("accuracy", "tfidf_svm_ag_news")),
     "vqa_cnn_lstm": ("vqa_cnn_lstm", "easy_vqa", 20, 64, "test", ("accuracy", 0.995)),
     "text_image_concat": ("text_image_concat", "easy_vqa", 20, 64, "test", None),
     "late_fusion_classifier": ("late_fusion_classifier", "easy_vqa", 8, 64, "test", None),
@@ -97,6 +101,12 @@ RECIPES = {
         ("unit=characters", "normalization=utterance"),
         "digit_sequences:{data}/fsdd?speakers=" + HELD_OUT),
 }
+# Baselines outside mmzoo, trained on the same rows: name -> (data source, evaluation split).
+# TF-IDF (words, or words and word pairs) + a linear SVM (scikit-learn), its n-grams and C
+# chosen on the validation split, as text classification papers report the linear baseline.
+BASELINES = {"tfidf_svm_ag_news": ("csv:{data}/ag_news/news.csv", "test")}
+SVM_GRID = {"ngram_range": ((1, 1), (1, 2)), "C": (0.1, 0.3, 1.0, 3.0)}
+
 MULTIMODAL = {"vqa_cnn_lstm", "text_image_concat", "late_fusion_classifier",
               "trimodal_classifier", "caption_lstm", "dual_encoder"}
 
@@ -138,7 +148,60 @@ def _formatted(text, out_root):
     return text.format(data=DATA)
 
 
+def tfidf_svm(name):
+    """The TF-IDF + linear SVM baseline `name` of `BASELINES`: fit on the source's `train`
+    split, each setting of `SVM_GRID` scored on `validation`, the best one on the evaluation
+    split. Writes bench/results/quality_NAME.json."""
+    import itertools
+    import warnings
+
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    import mmzoo
+
+    source, split = BASELINES[name]
+    source = source.format(data=DATA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = mmzoo.data.open_source(source)
+
+    def rows(part):
+        examples = list(src.dataset(part, decode=False).as_numpy_iterator())
+        return ([e["text"].decode() for e in examples],
+                np.array([e["label"].decode() for e in examples]))
+
+    start = time.perf_counter()
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = map(rows, ("train", "validation",
+                                                                        split))
+    tried = []
+    for ngrams, c in itertools.product(SVM_GRID["ngram_range"], SVM_GRID["C"]):
+        vectorizer = TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True)
+        svm = LinearSVC(C=c).fit(vectorizer.fit_transform(train_x), train_y)
+        accuracy = float(np.mean(svm.predict(vectorizer.transform(val_x)) == val_y))
+        tried.append({"ngram_range": list(ngrams), "C": c, "validation_accuracy": accuracy,
+                      "model": (vectorizer, svm)})
+    best = max(tried, key=lambda t: t["validation_accuracy"])
+    vectorizer, svm = best.pop("model")
+    accuracy = float(np.mean(svm.predict(vectorizer.transform(test_x)) == test_y))
+    for t in tried:
+        t.pop("model", None)
+    result = {"recipe": name, "model": "TF-IDF + linear SVM (scikit-learn)", "data": source,
+              "split": split, "epochs": 0, "batch_size": 0,
+              "train_seconds": round(time.perf_counter() - start, 1),
+              "command": "python bench/quality.py --model " + name,
+              "metrics": {"task": "classification", "accuracy": accuracy,
+                          "examples": len(test_y), "chosen": best, "grid": tried,
+                          "train_rows": len(train_y), "validation_rows": len(val_y)}}
+    write_result(f"quality_{name}", result)
+    print(f"{name}: {split} accuracy {accuracy:.4f} ({best})")
+    return result
+
+
 def run(recipe, out_root):
+    if recipe in BASELINES:
+        return tfidf_svm(recipe)
     model, source, epochs, batch, split, target, *rest = RECIPES[recipe]
     sets = [v.format(data=DATA) for v in (rest[0] if rest else ())]
     source = _formatted(source, out_root)
@@ -166,6 +229,15 @@ def run(recipe, out_root):
     if evaluated != source:
         result["evaluated_on"] = evaluated
     targets = [target] if isinstance(target, tuple) else list(target or [])
+    for i, (metric, bound, *kind) in enumerate(targets):
+        if isinstance(bound, str):  # another row's figure: a baseline measured first
+            baseline = read_result(f"quality_{bound}")
+            if baseline is None:
+                raise SystemExit(f"{recipe}'s target is {bound}'s {metric}: run "
+                                 f"python bench/quality.py --model {bound} first")
+            targets[i] = (metric, float(_get(baseline["metrics"], metric)), *kind)
+            result["baseline"] = {"recipe": bound, metric: targets[i][1],
+                                  "measured": baseline["measured"]}
     if "beam" in metrics and recipe.endswith("flickr8k"):
         result["baseline"] = constant_caption_baseline(source, split)
         targets.append(("beam.cider_d", 2 * result["baseline"]["scores"]["cider_d"]))
@@ -295,9 +367,25 @@ def table():
     """The README's quality table, from bench/results/quality_*.json."""
     lines = ["| recipe | data (split) | measured | modality ablation | target | training | "
              "measured at |", "|---|---|---|---|---|---|---|"]
-    for recipe in RECIPES:
+    order = []
+    for recipe in RECIPES:  # each baseline beside the models it is the baseline of
+        order.append(recipe)
+        order += [b for b in BASELINES if recipe == "text_transformer"]
+    for recipe in order:
         result = read_result(f"quality_{recipe}")
         if result is None:
+            continue
+        if recipe in BASELINES:
+            chosen = result["metrics"]["chosen"]
+            measured = (f"scikit-learn's TF-IDF + linear SVM: accuracy "
+                        f"**{_pct(result['metrics']['accuracy'])}** (TF-IDF of "
+                        f"{'words' if chosen['ngram_range'][1] == 1 else 'words and pairs'}"
+                        f", linear SVM C={chosen['C']}, chosen on validation: "
+                        f"{_pct(chosen['validation_accuracy'])})")
+            data = re.sub(r"^(\w+:)[^?]*?shared/data", r"\1../shared/data", result["data"])
+            lines.append(f"| `{recipe}` | {data} ({result['split']}) | "
+                         f"{measured} | - | - | {result['train_seconds']:.0f} s, the grid | "
+                         f"{shown(result['measured'])} |")
             continue
         measured, ablation = summary(result)
         targets = result.get("targets") or ([result["target"]] if result.get("target") else [])
@@ -327,7 +415,7 @@ def table():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--model", choices=sorted(RECIPES), help="one recipe")
+    group.add_argument("--model", choices=sorted([*RECIPES, *BASELINES]), help="one recipe")
     group.add_argument("--all", action="store_true", help="every recipe")
     group.add_argument("--table", action="store_true",
                        help="print the README's table from bench/results and exit")
@@ -338,7 +426,7 @@ def main():
     if args.table:
         print(table())
         return
-    for recipe in (sorted(RECIPES) if args.all else [args.model]):
+    for recipe in ([*BASELINES, *sorted(RECIPES)] if args.all else [args.model]):
         run(recipe, args.out)
 
 

@@ -112,7 +112,8 @@ def _exports(tmp_path_factory):
 def raw_request(model, spec, x):
     """The raw inputs that stand for the numeric batch `x` (PNG bytes, strings, waveforms)
     and the outputs the exported model must give for them."""
-    from mmzoo.layers.vocab import OOV, PAD
+    from mmzoo.data import Preprocessor
+    from mmzoo.layers.vocab import OOV, PAD, model_ngrams
     from mmzoo.models.captioning import generate
     from mmzoo.models.retrieval import encoders
 
@@ -131,6 +132,8 @@ def raw_request(model, spec, x):
             # a text with no words reaches the model as "?!": standardised to nothing
             raw[name] = np.array([" ".join(words[i] for i in row if i) or "?!" for row in ids],
                                  dtype=object)
+            if model_ngrams(model, name) > 1:  # the text's word pairs are ids of their own
+                x[name] = Preprocessor(model).text(name, tf.constant(raw[name])).numpy()
     if spec.task in ("classification", "vqa"):
         scores = model.predict(x, verbose=0)
         labels = np.array(model_labels(model), dtype=object)

@@ -201,3 +201,20 @@ def test_register_validates_its_arguments(scratch_registry):
         mmzoo.register("x", task="classification", inputs=("video",), config=_TinyConfig)
     with pytest.raises(TypeError, match="must be a frozen dataclass"):
         mmzoo.register("x", task="classification", inputs=("text",), config=dict)
+
+
+def test_fasttext_reads_words_and_word_pairs_and_adapts_them():
+    import tensorflow as tf
+
+    from mmzoo.data import Preprocessor
+
+    model = mmzoo.build("text_fasttext", vocabulary=("new", "york", "new york", "city"),
+                        sequence_length=6, labels=("a", "b"))
+    ids = Preprocessor(model).text("text", tf.constant(["New York city!"])).numpy()[0]
+    # the words, then the pairs ("york city" is not in the vocabulary: out of vocabulary, 1)
+    assert ids.tolist() == [2, 3, 5, 4, 1, 0]
+    train = tf.data.Dataset.from_tensor_slices({"text": ["new york", "new york city"] * 3,
+                                                "label": ["a", "b"] * 3})
+    adapted = mmzoo.data.adapt("text_fasttext", train)
+    assert {"new york", "york city"} <= set(adapted["vocabulary"])
+    assert "new york" not in mmzoo.data.adapt("text_word_vector_mlp", train)["vocabulary"]

@@ -65,7 +65,8 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
         texts = dataset.map(lambda e: e[key], num_parallel_calls=tf.data.AUTOTUNE)
         if key == "captions":  # every caption of every image
             texts = texts.unbatch()
-        layer = vectorizer(max_tokens=max_tokens)
+        ngrams = dict(config or {}).get("ngrams", getattr(spec.config(), "ngrams", 1))
+        layer = vectorizer(max_tokens=max_tokens, ngrams=ngrams)
         layer.adapt(texts.batch(1024))
         tokens = tuple(str(t) for t in layer.get_vocabulary()[2:])
         if spec.task == "captioning":

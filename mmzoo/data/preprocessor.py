@@ -16,7 +16,7 @@ from mmzoo import contract
 from mmzoo.data import waveform
 from mmzoo.data.text import standardize, vectorizer
 from mmzoo.errors import DATA_ERROR, InvalidValue
-from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer
+from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer, model_ngrams
 
 
 def decode_image(data):
@@ -141,8 +141,9 @@ class Preprocessor:
             else:
                 tokens = contract.vocabulary(self.model, name)
                 length = None if ragged else self.shapes[name][0]
-                self._tokenizers[key] = vectorizer(tokens, sequence_length=length,
-                                                   ragged=ragged)
+                self._tokenizers[key] = vectorizer(
+                    tokens, sequence_length=length, ragged=ragged,
+                    ngrams=1 if ragged else model_ngrams(self.model, name))
         layer = self._tokenizers[key]
         if hasattr(layer, "ids"):
             return lambda strings: layer.ids(strings, self.shapes[name][0])

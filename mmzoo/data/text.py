@@ -17,8 +17,11 @@ def standardize(text):
     return tf.strings.strip(tf.strings.regex_replace(lower, NON_WORD, " "))
 
 
-def vectorizer(vocabulary=None, *, sequence_length=None, ragged=False, max_tokens=None):
-    """A `keras.layers.TextVectorization` with mmzoo's `standardize` and whitespace split."""
+def vectorizer(vocabulary=None, *, sequence_length=None, ragged=False, max_tokens=None,
+               ngrams=1):
+    """A `keras.layers.TextVectorization` with mmzoo's `standardize` and whitespace split
+    (`ngrams=2`: the words, then the pairs of neighbouring words, as fastText reads text)."""
     return keras.layers.TextVectorization(
         max_tokens=max_tokens, standardize=standardize, split="whitespace",
-        vocabulary=vocabulary, output_sequence_length=sequence_length, ragged=ragged)
+        vocabulary=vocabulary, output_sequence_length=sequence_length, ragged=ragged,
+        ngrams=ngrams if ngrams > 1 else None)

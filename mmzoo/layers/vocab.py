@@ -34,6 +34,9 @@ class Vocabulary(keras.layers.Layer):
     Args:
         tokens: list of str. The vocabulary, without the padding and OOV entries (None when the
             layer is rebuilt from its config; loading the `.keras` file restores them).
+        ngrams: int. The longest word n-gram among the tokens (2: words and word pairs, as
+            `keras.layers.TextVectorization(ngrams=2)` makes them: the text's words, then its
+            pairs of neighbouring words `"new york"`); the tokenizer must make the same.
 
     Examples:
     ```python
@@ -44,9 +47,10 @@ class Vocabulary(keras.layers.Layer):
 
     ASSET = "tokens.json"
 
-    def __init__(self, tokens=None, **kwargs):
+    def __init__(self, tokens=None, ngrams=1, **kwargs):
         super().__init__(**kwargs)
         self.tokens = None if tokens is None else self._checked(tokens)
+        self.ngrams = int(ngrams)
 
     @staticmethod
     def _checked(tokens):
@@ -78,7 +82,8 @@ class Vocabulary(keras.layers.Layer):
             self.tokens = self._checked(json.load(f))
 
     def get_config(self):
-        return {**super().get_config(), "tokens": None}  # in the assets (`save_assets`)
+        # the tokens are in the assets (`save_assets`)
+        return {**super().get_config(), "tokens": None, "ngrams": self.ngrams}
 
 
 @keras.saving.register_keras_serializable("mmzoo")
@@ -182,6 +187,12 @@ def model_vocabulary(model, input_name):
     if isinstance(layer, HubTokenizer):
         return list(layer.tokenizer.get_vocabulary())
     return None if layer is None else list(layer.tokens)
+
+
+def model_ngrams(model, input_name):
+    """The longest word n-gram the `Vocabulary` of `input_name` holds (1 without one)."""
+    layer = _text_layer(model, input_name)
+    return getattr(layer, "ngrams", 1) if isinstance(layer, Vocabulary) else 1
 
 
 def hub_tokenizer(model, input_name):

@@ -180,6 +180,28 @@ def text_lstm(cfg):
 
 
 @dataclasses.dataclass(frozen=True)
+class FastTextConfig(TextClassifierConfig):
+    # fastText's (Joulin et al. 2016, "Bag of tricks"): the words and pairs of neighbouring
+    # words, their vectors averaged, a linear softmax. 128 ids hold a 64-word text's words and
+    # its word pairs. Measured on AG News against a TF-IDF + linear SVM (README, Quality).
+    ngrams: int = 2
+    sequence_length: int = 128
+    text_units: int = 0  # no hidden layer: the averaged vectors go to the softmax
+    hidden_units: tuple[int, ...] = ()
+    dropout: float = 0.0
+
+
+@register("text_fasttext", task="classification", inputs=("text",), config=FastTextConfig,
+          test_config=TINY_TEXT_CLASSIFIER)
+def text_fasttext(cfg):
+    """fastText: word and word-pair vectors averaged, a linear softmax."""
+    text, ids, vocab_size = text_input(cfg)
+    x = encode_text(cfg, ids, vocab_size, kind="word_vector_mlp")
+    scores = head(cfg, x)
+    return compile_classifier(keras.Model({"text": text}, scores, name="text_fasttext"), cfg)
+
+
+@dataclasses.dataclass(frozen=True)
 class TransformerClassifierConfig(TextClassifierConfig):
     num_heads: int = 2
     num_layers: int = 1

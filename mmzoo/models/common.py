@@ -80,7 +80,8 @@ class HeadConfig:
 def text_input(cfg, name="text"):
     """`(input, ids)`: an int32 token-id input named `name` and its ids through the Vocabulary."""
     inp = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name=name)
-    vocab = Vocabulary(cfg.vocabulary, name=f"{name}_vocabulary")
+    vocab = Vocabulary(cfg.vocabulary, ngrams=getattr(cfg, "ngrams", 1),
+                       name=f"{name}_vocabulary")
     return inp, vocab(inp), vocab.size
 
 
