@@ -56,7 +56,7 @@ def test_csv_as_people_save_it(news, tmp_path):
     assert bad
     with pytest.raises(BadDataError) as e:
         mmzoo.data.load(f"csv:{latin}")
-    assert f"latin1.csv:{bad[0] + 2}: not utf-8-sig text (byte b'\\xe9')" in str(e.value)
+    assert f"latin1.csv:{bad[0] + 2}: not UTF-8 text (byte b'\\xe9')" in str(e.value)
     assert "encoding=latin-1" in str(e.value) and len(e.value.problems) == len(bad)
     with pytest.warns(DataWarning, match=f"skipped {len(bad)} bad item"):
         kept = read(f"csv:{latin}", on_error="skip")

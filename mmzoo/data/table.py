@@ -602,6 +602,12 @@ def _read_audio(value, inline, rate):
 # --- the formats ---------------------------------------------------------------------------
 
 
+def _codec(encoding):
+    """An encoding as people name it (`utf-8-sig`, Python's UTF-8 that drops a BOM: UTF-8)."""
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf-8", "utf8") \
+        else encoding
+
+
 def _sniff(path, encoding):
     """The delimiter of a CSV file, from its header line: the one of `,;<tab>|` it holds, else
     what `csv.Sniffer` finds in the first lines; an error when neither can tell."""
@@ -661,7 +667,8 @@ class CSVTable(Table):
                 raise InvalidValue(f"{self.name}: {path} is empty (no header line)")
             header = [h.strip() for h in header]
             if any(_SURROGATE.search(h) for h in header):
-                raise InvalidValue(f"{self.name}: {path}:1: the header is not {encoding} text; "
+                raise InvalidValue(f"{self.name}: {path}:1: the header is not "
+                                   f"{_codec(encoding)} text; "
                                    "pass the file's encoding, e.g. encoding=latin-1")
             yield header, self._rows(f, reader, header, bar)
 
@@ -689,7 +696,7 @@ class CSVTable(Table):
             bad = next((c for c in row if _SURROGATE.search(c)), None)
             if bad is not None:
                 byte = _SURROGATE.search(bad).group().encode("utf-8", "surrogateescape")
-                yield at, None, (f"not {encoding} text (byte {byte!r}); pass the file's "
+                yield at, None, (f"not {_codec(encoding)} text (byte {byte!r}); pass the file's "
                                  "encoding, e.g. encoding=latin-1 or encoding=cp1252")
                 continue
             if len(row) < len(header):
