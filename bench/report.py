@@ -4,7 +4,8 @@ registry. A test (tests/test_readme.py) fails when the README and these disagree
     python bench/report.py --check      # exit 1 and name the stale parts
     python bench/report.py --write      # rewrite them in README.md
 
-Each part sits between `<!-- begin: NAME ... -->` and `<!-- end: NAME -->` lines.
+Each part sits between `<!-- begin: NAME ... -->` and `<!-- end: NAME -->` lines. The first
+cell of each notebook ends with its `**Time:**` line, also rewritten from bench/results.
 """
 
 from __future__ import annotations
@@ -109,8 +110,66 @@ def measured():
     return "\n".join(lines)
 
 
+def _minutes(seconds):
+    return "under a minute" if seconds < 60 else f"about {max(1, round(seconds / 60))} min"
+
+
+def notebooks():
+    """The tutorials' times at their default settings (bench/results/notebooks.json)."""
+    result = read_result("notebooks")
+    if not result:
+        return ""
+    lines = ["| notebook | time at its default settings, 2 CPU cores | measured at |",
+             "|---|---|---|"]
+    for name, run in result["notebooks"].items():
+        lines.append(f"| `{name}` | {run['seconds']:.0f} s ({_minutes(run['seconds'])}) | "
+                     f"{shown(run['measured'])} |")
+    return "\n".join(lines)
+
+
+TIME_LINE = "**Time:**"
+
+
+def notebook_time(name):
+    """The line of notebook `name`'s first cell saying how long it takes (None: not measured)."""
+    result = read_result("notebooks") or {"notebooks": {}}
+    run = result["notebooks"].get(name)
+    if run is None:
+        return None
+    return (f"{TIME_LINE} {_minutes(run['seconds'])} on 2 CPU cores at its default settings "
+            f"({run['seconds']:.0f} s, measured by `python bench/notebooks.py` at "
+            f"{shown(run['measured'])}).")
+
+
+def notebook_first_cells(write=False):
+    """The notebooks whose first cell's time line is not `notebook_time`'s; with `write`, the
+    line is rewritten (or added) in each of them."""
+    import glob
+
+    import nbformat
+
+    stale = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb"))):
+        name = os.path.basename(path)
+        line = notebook_time(name)
+        if line is None:
+            continue
+        nb = nbformat.read(path, as_version=4)
+        text = nb.cells[0].source
+        kept = [x for x in text.split("\n") if not x.startswith(TIME_LINE)]
+        while kept and not kept[-1].strip():
+            kept.pop()
+        new = "\n".join(kept) + "\n\n" + line
+        if new != text:
+            stale.append(name)
+            if write:
+                nb.cells[0].source = new
+                nbformat.write(nb, path)
+    return stale
+
+
 PARTS = {"models": models, "quality": quality, "throughput": throughput, "latency": latency,
-         "scale": scale, "measured": measured}
+         "scale": scale, "measured": measured, "notebooks": notebooks}
 
 
 def render(text):
@@ -142,9 +201,10 @@ def main():
         with open(README, "w") as f:
             f.write(new)
         print(f"README.md: rewrote {stale or 'nothing (all current)'}")
-    elif stale:
-        raise SystemExit(f"README.md: stale generated parts {stale}; run python bench/report.py "
-                         "--write")
+        print(f"notebooks: rewrote the time of {notebook_first_cells(write=True) or 'none'}")
+    elif stale or notebook_first_cells():
+        raise SystemExit(f"README.md: stale generated parts {stale}, notebooks' times "
+                         f"{notebook_first_cells()}; run python bench/report.py --write")
     else:
         print("README.md: every generated part is current")
 

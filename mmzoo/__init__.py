@@ -15,7 +15,7 @@ from mmzoo import _startup
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "build", "contract", "data", "describe", "errors", "evaluate", "export",
-           "layers", "list_models", "models", "register", "train"]
+           "layers", "list_models", "models", "predict", "register", "train"]
 
 # name -> (module, attribute or None for the module itself)
 _PUBLIC = {"build": ("mmzoo.registry", "build"), "describe": ("mmzoo.registry", "describe"),
@@ -23,7 +23,7 @@ _PUBLIC = {"build": ("mmzoo.registry", "build"), "describe": ("mmzoo.registry", 
            "register": ("mmzoo.registry", "register"), "evaluate": ("mmzoo.evaluate", "evaluate"),
            "export": ("mmzoo.export", "export"), "train": ("mmzoo.train", "train"),
            **{m: (f"mmzoo.{m}", None) for m in ("contract", "data", "errors", "layers",
-                                                "models")}}
+                                                "models", "predict")}}
 
 
 def load():

@@ -220,7 +220,7 @@ def _cmd_predict(args):
 
     inputs = {"image": args.image, "question": args.question, "text": args.text,
               "audio": args.audio}
-    results = predict(args.path, inputs, top=args.top)
+    results = predict(args.path, inputs, top=args.top, table=args.table)
     print(json.dumps(results) if args.json else "\n".join(lines(results)))
 
 
@@ -369,6 +369,9 @@ def _parser():
     p.add_argument("--audio", action="append",
                    help="an audio file or a folder of them, resampled to the model's rate "
                         "(repeatable)")
+    p.add_argument("--table", metavar="SOURCE",
+                   help="a table of inputs, one example per row: csv:PATH, jsonl:PATH or "
+                        "parquet:PATH (with their column options)")
     p.add_argument("--top", type=int, default=3, help="classes shown with their scores")
     p.add_argument("--json", action="store_true", help="print one JSON list")
     p.set_defaults(fn=_cmd_predict)

@@ -70,10 +70,13 @@ def expand(name, values):
 
 
 def read_image(path):
-    """The bytes of an image file, or an `InvalidValue` naming the file and why it is not one."""
+    """The bytes of an image file (or `path` itself when it is bytes: a table's image cell), or
+    an `InvalidValue` naming the file and why it is not one."""
     from mmzoo.data.checks import image_problem
     from mmzoo.data.preprocessor import decode_image
 
+    if isinstance(path, bytes):
+        return path
     problem = image_problem(path)
     if problem is None:
         with open(path, "rb") as f:
@@ -88,26 +91,63 @@ def read_image(path):
 
 
 def read_audio(path, sample_rate):
-    """A waveform at `sample_rate`, or an `InvalidValue` naming the file and why it is not one."""
+    """A waveform at `sample_rate` (of a file, or of a table's audio cell: bytes), or an
+    `InvalidValue` naming the file and why it is not one."""
     from mmzoo.data.checks import wav_problem
     from mmzoo.data.fsdd import read_audio as read
 
+    if isinstance(path, bytes):
+        from mmzoo.data.table import _read_audio
+
+        return _read_audio(path, True, sample_rate)[0]
     problem = wav_problem(path)
     if problem:
         raise InvalidValue(f"--audio {path}: not a readable audio file: {problem}")
     return read(path, sample_rate)
 
 
+def table_inputs(source, names):
+    """The inputs `names` of every row of a table (`csv:PATH`, `jsonl:PATH`, `parquet:PATH`,
+    with the column options of those sources; every row checked as training checks it): name ->
+    list of values (file paths or bytes for `image` and `audio`, strings for texts)."""
+    from mmzoo.data import open_source
+    from mmzoo.data.table import BAD
+
+    src = open_source(source)
+    if not hasattr(src, "roles"):
+        raise InvalidValue(f"--table {source}: not a table; give csv:PATH, jsonl:PATH or "
+                           "parquet:PATH")
+    keys = {n: n if n in src.roles else ("text" if n == "question" else "question")
+            for n in names}
+    missing = [n for n, k in keys.items() if k not in src.roles]
+    if missing:
+        raise InvalidValue(f"--table {source}: no column for the model's input(s) {missing}; "
+                           f"the table has {sorted(src.roles)}; name them with options, e.g. "
+                           "csv:PATH?image=photo&text=title")
+    columns = {n: [] for n in names}
+    for i, _, fields, _ in src._parse():
+        if src.parts[i] == BAD or fields is None:
+            continue
+        for name, key in keys.items():
+            value = fields[key]
+            columns[name].append(value[0] if name in ("image", "audio") else
+                                 " ".join(value) if isinstance(value, list) else value)
+    return columns
+
+
 def _shown(name, value):
+    if isinstance(value, bytes):
+        return f"({name} bytes)"
     if name in ("image", "audio"):
         return value
     return repr(value if len(value) <= 40 else value[:37] + "...")
 
 
-def predict(path, inputs, top=3):
+def predict(path, inputs, top=3, table=None):
     """The model at `path` (an export or a run) on `inputs` (name -> list of values: files or
-    folders for `image` and `audio`, strings for `text` and `question`); each input given once,
-    or as many times as the others (one value is used with each of the others'). Returns one
+    folders for `image` and `audio`, strings for `text` and `question`) and the rows of
+    `table` (a table source: the inputs no flag gives); each input given once, or as many times
+    as the others (one value is used with each of the others'). Returns one
     dict per example: `input` (what it was), and the `top` classes with their scores, the
     caption, the transcript, or the similarity.
 
@@ -120,6 +160,8 @@ def predict(path, inputs, top=3):
     expected = served.info.get("inputs", [])
     given = {k: expand(k, v) if k in ("image", "audio") else list(v)
              for k, v in inputs.items() if v}
+    if table is not None:
+        given.update(table_inputs(table, [n for n in expected if n not in given]))
     if sorted(given) != sorted(expected):
         raise InvalidValue(f"this model takes {expected} (give "
                            + " ".join(f"--{k}" for k in expected) + f"); got {sorted(given)}")

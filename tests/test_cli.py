@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ def test_train_writes_model_history_logs_backup_and_config(trained):
     assert {"tensorflow", "keras", "keras_hub", "mmzoo"} <= set(config["versions"])
 
 
-def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa):
+def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa, tmp_path):
     import numpy as np
     import tensorflow as tf
 
@@ -94,6 +95,18 @@ def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa):
     by_export, by_run = json.loads(out.stdout), json.loads(run.stdout)
     assert len(by_export) == len(os.listdir(folder))
     assert [r["top"][0]["label"] for r in by_export] == [r["top"][0]["label"] for r in by_run]
+    # a table of inputs, one example per row, its columns mapped as for training
+    (tmp_path / "photos").mkdir()
+    for path in (image, other):
+        shutil.copy(path, tmp_path / "photos" / os.path.basename(path))
+    (tmp_path / "asked.csv").write_text("photo,ask\nphotos/0.png,what shape is in the image?\n"
+                                        "photos/1.png,what color is the shape?\n")
+    out = mmzoo("predict", exported, "--table", f"csv:{tmp_path / 'asked.csv'}?image=photo&"
+                "question=ask", "--json")
+    rows = json.loads(out.stdout)
+    assert [r["input"]["question"] for r in rows] == ["what shape is in the image?",
+                                                      "what color is the shape?"]
+    assert rows[0]["top"][0]["label"] == by_export[0]["top"][0]["label"]
     out = mmzoo("predict", exported, "--image", image)
     assert out.returncode == 2
     assert "takes ['image', 'question'] (give --image --question); got ['image']" in out.stderr

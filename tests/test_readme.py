@@ -83,3 +83,61 @@ def test_every_python_name_the_readme_gives_is_there():
         loaded = importlib.import_module(module)
         for name in names.split(","):
             assert hasattr(loaded, name.strip()), f"from {module} import {name.strip()}"
+
+
+def _blocks(language):
+    """The README's fenced code blocks of `language`, in order."""
+    with open(report.README) as f:
+        text = f.read()
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def test_every_python_snippet_of_the_readme_runs_as_written(data_dir, tmp_path):
+    """As a reader runs them: one after another in one Python, from a folder beside
+    `../shared/data` (what the snippets name); they write `out/` and `runs/` there."""
+    import subprocess
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "shared").mkdir()
+    os.symlink(os.path.abspath(data_dir), tmp_path / "shared" / "data")
+    blocks = _blocks("python")
+    assert len(blocks) >= 4
+    out = subprocess.run([sys.executable, "-c", "\n\n".join(blocks)], cwd=work,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (work / "out" / "vqa_cnn_lstm" / "saved_model.pb").is_file()
+    assert (work / "runs" / "speech_ctc" / "model.keras").is_file()
+
+
+def test_every_mmzoo_command_of_the_readme_parses():
+    import shlex
+
+    from mmzoo.cli import _parser
+
+    commands = []
+    for block in _blocks("bash"):
+        for line in block.splitlines():
+            for part in line.split("#")[0].split("&&"):
+                words = shlex.split(part)
+                if words[:1] == ["mmzoo"] and words[1:2] != ["--help"]:
+                    commands.append(words[1:])
+    assert len(commands) >= 4
+    for words in commands:
+        try:
+            _parser().parse_args(words)
+        except SystemExit:
+            raise AssertionError(f"README: `mmzoo {' '.join(words)}` does not parse") from None
+
+
+def test_every_notebook_says_how_long_it_takes():
+    """Its first cell ends with the time bench/notebooks.py measured at its default settings."""
+    assert report.read_result("notebooks"), "run python bench/notebooks.py"
+    assert report.notebook_first_cells() == [], "run python bench/report.py --write"
+    import glob
+
+    measured = report.read_result("notebooks")["notebooks"]
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "notebooks",
+                                                                        "*.ipynb")))
+    assert sorted(measured) == names
