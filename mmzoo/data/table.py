@@ -56,6 +56,8 @@ def label_str(value):
     """A label cell as the model's class names spell it (`mmzoo.data.adapt.label_text`): text
     as it is, integers in decimal, floats in their shortest form (`1.0` is `1`), booleans
     `true`/`false`."""
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
@@ -191,7 +193,9 @@ class Table(Source):
         for role, column in roles.items():
             if role == "text":
                 values = [record.get(c) for c in column]
-                if len(values) == 1 and isinstance(values[0], (list, tuple, np.ndarray)):
+                if len(values) == 1 and type(values[0]) is str:
+                    value = values[0].strip()
+                elif len(values) == 1 and isinstance(values[0], (list, tuple, np.ndarray)):
                     value = [str(v).strip() for v in values[0] if str(v or "").strip()]
                 else:
                     value = " ".join(str(v).strip() for v in values if v is not None).strip()
@@ -496,6 +500,8 @@ class Table(Source):
             else tf.RaggedTensorSpec([None, None], tf.string, 1, tf.int64)
             for k, s in spec.items()})
         ds = ds.unbatch().apply(tf.data.experimental.assert_cardinality(count))
+        if not any(k in MEDIA for k in keys):  # text and labels: as read, no per-row map
+            return ds
         return self._decoded(ds, decode) if decode else ds.map(self._plain)
 
     def _grouped_count(self, split, task):
@@ -693,9 +699,9 @@ class CSVTable(Table):
                 bar.update(now - done)
                 done = now
             at = f"{path}:{first}"
-            bad = next((c for c in row if _SURROGATE.search(c)), None)
-            if bad is not None:
-                byte = _SURROGATE.search(bad).group().encode("utf-8", "surrogateescape")
+            found = _SURROGATE.search("\0".join(row))
+            if found is not None:
+                byte = found.group().encode("utf-8", "surrogateescape")
                 yield at, None, (f"not {_codec(encoding)} text (byte {byte!r}); pass the file's "
                                  "encoding, e.g. encoding=latin-1 or encoding=cp1252")
                 continue
