@@ -55,6 +55,23 @@ def news_rows(data_dir, folder, rows):
 
 
 @pytest.fixture(scope="session")
+def tiny_shapes(tiny_easy_vqa, tmp_path_factory):
+    """The tiny easy-VQA folder's images in one folder per shape (`images:DIR`), each image's
+    shape told by its questions."""
+    from mmzoo.data import easy_vqa
+
+    root = tmp_path_factory.mktemp("shapes")
+    for split in ("train", "test"):
+        with open(os.path.join(tiny_easy_vqa, split, "questions.json")) as f:
+            captions, _ = easy_vqa.captions_by_image(*zip(*json.load(f)))
+        for image, caption in captions.items():
+            folder = root / split / caption.split()[-1]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(os.path.join(tiny_easy_vqa, split, "images", f"{image}.png"), folder)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def tiny_easy_vqa(tmp_path_factory):
     """A small folder in the easy-VQA generator's layout, made from the package's real files."""
     from mmzoo.data import easy_vqa

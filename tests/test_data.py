@@ -68,6 +68,8 @@ PAIRS = [
     ("text_word_vector_mlp", "csv:{data}/ag_news/news.csv", None),
     ("text_lstm", "csv:{data}/ag_news/news.csv", None),
     ("text_transformer", "csv:{data}/ag_news/news.csv", None),
+    ("text_fasttext", "csv:{data}/ag_news/news.csv", None),
+    ("image_classifier", "images:{shapes}", None),
     ("text_image_concat", "easy_vqa:{tiny}", "vqa"),
     ("late_fusion_classifier", "easy_vqa:{tiny}", "vqa"),
     ("vqa_cnn_lstm", "easy_vqa:{tiny}", None),
@@ -89,13 +91,13 @@ def test_every_model_has_a_real_data_pairing():
 
 @pytest.mark.parametrize("name,source,task", PAIRS,
                          ids=[f"{n}-{s.split(':')[0]}" for n, s, _ in PAIRS])
-def test_pipeline_on_real_sources(name, source, task, data_dir, tiny_easy_vqa):
+def test_pipeline_on_real_sources(name, source, task, data_dir, tiny_easy_vqa, tiny_shapes):
     """Adapt on the training split, build, pipeline: the element_spec keys equal the model's
     input names (KerasHub's check), shapes and dtypes match, and a training step runs."""
     import warnings
 
     spec = mmzoo.registry.get_spec(name)
-    source = source.format(data=data_dir, tiny=tiny_easy_vqa)
+    source = source.format(data=data_dir, tiny=tiny_easy_vqa, shapes=tiny_shapes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # easy-VQA images without a caption
         train, val = mmzoo.data.fit_splits(source, task=task or spec.task)
