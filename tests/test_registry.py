@@ -16,8 +16,8 @@ def test_list_models_covers_tasks_and_modalities():
     assert mmzoo.list_models(task="captioning") == ["caption_lstm", "caption_lstm_mobilenet"]
     assert mmzoo.list_models(task="transcription") == ["speech_ctc", "speech_ctc_transformer"]
     assert mmzoo.list_models("*_mobilenet") == ["caption_lstm_mobilenet", "dual_encoder_mobilenet"]
-    assert mmzoo.list_models("text_*") == ["text_image_concat", "text_lstm", "text_transformer",
-                                           "text_word_vector_mlp"]
+    assert mmzoo.list_models("text_*") == ["text_fasttext", "text_image_concat", "text_lstm",
+                                           "text_transformer", "text_word_vector_mlp"]
     assert "vqa_cnn_lstm" in mmzoo.list_models(modality="text")  # its question is text
 
 
