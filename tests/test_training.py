@@ -92,11 +92,14 @@ def _mmzoo(*args, cwd=None):
 
 
 def test_cli_list_and_describe():
-    out = _mmzoo("list", "--task", "captioning")
+    from conftest import run_mmzoo  # in this process: the same code as the command
+
+    out = run_mmzoo("list", "--task", "captioning")
     assert out.returncode == 0 and out.stdout.split()[0] == "caption_lstm"
-    out = _mmzoo("describe", "vqa_cnn_lstm", "--set", "fusion=gated", "--set", "image_size=32")
+    out = run_mmzoo("describe", "vqa_cnn_lstm", "--set", "fusion=gated", "--set",
+                    "image_size=32")
     assert out.returncode == 0 and "fusion = gated" in out.stdout and "parameters:" in out.stdout
-    out = _mmzoo("describe", "vqa_cnn_lsmt")
+    out = run_mmzoo("describe", "vqa_cnn_lsmt")
     assert out.returncode == 2 and "did you mean 'vqa_cnn_lstm'?" in out.stderr
 
 
