@@ -12,6 +12,7 @@ import tensorflow as tf
 from mmzoo.data.base import (Source, decode_image, hash_split, keep_classes, register_source,
                               warn_few_classes)
 from mmzoo.data.checks import Problems, audio_info, image_problem
+from mmzoo.data.fsdd import rates_of
 from mmzoo.data.index import check_files
 from mmzoo.data.table import SPLIT_VALUES, _read_audio
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
@@ -77,13 +78,12 @@ class ClassFolders(Source):
         problems = Problems(self.name, self.on_error)
         checked = check_files([f for _, _, f in found], self.check, f"checking {self.name}")
         self.columns = {self.media: [], "label": []}
-        self.tags, self.identities, self.rates = [], [], {}
+        self.tags, self.identities = [], []
         for (split, label, full), (problem, rate) in zip(found, checked):
             if problem:
                 problems.add(full, problem)
                 continue
             if rate:
-                self.rates[rate] = self.rates.get(rate, 0) + 1
                 self.columns.setdefault("sample_rate", []).append(rate)
             identity = os.path.relpath(full, path).replace(os.sep, "/")
             self.columns[self.media].append(full)
@@ -180,7 +180,7 @@ class AudioFolders(ClassFolders):
 
     def audio_rates(self):
         """`{sample rate: files}` of the folder's audio files (their own rates)."""
-        return dict(self.rates)
+        return rates_of(self.columns["sample_rate"])
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)

@@ -308,11 +308,8 @@ class Table(Source):
                         self._media_digest.update(
                             f"{value}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
                 else:
-                    rate = None
-                    problem = (image_bytes_problem(value) if role == "image"
-                               else audio_info(io.BytesIO(value))[0])
-                    if role == "audio" and not problem:
-                        rate = audio_info(io.BytesIO(value))[1]
+                    problem, rate = ((image_bytes_problem(value), None) if role == "image"
+                                     else audio_info(io.BytesIO(value)))
                     self._media_digest.update(key[1])
                 if rate:
                     self.rates[rate] = self.rates.get(rate, 0) + 1
@@ -502,7 +499,7 @@ class Table(Source):
         ds = ds.unbatch().apply(tf.data.experimental.assert_cardinality(count))
         if not any(k in MEDIA for k in keys):  # text and labels: as read, no per-row map
             return ds
-        return self._decoded(ds, decode) if decode else ds.map(self._plain)
+        return self._decoded(ds) if decode else ds.map(self._plain)
 
     def _grouped_count(self, split, task):
         self.counted(split, task)  # checks the split and the task
@@ -569,7 +566,7 @@ class Table(Source):
         """An example without decoding: media as their paths (or bytes)."""
         return {k: v for k, v in example.items() if not k.endswith("_inline")}
 
-    def _decoded(self, ds, decode):
+    def _decoded(self, ds):
         rate = int(self.opts["sample_rate"])
 
         def load(e):
