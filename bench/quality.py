@@ -263,8 +263,9 @@ def _bound(target):
 
 
 def served_transcripts(run_dir, source, split):
-    """The run exported, then served by TensorFlow alone through `serving_default`, one test
-    waveform at a time (as a user calls it): WER, CER and exact rate, and a few transcripts."""
+    """The run exported, then served by TensorFlow alone through `serving_default` (beam
+    search), one test waveform at a time (as a user calls it): WER, CER and exact rate, and a
+    few transcripts."""
     import tensorflow as tf
 
     import mmzoo
@@ -281,7 +282,8 @@ def served_transcripts(run_dir, source, split):
         refs.append(e["transcript"].decode())
         hyps.append(out)
     seconds = time.perf_counter() - start
-    return {**speech_scores(refs, hyps), "seconds_per_utterance": round(seconds / len(refs), 4),
+    return {**speech_scores(refs, hyps), "decoder": "beam",
+            "seconds_per_utterance": round(seconds / len(refs), 4),
             "examples": [{"reference": r, "transcript": h} for r, h in zip(refs[:8], hyps[:8])]}
 
 
@@ -314,10 +316,12 @@ def _pct(x):
 def _speech_summary(result):
     m = result["metrics"]
     g, b, s = m["greedy"], m["beam"], m["served"]
-    measured = (f"WER greedy **{_pct(g['wer'])}**, beam {_pct(b['wer'])}, served one waveform "
-                f"at a time {_pct(s['wer'])}; CER greedy {_pct(g['cer'])}; exact utterances "
-                f"{_pct(g['exact'])} ({g['utterances']} utterances, {g['words']} words); WER per "
-                "speaker " + ", ".join(f"{k} {_pct(v['wer'])}"
+    # the export served greedy decoding until beam search became `serving_default`
+    served = s.get("decoder", "greedy")
+    measured = (f"WER greedy **{_pct(g['wer'])}**, beam {_pct(b['wer'])}, served ({served}) one "
+                f"waveform at a time {_pct(s['wer'])}; CER greedy {_pct(g['cer'])}; exact "
+                f"utterances {_pct(g['exact'])} ({g['utterances']} utterances, {g['words']} "
+                "words); WER per speaker " + ", ".join(f"{k} {_pct(v['wer'])}"
                                        for k, v in sorted(g.get("by_speaker", {}).items())))
     if result.get("evaluated_on"):
         measured += " (speaker held out of training)"

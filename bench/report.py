@@ -48,6 +48,12 @@ def latency():
     return table()
 
 
+def portable():
+    from portable import table
+
+    return table()
+
+
 def scale():
     from scale import table
 
@@ -169,6 +175,7 @@ def notebook_first_cells(write=False):
 
 
 PARTS = {"models": models, "quality": quality, "throughput": throughput, "latency": latency,
+         "portable": portable,
          "scale": scale, "measured": measured, "notebooks": notebooks}
 
 

@@ -14,16 +14,17 @@ from mmzoo import _startup
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build", "contract", "data", "describe", "errors", "evaluate", "export",
-           "layers", "list_models", "models", "predict", "register", "train"]
+__all__ = ["__version__", "build", "card", "contract", "data", "describe", "errors", "evaluate",
+           "export", "layers", "list_models", "models", "portable", "predict", "register",
+           "runtime", "train"]
 
 # name -> (module, attribute or None for the module itself)
 _PUBLIC = {"build": ("mmzoo.registry", "build"), "describe": ("mmzoo.registry", "describe"),
            "list_models": ("mmzoo.registry", "list_models"),
            "register": ("mmzoo.registry", "register"), "evaluate": ("mmzoo.evaluate", "evaluate"),
            "export": ("mmzoo.export", "export"), "train": ("mmzoo.train", "train"),
-           **{m: (f"mmzoo.{m}", None) for m in ("contract", "data", "errors", "layers",
-                                                "models", "predict")}}
+           **{m: (f"mmzoo.{m}", None) for m in ("card", "contract", "data", "errors", "layers",
+                                                "models", "portable", "predict", "runtime")}}
 
 
 def load():

@@ -1,4 +1,4 @@
-"""The `mmzoo` command: list, describe, data, train, evaluate, export, predict, search."""
+"""The `mmzoo` command: list, describe, data, train, evaluate, export, card, predict, search."""
 
 from __future__ import annotations
 
@@ -211,8 +211,18 @@ def _cmd_evaluate(args):
 def _cmd_export(args):
     import mmzoo
 
-    model, _ = _load_run(args.run)
-    print(f"exported {mmzoo.export(model, args.out)}")
+    model, file = _load_run(args.run)
+    run = os.path.dirname(file) if os.path.isfile(os.path.join(os.path.dirname(file),
+                                                               "config.json")) else None
+    path = mmzoo.export(model, args.out, args.format, args.quantize, run=run, data=args.data)
+    print(f"exported {path}")
+
+
+def _cmd_card(args):
+    from mmzoo.card import write
+
+    model, file = _load_run(args.run)
+    print(f"wrote {write(os.path.dirname(file), model)}")
 
 
 def _cmd_predict(args):
@@ -353,11 +363,29 @@ def _parser():
     p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("export", parents=[verbose],
-                       help="write a SavedModel that takes raw inputs")
+                       help="write a SavedModel taking raw inputs, or ONNX / LiteRT files "
+                            "taking numbers; each with metadata.json and a model card")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
     p.add_argument("--out", required=True,
-                   help="SavedModel folder to write: new, empty, or a previous mmzoo export")
+                   help="folder to write: new, empty, or a previous mmzoo export")
+    p.add_argument("--format", choices=("saved_model", "onnx", "litert"), default="saved_model",
+                   help="saved_model (default; raw bytes and strings in, labels, captions and "
+                        "transcripts out, beam search served), onnx (ONNX Runtime) or litert "
+                        "(LiteRT, batch 1): decoded uint8 images, waveforms and token ids in, "
+                        "scores out, as metadata.json says")
+    p.add_argument("--quantize", choices=("float16", "int8"), default=None,
+                   help="litert only: float16 weights, or int8 weights and activations "
+                        "calibrated on the run's training data")
+    p.add_argument("--data", default=None,
+                   help="data source to calibrate int8 on (default: the run's, from its "
+                        "config.json)")
     p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("card", parents=[verbose],
+                       help="write a run's model card, RUN/README.md (with the test figures "
+                            "of `mmzoo evaluate`)")
+    p.add_argument("run", help="a folder written by `mmzoo train`")
+    p.set_defaults(fn=_cmd_card)
 
     p = sub.add_parser("predict", parents=[verbose],
                        help="run an export (or a run) on raw inputs: files, folders, texts")
@@ -413,6 +441,10 @@ def main(argv=None):
 
         # what evaluate writes into the run, removed with it by `train --overwrite`
         Ledger(args.run).claim(os.path.basename(details), f"evaluation_{args.split}.json")
+    elif args.command == "card" and os.path.isdir(args.run):
+        from mmzoo.artifacts import Ledger
+
+        Ledger(args.run).claim("README.md")  # removed with the run by `train --overwrite`
     try:
         with _Warnings(args.verbose, details):
             args.fn(args)

@@ -312,14 +312,15 @@ def _image_batch(images, ablate):
     return np.zeros_like(images) if ablate == "image" else images
 
 
-def _caption(model, dataset, batch_size, ablate=None, num_beams=3):
+def _caption(model, dataset, batch_size, ablate=None, num_beams=None):
     from mmzoo.models.captioning import generate
 
     references, hyps = [], {"greedy": [], "beam": []}
     for images, refs in _image_batches(model, dataset, batch_size, ablate):
         references += refs
         for method, captions in hyps.items():
-            captions += generate(model, images, method, num_beams=num_beams)
+            captions += generate(model, images, method,
+                                 **({} if num_beams is None else {"num_beams": num_beams}))
     out = {"images": len(references)}
     for method, captions in hyps.items():
         out[method] = caption_scores(references, captions)

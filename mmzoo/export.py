@@ -46,37 +46,41 @@ def serving_functions(model):
         endpoints["serve"] = _fn(classify, spec.inputs)
 
     elif spec.task == "captioning":
+        from mmzoo.models.captioning import LENGTH_PENALTY, NUM_BEAMS, caption_ids
+
         parts = pre.captioner
+        info["decoding"] = {"serving_default": {"method": "beam", "num_beams": NUM_BEAMS,
+                                                "length_penalty": LENGTH_PENALTY},
+                            "greedy": {"method": "greedy"}}
 
-        def caption(image):
-            features = parts.encoder(pre.images(image), training=False)
-            batch = tf.shape(features)[0]
-            length = parts.max_length
-            ids = tf.concat([tf.fill([batch, 1], parts.start_id),
-                             tf.zeros([batch, length - 1], tf.int32)], axis=1)
-            # greedy, as `mmzoo.models.captioning.generate`: each best word is fed back, up to
-            # `length - 1` words after `[start]`
-            for t in range(length - 1):
-                probs = parts.decoder({"features": features, "ids": ids}, training=False)
-                best = tf.cast(tf.argmax(probs[:, t], axis=-1), tf.int32)
-                ids = tf.concat([ids[:, :t + 1], best[:, None], ids[:, t + 2:]], axis=1)
-            return {"caption": pre.caption_strings(ids[:, 1:])}
+        def captioner(method):
+            def caption(image):
+                features = parts.encoder(pre.images(image), training=False)
+                return {"caption": pre.caption_strings(caption_ids(parts, features, method))}
+            return caption
 
-        endpoints["serve"] = _fn(caption, ("image",))
+        endpoints["serve"] = _fn(captioner("beam"), ("image",))
+        endpoints["greedy"] = _fn(captioner("greedy"), ("image",))
 
     elif spec.task == "transcription":
-        from mmzoo.models.transcription import decode_ids
+        from mmzoo.models.transcription import BEAM_WIDTH, decode_ids
 
-        def transcribe(audio):
-            log_probs = model({"audio": pre.audio(audio)}, training=False)
-            return {"transcript": pre.transcript_strings(decode_ids(log_probs, "greedy"))}
+        info["decoding"] = {"serving_default": {"method": "beam", "beam_width": BEAM_WIDTH},
+                            "greedy": {"method": "greedy"}}
+
+        def transcriber(method):
+            def transcribe(audio):
+                log_probs = model({"audio": pre.audio(audio)}, training=False)
+                return {"transcript": pre.transcript_strings(decode_ids(log_probs, method))}
+            return transcribe
 
         def transcribe_padded(audio, lengths):
             keep = tf.sequence_mask(lengths, tf.shape(audio)[1])
-            return transcribe(tf.where(keep, audio, tf.zeros_like(audio)))
+            return transcriber("beam")(tf.where(keep, audio, tf.zeros_like(audio)))
 
         info["tokens"], info["unit"] = list(pre.transcriber.tokens), pre.transcriber.unit
-        endpoints["serve"] = _fn(transcribe, ("audio",))
+        endpoints["serve"] = _fn(transcriber("beam"), ("audio",))
+        endpoints["greedy"] = _fn(transcriber("greedy"), ("audio",))
         endpoints["transcribe_padded"] = _fn(transcribe_padded, ("audio", "lengths"))
 
     elif spec.task == "retrieval":
@@ -115,18 +119,47 @@ def _fn(body, names):
     return tf.function(call, input_signature=[{n: RAW_SPECS[n] for n in names}])
 
 
-# How an mmzoo export is told from anything else: this file, which `export` writes into the
-# SavedModel's `assets.extra/` (the folder SavedModel keeps for files the graph does not read).
+# How an mmzoo export is told from anything else: for a SavedModel, this file, which `export`
+# writes into its `assets.extra/` (the folder SavedModel keeps for files the graph does not
+# read); for ONNX and LiteRT, `metadata.json` saying `"exported_by": "mmzoo"`. Both list every
+# file the export wrote.
 MARKER = os.path.join("assets.extra", "mmzoo_export.json")
+METADATA, CARD = "metadata.json", "README.md"
 # What a SavedModel folder holds; a previous export holding anything else is not replaced.
-SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "assets.extra", "fingerprint.pb"}
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "assets.extra", "fingerprint.pb",
+                       METADATA, CARD}
+
+
+def _portable_record(path):
+    """The `metadata.json` of a portable export at `path`, or None."""
+    try:
+        with open(os.path.join(path, METADATA)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("exported_by") == "mmzoo" \
+        and meta.get("format") in ("onnx", "litert") else None
 
 
 def is_export(path):
-    """Whether `path` is a folder that `mmzoo.export` wrote (it holds `saved_model.pb` and
-    `assets.extra/mmzoo_export.json`)."""
-    return (os.path.isfile(os.path.join(path, "saved_model.pb"))
-            and os.path.isfile(os.path.join(path, MARKER)))
+    """Whether `path` is a folder that `mmzoo.export` wrote: a SavedModel (`saved_model.pb`
+    and `assets.extra/mmzoo_export.json`) or an ONNX / LiteRT export (a `metadata.json` of
+    mmzoo's)."""
+    return ((os.path.isfile(os.path.join(path, "saved_model.pb"))
+             and os.path.isfile(os.path.join(path, MARKER)))
+            or _portable_record(path) is not None)
+
+
+def _written(path):
+    """The files a previous export at `path` says it wrote (None when it does not say)."""
+    portable = _portable_record(path)
+    if portable is not None:
+        return portable.get("files")
+    try:
+        with open(os.path.join(path, MARKER)) as f:
+            return json.load(f).get("files")
+    except (OSError, ValueError):
+        return None
 
 
 def _check_replaceable(path):
@@ -146,14 +179,10 @@ def _check_replaceable(path):
     if not is_export(path):
         raise InvalidValue(
             f"cannot export to {path}: it already holds {shown}, which is not an mmzoo export "
-            f"(no {MARKER}); mmzoo export replaces only a folder it wrote itself. Choose "
-            "another path, or move what is there yourself")
+            f"(no {MARKER} nor an mmzoo {METADATA}); mmzoo export replaces only a folder it "
+            "wrote itself. Choose another path, or move what is there yourself")
     extra = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
-    try:
-        with open(os.path.join(path, MARKER)) as f:
-            written = json.load(f).get("files")
-    except (OSError, ValueError):
-        written = None
+    written = _written(path)
     if written is not None:  # every file the export wrote is recorded: anything else is not
         extra = sorted(set(_files(path)) - set(written) - {MARKER})
     if extra:
@@ -168,33 +197,50 @@ def _files(folder):
                   for d, _, names in os.walk(folder) for n in names)
 
 
-def export(model, path):
-    """Write `model` as a SavedModel at `path` whose signatures take RAW inputs.
+def export(model, path, format="saved_model", quantize=None, *, run=None, data=None,
+           on_error=None):
+    """Export `model` to the folder `path`: a SavedModel taking RAW inputs (the reference), or
+    ONNX / LiteRT files taking numbers; each with `metadata.json` and a model card `README.md`.
 
-    `serving_default` takes a dict of batched raw inputs named as the model's:
-    `image` tf.string (encoded PNG/JPEG/GIF/BMP bytes), `text` / `question` tf.string, `audio`
-    float32 `[batch, samples]` at the model's sample rate (any length: centred, padded or
-    cropped). It returns `label` (tf.string, the class as it was in the data) and `scores` for
-    classifiers and VQA; `caption` (tf.string, greedy decoding) for captioning; `transcript`
-    (tf.string, greedy CTC decoding, words separated by single spaces) for transcription, which
-    takes `audio` of any length (one utterance, or several of the same length) and also has a
-    `transcribe_padded` signature taking `audio` zero-padded or not and each row's `lengths`
-    (int32 samples) for a batch of unequal utterances;
-    `text_embedding`, `image_embedding` and `similarity` for the dual encoder, which also has
-    `embed_text` and `embed_image` signatures returning `embedding`. A `metadata` signature
-    returns a JSON string (model, task, inputs, sample rate, labels). Loading needs only
-    TensorFlow.
+    **SavedModel** (`format="saved_model"`). `serving_default` takes a dict of batched raw
+    inputs named as the model's: `image` tf.string (encoded PNG/JPEG/GIF/BMP bytes), `text` /
+    `question` tf.string, `audio` float32 `[batch, samples]` at the model's sample rate (any
+    length: centred, padded or cropped). It returns `label` (tf.string, the class as it was in
+    the data) and `scores` for classifiers and VQA; `caption` (tf.string) for captioning,
+    decoded with beam search as the bench reports it (`mmzoo.models.captioning.NUM_BEAMS`
+    beams, GNMT length penalty `LENGTH_PENALTY`), with a second signature `greedy`;
+    `transcript` (tf.string, words separated by single spaces; CTC beam search of width
+    `mmzoo.models.transcription.BEAM_WIDTH`, and a `greedy` signature) for transcription,
+    which takes `audio` of any length (one utterance, or several of the same length) and also
+    has a `transcribe_padded` signature taking `audio` zero-padded or not and each row's
+    `lengths` (int32 samples) for a batch of unequal utterances; `text_embedding`,
+    `image_embedding` and `similarity` for the dual encoder, which also has `embed_text` and
+    `embed_image` signatures returning `embedding`. A `metadata` signature returns a JSON
+    string (model, task, inputs, sample rate, labels, decoding). Loading needs only TensorFlow.
 
-    Nothing export did not write is ever removed. The SavedModel is written to a temporary
+    **ONNX, LiteRT** (`format="onnx"` / `"litert"`): `model.onnx` / `model.tflite` (a dual
+    encoder: `text_encoder.*` and `image_encoder.*`) taking decoded uint8 images, waveforms
+    and token ids, as `mmzoo.portable` describes and `metadata.json` spells out (labels in
+    score order, sample rate, image size, the text standardisation and vocabulary). LiteRT
+    files take batch 1 and run with builtin ops only; `quantize="float16"` halves their
+    weights, `quantize="int8"` quantizes weights and activations after training, calibrated
+    on `mmzoo.portable.REPRESENTATIVE_EXAMPLES` examples of the training data (`data`, or the
+    run's).
+
+    Nothing export did not write is ever removed. The export is written to a temporary
     folder beside `path` and moved into place once complete. An existing `path` is replaced
-    only when it is a previous mmzoo export: a folder holding `saved_model.pb` and
-    `assets.extra/mmzoo_export.json` (written by every export) and nothing but a SavedModel's
-    own entries. An empty folder is used as it is; anything else fails naming `path` and what
-    is in it.
+    only when it is a previous mmzoo export holding nothing it did not write; an empty folder
+    is used as it is; anything else fails naming `path` and what is in it.
 
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from `.keras`).
         path: str. Destination folder: new, empty, or a previous mmzoo export.
+        format: str. `saved_model`, `onnx` or `litert`.
+        quantize: str or None. `float16` or `int8`, for `litert`.
+        run: str or None. The training run `model` comes from: its record (data, figures that
+            `mmzoo evaluate` wrote, training time) goes into the model card and metadata.
+        data: str or None. A data source for int8 calibration (default: the run's).
+        on_error: str or None. Bad files in that data: `raise` or `skip` (default: the run's).
 
     Returns:
         The absolute path written.
@@ -206,12 +252,59 @@ def export(model, path):
     png = tf.io.read_file("image.png")
     served.signatures["serving_default"](image=png[None],
                                          question=tf.constant(["what shape is it?"]))
+    mmzoo.export(model, "out/vqa_onnx", format="onnx")     # out/vqa_onnx/model.onnx
     ```
     """
     from mmzoo import __version__
+    from mmzoo.card import card, metadata, run_record
+    from mmzoo.portable import FORMATS, QUANTIZATIONS, portable_files
 
+    if format not in FORMATS:
+        raise InvalidValue(f"unknown export format {format!r}; use one of {list(FORMATS)}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise InvalidValue(f"unknown quantization {quantize!r}; use one of {list(QUANTIZATIONS)}")
+    if quantize is not None and format != "litert":
+        raise InvalidValue(f"quantize={quantize} is for format litert (LiteRT's converter "
+                           f"quantizes); {format} exports are written in float32")
     path = os.path.abspath(path)
     _check_replaceable(path)  # before the work, so a mistake costs nothing
+    recorded = (run_record(run) or {}).get("config") or {}
+    data = data or recorded.get("data")
+    on_error = on_error or recorded.get("on_error") or "raise"
+    # a staging folder beside `path`, removed at the end (or, after a kill, by the next export
+    # or artifact written here: `mmzoo.artifacts.sweep`)
+    with staging_folder(os.path.dirname(path), os.path.basename(path)) as staging:
+        written = os.path.join(staging, "model")
+        graphs = None
+        if format == "saved_model":
+            _write_saved_model(model, written)
+        else:
+            os.makedirs(written)
+            graphs = portable_files(model, written, format, quantize=quantize, data=data,
+                                    on_error=on_error)
+        meta = metadata(model, format, quantize=quantize, graphs=graphs, run=run)
+        with open(os.path.join(written, CARD), "w") as f:
+            f.write(card(model, meta, run=run))
+        if format == "saved_model":
+            meta["files"] = _files(written) + [METADATA]
+            os.makedirs(os.path.join(written, "assets.extra"), exist_ok=True)
+            with open(os.path.join(written, MARKER), "w") as f:
+                json.dump({"model": model.name, "mmzoo": __version__, "files": meta["files"]},
+                          f)
+        else:
+            meta["files"] = _files(written) + [METADATA]
+        with open(os.path.join(written, METADATA), "w") as f:
+            json.dump(meta, f, indent=1)
+        _check_replaceable(path)  # again: something may have appeared there meanwhile
+        if os.path.isdir(path) and os.listdir(path):
+            old = os.path.join(staging, "previous")
+            os.replace(path, old)           # the previous export, removed with `staging`
+        os.replace(written, path)           # onto a missing path or an empty folder
+    return path
+
+
+def _write_saved_model(model, folder):
+    """The SavedModel of `model` (its `serving_functions`) at `folder`."""
     endpoints, resources = serving_functions(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -219,17 +312,4 @@ def export(model, path):
         archive.track(resource)
     for name, fn in endpoints.items():
         archive.add_endpoint(name, fn)
-    # a staging folder beside `path`, removed at the end (or, after a kill, by the next export
-    # or artifact written here: `mmzoo.artifacts.sweep`)
-    with staging_folder(os.path.dirname(path), os.path.basename(path)) as staging:
-        written = os.path.join(staging, "model")
-        archive.write_out(written, verbose=False)
-        os.makedirs(os.path.join(written, "assets.extra"), exist_ok=True)
-        with open(os.path.join(written, MARKER), "w") as f:
-            json.dump({"model": model.name, "mmzoo": __version__, "files": _files(written)}, f)
-        _check_replaceable(path)  # again: something may have appeared there meanwhile
-        if os.path.isdir(path) and os.listdir(path):
-            old = os.path.join(staging, "previous")
-            os.replace(path, old)           # the previous export, removed with `staging`
-        os.replace(written, path)           # onto a missing path or an empty folder
-    return path
+    archive.write_out(folder, verbose=False)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import warnings
 
 import keras
@@ -402,6 +403,7 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
     _check_finished(work, overwrite)  # before anything is read or written
     Ledger(work).claim(*RUN_FILES)  # what this run writes: all that --overwrite removes
     keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
     src = open_source(data, on_error=on_error)
     # every worker adapts on the whole training split (the same vocabulary and classes)...
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
@@ -509,10 +511,36 @@ def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mi
         if history.learned_nothing and verbose:
             print(f"warning: {history.learned_nothing}", file=sys.stderr, flush=True)
     history.cache = cache_info
+    if is_chief:
+        _write_training_record(work, model, started, history, resume.resumed_from,
+                               {"train": train_raw, "validation": val_raw})
     if not is_chief:
         shutil.rmtree(work, ignore_errors=True)
     history.resumed_from = resume.resumed_from
     return model, history
+
+
+def _write_training_record(work, model, started, history, resumed_from, splits):
+    """`training.json` (time, machine, epochs, examples per split) and the run's model card
+    `README.md` (`mmzoo.card`), at the end of a run."""
+    import datetime
+
+    from mmzoo.card import machine, write
+
+    examples = {}
+    for split, ds in splits.items():
+        count = int(ds.cardinality())
+        if count >= 0:  # a streamed source does not know it without reading it
+            examples[split] = count
+    record = {"seconds": round(time.perf_counter() - started, 1),
+              "epochs_run": len(history.epoch), "resumed_from": resumed_from,
+              "best_epoch": (history.best or {}).get("epoch"), "machine": machine(),
+              "examples": examples,
+              "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                  timespec="seconds")}
+    with open(os.path.join(work, "training.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    write(work, model)
 
 
 FEATURE_CACHES = ("auto", "memory", "disk", "off")
@@ -611,7 +639,8 @@ def _described(info):
 # claims, and nothing else. `feature_cache/` is kept: its keyed caches are read again only by a
 # run on exactly the same data, preprocessing and front ends (a retrain with other head settings).
 RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
-             "model.pending.keras", "model.pending.json", "cache", "cache.json")
+             "model.pending.keras", "model.pending.json", "cache", "cache.json",
+             "training.json", "README.md")
 
 
 def _check_finished(work, overwrite):

@@ -383,8 +383,9 @@ def test_multi_worker_two_processes_write_one_model(tiny_easy_vqa, tmp_path):
         assert p.returncode == 0, err[-3000:]
     assert "strategy multi_worker: 2 replicas in sync" in outputs[0][1]
     assert os.path.isfile(run / "model.keras") and epochs_logged(run) == [0, 1]
-    assert sorted(os.listdir(run)) == [".mmzoo-written.json", "cache.json", "config.json",
-                                       "history.csv", "logs", "model.keras"]
+    assert sorted(os.listdir(run)) == [".mmzoo-written.json", "README.md", "cache.json",
+                                       "config.json", "history.csv", "logs", "model.keras",
+                                       "training.json"]
 
 
 def test_strategies_fail_clearly_without_their_hardware(tiny_easy_vqa, tmp_path):
@@ -550,3 +551,71 @@ def test_search_ranks_photos_as_the_served_towers_do(tiny_easy_vqa, tmp_path):
     np.testing.assert_allclose([r["score"] for r in found], scores[best], rtol=1e-5)
     out = mmzoo("search", tmp_path / "sm", "--text", "x", "--images", tmp_path)
     assert out.returncode == 2 and "no image files" in out.stderr
+
+
+def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(news_run, tmp_path):
+    """ONNX, LiteRT and LiteRT int8 exports of a trained text classifier: each model card
+    shows the accuracy `mmzoo evaluate` printed and metadata.json its labels; in a process
+    without TensorFlow, `mmzoo/runtime.py` tokenises the test texts as metadata.json says (the
+    ids mmzoo makes) and each file answers them with evaluate's accuracy (float files within
+    one text of it, int8 within 2 points)."""
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo as zoo
+    from mmzoo.data import Preprocessor
+
+    run, source = news_run
+    out = mmzoo("evaluate", run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    printed = next(line for line in out.stdout.splitlines() if line.strip().startswith("accuracy"))
+    evaluation = json.load(open(run / "evaluation_test.json"))
+    exports = {}
+    for fmt, quantize in (("onnx", None), ("litert", None), ("litert", "int8")):
+        folder = tmp_path / (fmt + (f"_{quantize}" if quantize else ""))
+        out = mmzoo("export", run, "--format", fmt, *(["--quantize", quantize] if quantize
+                                                        else []), "--out", folder)
+        assert out.returncode == 0, out.stderr[-3000:]
+        card = (folder / "README.md").read_text()
+        assert card.startswith("---\nlibrary_name: \"keras\"\n") and printed in card
+        assert f"value: {round(evaluation['accuracy'], 6)}" in card      # model-index
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["labels"] == evaluation["labels"] and meta["quantize"] == quantize
+        assert meta["test"]["accuracy"] == evaluation["accuracy"]
+        exports[folder.name] = str(folder)
+    test = list(zoo.data.load(source, split="test").as_numpy_iterator())
+    texts = [e["text"].decode() for e in test]
+    labels = [e["label"].decode() for e in test]
+    model = zoo.cli._load_run(str(run))[0]
+    ids = Preprocessor(model).text("text", tf.constant(texts)).numpy()
+    data = tmp_path / "test.json"
+    data.write_text(json.dumps({"texts": texts, "labels": labels}))
+    code = f"""
+import json, runpy, sys
+sys.modules["tensorflow"] = None
+sys.modules["mmzoo"] = None
+import numpy as np
+runtime = runpy.run_path({os.path.join(os.path.dirname(zoo.__file__), "runtime.py")!r})
+data = json.load(open({str(data)!r}))
+out = {{}}
+for name, folder in {exports!r}.items():
+    runner = runtime["Runner"](folder)
+    ids = runtime["tokenize"](data["texts"], runner.metadata["inputs"]["text"]["preprocessing"])
+    np.save(folder + "/ids.npy", ids)
+    scores = runner(text=ids)["scores"]
+    said = [runner.metadata["labels"][i] for i in scores.argmax(-1)]
+    out[name] = float(np.mean([s == t for s, t in zip(said, data["labels"])]))
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    accuracy = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, folder in exports.items():
+        np.testing.assert_array_equal(np.load(os.path.join(folder, "ids.npy")), ids)
+    one = 1 / len(texts)
+    assert abs(accuracy["onnx"] - evaluation["accuracy"]) <= one, accuracy
+    assert abs(accuracy["litert"] - evaluation["accuracy"]) <= one, accuracy
+    assert abs(accuracy["litert_int8"] - accuracy["litert"]) <= 0.02, accuracy
+    assert os.path.getsize(os.path.join(exports["litert_int8"], "model.tflite")) < \
+        0.35 * os.path.getsize(os.path.join(exports["litert"], "model.tflite"))

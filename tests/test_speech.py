@@ -177,7 +177,8 @@ def test_an_utterance_is_transcribed_the_same_alone_and_padded_in_a_batch(name, 
     """Half a second and six seconds of real speech: the short one alone, and in a batch
     zero-padded to the long one, gives the same frames (to float rounding), the same greedy and
     beam transcripts, and padding frames that are a certain blank; the export agrees, through
-    `serving_default` one at a time and `transcribe_padded` for the batch."""
+    `serving_default` (beam search) one at a time and `transcribe_padded` for the batch, and
+    its `greedy` signature with greedy decoding."""
     spec = get_spec(name)
     letters = tuple(" abcdefghijklmnopqrstuvwxyz")
     model = mmzoo.build(name, **{**spec.test_config, "tokens": letters})
@@ -196,9 +197,24 @@ def test_an_utterance_is_transcribed_the_same_alone_and_padded_in_a_batch(name, 
     served = tf.saved_model.load(str(tmp_path / "sm"))
     default = served.signatures["serving_default"]
     padded = served.signatures["transcribe_padded"]
-    want = transcribe(model, [long, short])
+    want = transcribe(model, [long, short], "beam")
     assert [default(audio=tf.constant(w[None]))["transcript"].numpy()[0].decode()
             for w in (long, short)] == want
+    greedy = served.signatures["greedy"]
+    assert [greedy(audio=tf.constant(w[None]))["transcript"].numpy()[0].decode()
+            for w in (long, short)] == transcribe(model, [long, short], "greedy")
+    # the portable files give per-frame outputs (equal to Keras': tests/test_portable.py),
+    # which a runtime decodes as metadata.json says
+    from mmzoo.runtime import Runner, ctc_greedy
+
+    from mmzoo.data import Preprocessor
+    from mmzoo.models.transcription import decode_ids
+
+    runner = Runner(mmzoo.export(model, tmp_path / "onnx", format="onnx"))
+    frames = model({"audio": pad_waveforms([long, short])}, training=False).numpy()
+    decoded = Preprocessor(model).transcript_strings(decode_ids(frames, "greedy")).numpy()
+    assert ctc_greedy(frames, runner.metadata["ctc"]) == [t.decode() for t in decoded]
+    assert len(runner.transcribe(pad_waveforms([long, short]))) == 2
     noisy = pad_waveforms([long, short])
     noisy[1, len(short):] = 0.3                  # whatever is past `lengths` is not heard
     out = padded(audio=tf.constant(noisy), lengths=tf.constant([len(long), len(short)]))

@@ -65,6 +65,29 @@ def test_caption_lstm_learns_real_captions(caption_model):
     assert greedy_exact > 0.3 and beam_exact > 0.3
 
 
+def test_a_portable_captioner_decodes_as_the_savedmodel(caption_model, tmp_path):
+    """The ONNX and LiteRT exports of a trained captioner (an image encoder and a decoder
+    called once per word), decoded by `mmzoo/runtime.py` as metadata.json says, give the
+    captions of the SavedModel's beam-search `serving_default` and its `greedy` signature."""
+    from mmzoo.runtime import Runner
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        val = mmzoo.data.load("easy_vqa", split="validation", task="captioning").take(12)
+    pixels = np.stack([tf.cast(tf.round(tf.image.resize(e["image"], (32, 32), antialias=True)),
+                               tf.uint8).numpy() for e in val.as_numpy_iterator()])
+    served = tf.saved_model.load(mmzoo.export(caption_model, tmp_path / "sm"))
+    pngs = tf.stack([tf.io.encode_png(p) for p in pixels])
+    want = {method: [c.decode() for c in served.signatures[signature](image=pngs)["caption"]
+                     .numpy()]
+            for method, signature in (("beam", "serving_default"), ("greedy", "greedy"))}
+    assert want["beam"] == captioning.generate(caption_model, pixels, "beam")
+    for fmt in ("onnx", "litert"):
+        runner = Runner(mmzoo.export(caption_model, tmp_path / fmt, format=fmt))
+        for method in ("beam", "greedy"):
+            assert runner.caption(pixels, method) == want[method], (fmt, method)
+
+
 def test_beam_search_of_width_one_is_greedy(caption_model):
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     assert captioning.generate(caption_model, images, "beam", num_beams=1) == \

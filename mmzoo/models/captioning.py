@@ -85,7 +85,12 @@ def _captioner(cfg, name):
     return model
 
 
-def generate(model, images, method="greedy", *, num_beams=3, length_penalty=0.7):
+# The beam search the bench reports and the SavedModel serves (`serving_default`).
+NUM_BEAMS, LENGTH_PENALTY = 3, 0.7
+
+
+def generate(model, images, method="greedy", *, num_beams=NUM_BEAMS,
+             length_penalty=LENGTH_PENALTY):
     """Captions for a batch of images, decoded with a `keras_hub.samplers` sampler.
 
     Beam search keeps `num_beams` captions per image; a caption that has ended stays as it is
@@ -108,15 +113,31 @@ def generate(model, images, method="greedy", *, num_beams=3, length_penalty=0.7)
     mmzoo.models.captioning.generate(model, images, "beam")   # ['there is a blue circle', ...]
     ```
     """
+    parts = contract.captioner(model)
+    features = parts.encoder(ops.convert_to_tensor(np.asarray(images, dtype="float32")),
+                             training=False)
+    ids = caption_ids(parts, features, method, num_beams=num_beams,
+                      length_penalty=length_penalty)
+    return decode(model, ops.convert_to_numpy(ids))
+
+
+def caption_ids(parts, features, method="greedy", *, num_beams=NUM_BEAMS,
+                length_penalty=LENGTH_PENALTY):
+    """Caption token ids `[batch, max_length - 1]` (without `[start]`; `[end]` and padding
+    after the words) of image `features`, in `keras.ops` only, so the same decoding runs eagerly
+    (`generate`) and inside an exported SavedModel's graph (`mmzoo.export`).
+
+    Args:
+        parts: `mmzoo.contract.Captioner`. The captioner's encoder, decoder and ids.
+        features: tensor `[batch, ...]`. `parts.encoder`'s output for the images.
+        method, num_beams, length_penalty: as `generate`.
+    """
     if method == "greedy":
         sampler = keras_hub.samplers.GreedySampler()
     elif method == "beam":
         sampler = keras_hub.samplers.BeamSampler(num_beams=num_beams, return_all_beams=True)
     else:
         raise InvalidValue(f"unknown decoding method {method!r}; use 'greedy' or 'beam'")
-    parts = contract.captioner(model)
-    features = parts.encoder(ops.convert_to_tensor(np.asarray(images, dtype="float32")),
-                             training=False)
     batch = ops.shape(features)[0]
     prompt = ops.pad(ops.full((batch, 1), parts.start_id, dtype="int32"),
                      [[0, 0], [0, parts.max_length - 1]])
@@ -132,13 +153,15 @@ def generate(model, images, method="greedy", *, num_beams=3, length_penalty=0.7)
     out = sampler(next_token, prompt, cache=features, index=1, mask=ops.not_equal(prompt, 0),
                   stop_token_ids=(parts.end_id,))
     if method == "greedy":
-        return decode(model, ops.convert_to_numpy(out)[:, 1:])
-    beams, log_probs = (ops.convert_to_numpy(t) for t in out)
-    ids = beams[:, :, 1:]
-    stop = np.logical_or(ids == parts.end_id, ids == 0)
-    lengths = np.where(stop.any(-1), stop.argmax(-1), ids.shape[-1]) + 1  # words + [end]
-    best = np.argmax(log_probs / ((5.0 + lengths) / 6.0) ** length_penalty, axis=1)
-    return decode(model, ids[np.arange(len(ids)), best])
+        return ops.cast(out, "int32")[:, 1:]
+    beams, log_probs = out
+    ids = ops.cast(beams, "int32")[:, :, 1:]                       # [batch, beams, length]
+    stop = ops.logical_or(ops.equal(ids, parts.end_id), ops.equal(ids, 0))
+    first_stop = ops.argmax(ops.cast(stop, "int32"), axis=-1)
+    lengths = ops.where(ops.any(stop, axis=-1), first_stop, ops.shape(ids)[-1]) + 1  # + [end]
+    penalty = ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, length_penalty)
+    best = ops.argmax(ops.cast(log_probs, "float32") / penalty, axis=1)
+    return ops.take_along_axis(ids, ops.cast(best, "int32")[:, None, None], axis=1)[:, 0]
 
 
 def decode(model, ids):

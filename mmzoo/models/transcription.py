@@ -127,7 +127,11 @@ def resolve_unit(unit, tokens):
 DECODERS = ("greedy", "beam")
 
 
-def decode_ids(log_probs, method="greedy", *, beam_width=16):
+# The beam width the bench reports and the SavedModel serves (`serving_default`).
+BEAM_WIDTH = 16
+
+
+def decode_ids(log_probs, method="greedy", *, beam_width=BEAM_WIDTH):
     """Token ids `[batch, frames]` (-1 past the end) of per-frame log-probabilities, decoded
     with `keras.ops.ctc_decode` (blank is class 0): `greedy` (best class per frame, repeats
     merged, blanks dropped) or `beam` (`beam_search` with `beam_width` beams, the best path)."""
@@ -151,7 +155,7 @@ def pad_waveforms(waveforms):
     return out
 
 
-def transcribe(model, waveforms, method="greedy", *, beam_width=16):
+def transcribe(model, waveforms, method="greedy", *, beam_width=BEAM_WIDTH):
     """Transcripts of waveforms at the model's sample rate, any lengths.
 
     Args:

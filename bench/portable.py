@@ -1,0 +1,270 @@
+"""Portable exports measured: for a trained model, one row per export format and quantization
+with its file size, single-request latency in its runtime and test-split figure, beside the
+Keras model's (`mmzoo evaluate`), all measured in one run.
+
+Run by hand (never a timed test):
+
+    python bench/portable.py --model audio_mfcc_cnn          # FSDD, 30 epochs, every format
+    python bench/portable.py --model caption_lstm_flickr8k   # the SavedModel's beam and greedy
+
+A recipe trains exactly as bench/quality.py's recipe of that name (`mmzoo train` with the
+default config), evaluates with `mmzoo evaluate`, then exports with `mmzoo export` to
+`saved_model`, `onnx`, `litert`, `litert --quantize float16` and `litert --quantize int8`. Each
+export answers every test example one request at a time (batch 1, as a device calls it): the
+SavedModel through `serving_default` on raw inputs, ONNX through onnxruntime and LiteRT through
+ai-edge-litert's interpreter (`mmzoo/runtime.py`), each with 2 threads, on the numbers
+`metadata.json` asks for. Latency is the median of those requests (the first five are warm-up).
+Writes bench/results/portable_<recipe>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import quality  # noqa: E402
+from common import read_result, shown, write_result  # noqa: E402
+
+EXPORTS = [("saved_model", None), ("onnx", None), ("litert", None), ("litert", "float16"),
+           ("litert", "int8")]
+RECIPES = ("audio_mfcc_cnn", "caption_lstm_flickr8k")
+THREADS = 2
+WARM_UP = 5
+
+
+def _cli(*args, capture=False):
+    return subprocess.run([sys.executable, "-m", "mmzoo.cli", *map(str, args)], check=True,
+                          capture_output=capture, text=True)
+
+
+def _size(folder):
+    """Bytes of an export's model files (not its card nor metadata)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name not in ("README.md", "metadata.json", "mmzoo_export.json"):
+                total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+def _train(recipe, out_root):
+    """Train and evaluate as bench/quality.py's recipe: `(run folder, evaluation, train s,
+    evaluated source, split, command)`."""
+    model, source, epochs, batch, split, _target, *rest = quality.RECIPES[recipe]
+    sets = [v.format(data=quality.DATA) for v in (rest[0] if rest else ())]
+    source = quality._formatted(source, out_root)
+    run = os.path.join(out_root, recipe)
+    flags = [x for v in sets for x in ("--set", v)]
+    start = time.perf_counter()
+    _cli("train", model, "--data", source, "--epochs", epochs, "--batch-size", batch, "--out",
+         run, "--overwrite", *flags)
+    seconds = time.perf_counter() - start
+    evaluation = json.loads(_cli("evaluate", run, "--split", split, "--json",
+                                 capture=True).stdout)
+    command = (f"mmzoo train {model} --data {source} --epochs {epochs} --batch-size {batch}"
+               + "".join(f" --set {v}" for v in sets))
+    return run, evaluation, seconds, source, split, command
+
+
+def _timed(call, inputs):
+    """`(outputs, median seconds)` of `call` on each input, one at a time, after warm-up."""
+    for x in inputs[:WARM_UP]:
+        call(x)
+    outputs, seconds = [], []
+    for x in inputs:
+        start = time.perf_counter()
+        outputs.append(call(x))
+        seconds.append(time.perf_counter() - start)
+    return outputs, statistics.median(seconds)
+
+
+def classification(recipe, out_root):
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo import runtime
+    from mmzoo.data import Preprocessor
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    run, evaluation, seconds, source, split, command = _train(recipe, out_root)
+    import keras
+
+    model = keras.saving.load_model(os.path.join(run, "model.keras"))
+    pre = Preprocessor(model)
+    examples = list(mmzoo.data.load(source, split=split).as_numpy_iterator())
+    truth = [Preprocessor.label_string(e["label"]).numpy().decode() for e in examples]
+    rows = []
+    for fmt, quantize in EXPORTS:
+        folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
+        _cli("export", run, "--format", fmt, *(["--quantize", quantize] if quantize else []),
+             "--out", folder)
+        meta = json.load(open(os.path.join(folder, "metadata.json")))
+        if fmt == "saved_model":
+            served = tf.saved_model.load(folder)
+            serve = served.signatures["serving_default"]
+            inputs = [_raw(e, pre) for e in examples]
+            outputs, latency = _timed(lambda x: serve(**x)["label"].numpy()[0].decode(), inputs)
+        else:
+            runner = runtime.Runner(folder, threads=THREADS)
+            labels = meta["labels"]
+            inputs = [_numeric(e, pre, meta) for e in examples]
+            outputs, latency = _timed(
+                lambda x: labels[int(np.argmax(runner(**x)["scores"][0]))], inputs)
+        accuracy = float(np.mean([o == t for o, t in zip(outputs, truth)]))
+        rows.append({"format": fmt, "quantize": quantize, "bytes": _size(folder),
+                     "latency_ms": round(1000 * latency, 3), "accuracy": accuracy,
+                     "examples": len(truth)})
+        print(f"{recipe} {fmt} {quantize or ''}: {accuracy:.4f}, {rows[-1]['bytes']:,} bytes, "
+              f"{rows[-1]['latency_ms']} ms", flush=True)
+    return {"recipe": recipe, "model": model.name, "data": source, "split": split,
+            "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
+            "keras": {"accuracy": evaluation["accuracy"], "examples": evaluation["examples"]},
+            "rows": rows}
+
+
+def _raw(example, pre):
+    """A SavedModel request for one example: raw bytes, strings, waveforms."""
+    import tensorflow as tf
+
+    out = {}
+    for name in pre.spec.inputs:
+        value = example[name]
+        if name == "image":
+            out[name] = tf.io.encode_png(value)[None]
+        elif name == "audio":
+            out[name] = tf.constant(_at_rate(example, pre.sample_rate)[None])
+        else:
+            out[name] = tf.constant([value])
+    return out
+
+
+def _at_rate(example, rate):
+    """An example's waveform at `rate` Hz (librosa's resampler, as `librosa.load`)."""
+    import numpy as np
+
+    wave, own = np.asarray(example["audio"], "float32"), example.get("sample_rate")
+    if own and int(own) != rate:
+        import librosa
+
+        wave = librosa.resample(wave, orig_sr=int(own), target_sr=rate)
+    return wave
+
+
+def _numeric(example, pre, meta):
+    """A portable request for one example: the numbers metadata.json asks for."""
+    import numpy as np
+
+    from mmzoo import runtime
+
+    out = {}
+    for name in pre.spec.inputs:
+        value = example[name]
+        if name == "image":
+            out[name] = np.asarray(pre.image(value))[None]
+        elif name == "audio":
+            out[name] = _at_rate(example, meta["sample_rate"])[None]
+        else:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            out[name] = runtime.tokenize([text], meta["inputs"][name]["preprocessing"])
+    return out
+
+
+def captioning(recipe, out_root):
+    """The Flickr8k captioner through its SavedModel: `serving_default` (beam search) and the
+    `greedy` signature on the test photos, BLEU-4 and CIDEr-D beside `mmzoo evaluate`'s."""
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo.evaluate import caption_scores, unique_share
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    run, evaluation, seconds, source, split, command = _train(recipe, out_root)
+    folder = os.path.join(out_root, f"{recipe}.saved_model")
+    _cli("export", run, "--out", folder)
+    served = tf.saved_model.load(folder)
+    examples = list(mmzoo.data.load(source, split=split, task="captioning").as_numpy_iterator())
+    references = [[c.decode() for c in e["captions"]] for e in examples]
+    requests = [tf.io.encode_png(e["image"])[None] for e in examples]
+    rows = []
+    for signature, method in (("serving_default", "beam"), ("greedy", "greedy")):
+        serve = served.signatures[signature]
+        captions, latency = _timed(lambda x: serve(image=x)["caption"].numpy()[0].decode(),
+                                   requests)
+        scores = caption_scores(references, captions)
+        rows.append({"format": "saved_model", "signature": signature, "decoder": method,
+                     "bytes": _size(folder), "latency_ms": round(1000 * latency, 3),
+                     "bleu_4": scores["bleu_4"], "cider_d": scores["cider_d"],
+                     "unique_captions": unique_share(captions), "images": len(captions),
+                     "keras": {"bleu_4": evaluation[method]["bleu_4"],
+                               "cider_d": evaluation[method]["cider_d"]}})
+        print(f"{recipe} {signature}: BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
+              f"{scores['cider_d']:.3f} (Keras {evaluation[method]['bleu_4']:.4f}, "
+              f"{evaluation[method]['cider_d']:.3f}), {rows[-1]['latency_ms']} ms", flush=True)
+    return {"recipe": recipe, "model": "caption_lstm", "data": source, "split": split,
+            "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
+            "rows": rows}
+
+
+def run(recipe, out_root):
+    if recipe not in RECIPES:
+        raise SystemExit(f"unknown recipe {recipe!r}; choose from {list(RECIPES)}")
+    task = "captioning" if recipe.startswith("caption") else "classification"
+    result = (captioning if task == "captioning" else classification)(recipe, out_root)
+    write_result(f"portable_{recipe}", result)
+    return result
+
+
+def _mb(n):
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def table():
+    """The README's portable table: one row per export, from bench/results/portable_*.json."""
+    lines = ["| model | export | runtime | file | single request | test figure (Keras model) "
+             "| measured at |", "|---|---|---|---|---|---|---|"]
+    runtimes = {"saved_model": "TensorFlow", "onnx": "onnxruntime", "litert": "ai-edge-litert"}
+    for recipe in RECIPES:
+        result = read_result(f"portable_{recipe}")
+        if result is None:
+            continue
+        at = shown(result["measured"])
+        float_size = next((r["bytes"] for r in result["rows"]
+                           if r["format"] == "litert" and not r.get("quantize")), None)
+        for r in result["rows"]:
+            export = r["format"] + (f" {r['quantize']}" if r.get("quantize") else "")
+            size = _mb(r["bytes"])
+            if r.get("quantize") and float_size:
+                size += f" ({r['bytes'] / float_size:.2f} of float)"
+            if "accuracy" in r:
+                figure = (f"accuracy {100 * r['accuracy']:.2f}% "
+                          f"({100 * result['keras']['accuracy']:.2f}%; {r['examples']} clips)")
+            else:
+                export += f" `{r['signature']}` ({r['decoder']})"
+                figure = (f"BLEU-4 {r['bleu_4']:.4f}, CIDEr-D {r['cider_d']:.3f} "
+                          f"({r['keras']['bleu_4']:.4f}, {r['keras']['cider_d']:.3f}; "
+                          f"{r['images']} photos)")
+            lines.append(f"| `{result['recipe']}` | {export} | {runtimes[r['format']]} | {size} "
+                         f"| {r['latency_ms']:.2f} ms | {figure} | {at} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", choices=RECIPES)
+    parser.add_argument("--all", action="store_true")
+    parser.add_argument("--out", default=os.path.join(HERE, "runs"))
+    args = parser.parse_args()
+    for recipe in (RECIPES if args.all else args.model or []):
+        run(recipe, os.path.abspath(args.out))
+
+
+if __name__ == "__main__":
+    main()

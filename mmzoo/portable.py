@@ -1,0 +1,459 @@
+"""Portable exports: ONNX and LiteRT files that take numbers and run on their runtimes alone.
+
+A SavedModel (`mmzoo.export.export`) takes raw bytes and strings. ONNX Runtime and the LiteRT
+interpreter have no string ops and no image decoders, so a portable export takes what a runtime
+can make itself, and `metadata.json` says how to make it:
+
+- `image`: decoded RGB pixels, uint8 `[batch, height, width, 3]` at the model's size (decoding
+  and resizing are the caller's; the graph scales them as the model does);
+- `audio`: a float32 waveform `[batch, samples]` at the model's sample rate, of any length: the
+  graph centres each row on its samples and zero-pads or crops it to the model's length, as the
+  SavedModel does (a speech recogniser takes any length as it is);
+- `text` / `question`: int32 token ids `[batch, length]`, made by the standardisation, split and
+  vocabulary that `metadata.json` spells out (`mmzoo.portable.text_preprocessing`).
+
+The graphs use only ops both runtimes have without TensorFlow's Flex delegate: the audio front
+end's STFT is a strided convolution with the DFT basis as constants (`mmzoo.layers.LogMel`),
+and LiteRT files take one example per call (`batch` 1), so that recurrent layers become LiteRT's
+builtin `WHILE` loop. Keras' own `model.export(format="onnx" | "litert")` writes the files
+(tf2onnx; the TFLite converter restricted to builtin ops); a layer that cannot be converted
+fails naming the layer and the op, never with a converter's stack.
+
+What each task exports (`graphs`):
+
+- classification, VQA: `model` -> `scores` `[batch, classes]`, in the order of `labels`;
+- retrieval: `text_encoder` -> `embedding` and `image_encoder` -> `embedding`, L2-normalised
+  (a text-image match is their dot product; metadata gives the learned `scale` of the logits);
+- transcription: `model` -> per-frame CTC log-probabilities `[batch, frames, classes]` (class 0
+  the blank, 1 out of vocabulary, token `i` class `i + 2`; decoding in metadata's `ctc`);
+- captioning: `image_encoder` -> `features`, and `caption_decoder` taking `features` and the
+  caption so far as `ids` `[batch, max_length]` (`[start]` first, 0 after) -> next-word
+  probabilities `probs` `[batch, max_length, ids]`: a runtime calls the decoder once per word
+  (the word after position `t` is read at `probs[:, t]`), greedily or with beam search, as
+  metadata's `captioning` says and `mmzoo.runtime.Runner.caption` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo import contract
+from mmzoo.data import waveform
+from mmzoo.errors import InvalidValue, MmzooError
+
+FORMATS = ("saved_model", "onnx", "litert")
+QUANTIZATIONS = ("float16", "int8")
+FILE_SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
+REPRESENTATIVE_EXAMPLES = 200   # training examples int8 calibration reads
+
+
+class NotExportable(MmzooError, ValueError):
+    """A model (or one of its layers) that a format cannot hold."""
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class FitLength(keras.layers.Layer):
+    """Centre each waveform of a batch on its own samples and zero-pad or crop it to `length`
+    (`mmzoo.data.waveform.fit_length`, the SavedModel's and the pipeline's rule)."""
+
+    def __init__(self, length, **kwargs):
+        super().__init__(**kwargs)
+        self.length = int(length)
+
+    def call(self, wave):
+        return waveform.fit_length(wave, self.length)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}
+
+
+def _numeric_inputs(model, batch):
+    """`(inputs, feeds)`: Keras inputs of numbers for `model`'s inputs, and what the model
+    takes from them."""
+    inputs, feeds = {}, {}
+    for name, shape in contract.input_shapes(model).items():
+        if name == "image":
+            inputs[name] = keras.Input(shape, batch_size=batch, dtype="uint8", name=name)
+            feeds[name] = keras.ops.cast(inputs[name], "float32")
+        elif name == "audio":
+            inputs[name] = keras.Input((None,), batch_size=batch, dtype="float32", name=name)
+            feeds[name] = (inputs[name] if shape[0] is None
+                           else FitLength(shape[0], name="fit_length")(inputs[name]))
+        else:
+            inputs[name] = keras.Input(shape, batch_size=batch, dtype="int32", name=name)
+            feeds[name] = inputs[name]
+    return inputs, feeds
+
+
+def graphs(model, *, batch=None):
+    """The numbers-in Keras models a portable export holds, by file stem: `{"model": ...}`, or
+    for a dual encoder `{"text_encoder": ..., "image_encoder": ...}`. Each takes a dict of
+    numeric inputs (see the module) and returns a dict of named outputs.
+
+    Args:
+        model: keras.Model. A model from `mmzoo.build` (or loaded from its `.keras` file).
+        batch: int or None. A fixed batch size (LiteRT: 1), or None for any.
+    """
+    from mmzoo.registry import get_spec
+
+    task = get_spec(model.name).task
+    if task == "captioning":  # the runtime loops over words: `mmzoo.runtime.Runner.caption`
+        parts = contract.captioner(model)
+        inputs, feeds = _numeric_inputs(parts.encoder, batch)
+        encoder = keras.Model(inputs, {"features": parts.encoder(feeds["image"])},
+                              name="image_encoder")
+        features = keras.Input(parts.decoder.input["features"].shape[1:], batch_size=batch,
+                               name="features")
+        ids = keras.Input((parts.max_length,), batch_size=batch, dtype="int32", name="ids")
+        decoder = keras.Model({"features": features, "ids": ids},
+                              {"probs": parts.decoder({"features": features, "ids": ids})},
+                              name="caption_decoder")
+        return {"image_encoder": encoder, "caption_decoder": decoder}
+    if task == "retrieval":
+        parts = contract.retriever(model)
+        out = {}
+        for stem, encoder in (("text_encoder", parts.text_encoder),
+                              ("image_encoder", parts.image_encoder)):
+            inputs, feeds = _numeric_inputs(encoder, batch)
+            name = next(iter(inputs))
+            out[stem] = keras.Model(inputs, {"embedding": encoder(feeds[name])}, name=stem)
+        return out
+    inputs, feeds = _numeric_inputs(model, batch)
+    output = "frames" if task == "transcription" else "scores"
+    return {"model": keras.Model(inputs, {output: model(feeds)}, name=f"{model.name}_portable")}
+
+
+# --- the conversions ------------------------------------------------------------------------
+
+def _layers_named(model):
+    return {layer.name: layer for layer in contract.walk(model)}
+
+
+def _explain(error, model, fmt):
+    """A converter's failure as one line naming the layer (from the op's location in the
+    graph, `model/.../layer/op`) and the op, or None when it names neither."""
+    text = str(error)
+    names = _layers_named(model)
+    ops = re.findall(r"'tf\.(\w+)' op", text) or re.findall(r"fused\[\"(\w+):", text)
+    layer = None
+    for where in re.findall(r"fused\[\"\w+:\", \"([^\"]+)\"", text):
+        hits = [part for part in where.split("/") if re.sub(r"_\d+$", "", part) in names]
+        if hits:
+            layer = names[re.sub(r"_\d+$", "", hits[-1])]
+            break
+    if not ops and layer is None:
+        return None
+    what = f"layer {layer.name!r} ({type(layer).__name__})" if layer is not None else "a layer"
+    op = f" uses TensorFlow op {ops[0]}" if ops else ""
+    return (f"model {model.name!r} cannot be exported to {fmt}: {what}{op}, which {fmt} has no "
+            "builtin op for; export it with --format saved_model, or build the model without "
+            "that layer")
+
+
+@contextlib.contextmanager
+def _quiet_converters():
+    """tf2onnx and the TFLite converter log at INFO/WARNING through absl and Python logging."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("tf2onnx", "absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation, np.object's future
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _signature(graph):
+    return [{t.name: tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in graph.inputs}]
+
+
+def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None):
+    """Write one numbers-in `graph` (from `graphs`) to `path` as `fmt` (`onnx`, `litert`).
+
+    Args:
+        graph: keras.Model. One of `graphs(model, batch=1 for litert)`.
+        path: str. The file to write.
+        fmt: str. `onnx` or `litert`.
+        quantize: str or None. `float16` (weights in half precision) or `int8` (post-training
+            quantization: int8 weights and activations where the runtime has int8 kernels,
+            calibrated on `representative`); LiteRT only.
+        representative: callable or None. For `int8`: yields input dicts (one example each).
+        owner: keras.Model or None. The model `graph` wraps, whose layers an error names.
+    """
+    owner = owner or graph
+    if quantize is not None and fmt != "litert":
+        raise InvalidValue(f"--quantize {quantize} is for --format litert (LiteRT's converter "
+                           f"quantizes); {fmt} files are written in float32")
+    try:
+        with _quiet_converters():
+            if fmt == "onnx":
+                graph.export(path, format="onnx", verbose=False, input_signature=_signature(graph))
+            elif fmt == "litert":
+                kwargs = {}
+                if quantize == "float16":
+                    kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT],
+                              "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS],
+                                              "supported_types": [tf.float16]}}
+                elif quantize == "int8":
+                    kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT],
+                              "representative_dataset": representative}
+                kwargs.setdefault("target_spec",
+                                  {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
+                graph.export(path, format="litert", verbose=False,
+                             input_signature=_signature(graph), **kwargs)
+            else:
+                raise InvalidValue(f"unknown portable format {fmt!r}; use onnx or litert")
+    except MmzooError:
+        raise
+    except Exception as e:  # a converter's failure: name the layer and the op
+        explained = _explain(e, owner, fmt)
+        if explained is None:
+            raise
+        raise NotExportable(explained) from None
+    return path
+
+
+def _probe(graph):
+    """A numeric input for `graph`: noise images, token ids 2, a second of low noise (its
+    audio of any length: the sample rate's worth of samples, or the model's length plus a
+    quarter, so that the graph's padding or cropping runs), features of standard noise."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for t in graph.inputs:
+        shape = [1 if d is None else d for d in t.shape]
+        if t.name == "features":
+            out[t.name] = rng.standard_normal(shape).astype("float32")
+        elif t.dtype == "uint8":
+            out[t.name] = rng.integers(0, 256, shape).astype("uint8")
+        elif "int" in str(t.dtype):
+            out[t.name] = np.full(shape, 2, "int32")
+        else:
+            samples = next((layer.length for layer in graph.layers
+                            if isinstance(layer, FitLength)), 4000)
+            shape[-1] = samples + samples // 4
+            out[t.name] = (0.1 * rng.standard_normal(shape)).astype("float32")
+    return out
+
+
+def _interpreter(path):
+    """A LiteRT interpreter for `path`: ai-edge-litert's, else TensorFlow's own."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    import warnings
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation
+        warnings.simplefilter("ignore")
+        return Interpreter(model_path=path)
+
+
+def verify(graph, path, fmt, *, exact=True, owner=None):
+    """Run the written file on a probe input in its runtime (onnxruntime when installed; the
+    LiteRT interpreter) and compare with the Keras graph (within 1e-3 when `exact`): a file that
+    fails to run, or computes something else, fails the export naming what went wrong."""
+    owner = owner or graph
+    probe = _probe(graph)
+    want = {k: np.asarray(v) for k, v in graph(probe, training=False).items()}
+    try:
+        if fmt == "onnx":
+            try:
+                import onnxruntime
+            except ImportError:
+                return
+            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            names = [o.name for o in session.get_outputs()]
+            got = dict(zip(names, session.run(None, probe)))
+        else:
+            got = _interpreter(path).get_signature_runner()(**probe)
+    except Exception as e:  # the runtime's refusal, in one line
+        reason = " ".join(str(e).split())[:300]
+        raise NotExportable(
+            f"model {owner.name!r} cannot be exported to {fmt}: the converted file does not run "
+            f"in its runtime on a {_described(probe)} ({reason}); export it with --format "
+            "saved_model" + (" or onnx" if fmt == "litert" else "")) from None
+    for name, value in want.items():
+        if exact and (got[name].shape != value.shape
+                      or not np.allclose(got[name], value, atol=1e-3, rtol=1e-3)):
+            raise NotExportable(
+                f"model {owner.name!r} cannot be exported to {fmt}: the converted file's "
+                f"{name!r} differs from the Keras model's on a {_described(probe)}; export it "
+                "with --format saved_model")
+
+
+def _described(probe):
+    return "probe input: " + ", ".join(f"{k} of shape {list(v.shape)}" for k, v in probe.items())
+
+
+# --- what a runtime must know ----------------------------------------------------------------
+
+def text_preprocessing(model, name):
+    """How strings become the `name` input's token ids, for a runtime without mmzoo: a dict
+    with the standardisation, split, n-grams, vocabulary, reserved ids and length."""
+    from mmzoo.data.text import NON_WORD
+    from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer, model_ngrams
+
+    length = contract.input_shapes(model)[name][0]
+    hub = hub_tokenizer(model, name)
+    if hub is not None:
+        tokenizer = hub.tokenizer
+        return {"tokenizer": f"keras_hub.tokenizers.{type(tokenizer).__name__}",
+                "config": _jsonable(tokenizer.get_config()),
+                "vocabulary": list(tokenizer.get_vocabulary()), "length": length,
+                "how": "the KerasHub tokenizer's ids, packed with its start and end tokens and "
+                       "padded with its pad id to length"}
+    return {
+        "standardize": {"lowercase": "Unicode lower case (every script)",
+                        "replace": NON_WORD, "with": " ", "strip": True,
+                        "how": "lower-case the text, replace every run of characters other than "
+                               "letters and digits (the regular expression, Unicode classes) "
+                               "by one space, strip the ends"},
+        "split": "whitespace",
+        "ngrams": model_ngrams(model, name),
+        "vocabulary": list(contract.vocabulary(model, name)),
+        "ids": {PAD: 0, OOV: 1, "vocabulary[i]": "i + 2"},
+        "length": length,
+        "how": "split the standardised text on spaces"
+               + (" and add each pair of neighbouring words joined by one space after the "
+                  "words" if model_ngrams(model, name) > 1 else "")
+               + "; look each token up in vocabulary (token i has id i + 2, any other 1); "
+                 "keep the first `length` ids and pad with 0 at the end",
+    }
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def input_metadata(model, fmt):
+    """What each input of `model`'s export takes, by name, for `metadata.json`."""
+    from mmzoo.data.preprocessor import Preprocessor
+
+    pre = Preprocessor(model)
+    batch = 1 if fmt == "litert" else None
+    out = {}
+    for name, shape in contract.input_shapes(model).items():
+        if name == "image":
+            h, w = shape[:2]
+            out[name] = ({"dtype": "string", "shape": [None],
+                          "how": "encoded image files (JPEG, PNG, GIF, BMP); the graph decodes "
+                                 f"them (grey and palette become RGB) and resizes to {h}x{w}"}
+                         if fmt == "saved_model" else
+                         {"dtype": "uint8", "shape": [batch, h, w, 3], "image_size": [h, w],
+                          "how": "decode to RGB (grey and palette images become RGB, an "
+                                 f"animation's first frame), resize to {h}x{w} with antialiased "
+                                 "bilinear interpolation (tf.image.resize(antialias=True), "
+                                 "PIL's Image.resize(BILINEAR) on a downscale), round to "
+                                 "uint8; the graph scales the values"})
+        elif name == "audio":
+            samples = shape[0]
+            rule = ("any length, as it is" if samples is None else
+                    f"any length: the graph centres each row on its samples up to its last "
+                    f"non-zero one and zero-pads or crops it to {samples} samples")
+            out[name] = {"dtype": "float32",
+                         "shape": [batch, None], "sample_rate": pre.sample_rate,
+                         "samples": samples,
+                         "how": f"a mono waveform in [-1, 1] at {pre.sample_rate} Hz (resample "
+                                f"first), {rule}; rows of a batch zero-padded at the end"}
+        else:
+            if fmt == "saved_model":
+                out[name] = {"dtype": "string", "shape": [None],
+                             "how": "text; the graph standardises and tokenises it as "
+                                    "`preprocessing` says"}
+            else:
+                out[name] = {"dtype": "int32", "shape": [batch, shape[0]],
+                             "how": "token ids, made from text as `preprocessing` says"}
+            out[name]["preprocessing"] = text_preprocessing(model, name)
+    return out
+
+
+def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
+    """A callable yielding `count` training examples of `data` as numeric input dicts (batch 1),
+    for int8 calibration: what the model's `Preprocessor` makes of them (images uint8, text
+    ids, waveforms at the model's rate and length)."""
+    from mmzoo.data import load, pipeline
+    from mmzoo.registry import get_spec
+
+    spec = get_spec(model.name)
+    raw = load(data, split="train", on_error=on_error)
+    ds = pipeline(model, raw.take(count), batch_size=1, cache="none")
+    examples = []
+    for inputs, _ in ds.as_numpy_iterator():
+        example = {}
+        for name in spec.inputs:
+            value = inputs[name]
+            if name == "image":
+                value = np.clip(np.round(value), 0, 255).astype("uint8")
+            elif name == "audio":
+                value = value.astype("float32")
+            else:
+                value = value.astype("int32")
+            example[name] = value
+        examples.append(example)
+    if not examples:
+        raise InvalidValue(f"int8 quantization needs training examples to calibrate on; {data} "
+                           "has none in its train split")
+
+    def generate():
+        yield from examples
+
+    return generate
+
+
+def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="raise"):
+    """Write the portable graphs of `model` into `folder` (`model.onnx`, `text_encoder.tflite`
+    ...); returns `{stem: {"file", "inputs", "outputs"}}` for `metadata.json`."""
+    if fmt not in FILE_SUFFIX:
+        raise InvalidValue(f"unknown portable format {fmt!r}; use one of {list(FILE_SUFFIX)}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise InvalidValue(f"unknown quantization {quantize!r}; use one of {list(QUANTIZATIONS)}")
+    if quantize == "int8" and data is None:
+        raise InvalidValue("--quantize int8 calibrates on training data: export a run (its "
+                           "config.json names the data), or pass data=")
+    batch = 1 if fmt == "litert" else None
+    described = {}
+    if True:
+        for stem, graph in graphs(model, batch=batch).items():
+            representative = None
+            if quantize == "int8":
+                names = [t.name for t in graph.inputs]
+                examples = representative_examples(model, data, on_error=on_error)
+
+                def representative(examples=examples, names=names):
+                    for example in examples():
+                        yield {n: example[n] for n in names}
+            file = stem + FILE_SUFFIX[fmt]
+            convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
+                    representative=representative, owner=model)
+            verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
+            described[stem] = {
+                "file": file,
+                "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
+                           for t in graph.inputs},
+                "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
+                            for k, t in graph.output.items()}}
+    return described
+
+
+__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "convert", "graphs",
+           "input_metadata", "portable_files", "representative_examples",
+           "text_preprocessing"]
