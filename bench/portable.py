@@ -178,11 +178,16 @@ def _numeric(example, pre, meta):
 
 
 def captioning(recipe, out_root):
-    """The Flickr8k captioner through its SavedModel: `serving_default` (beam search) and the
-    `greedy` signature on the test photos, BLEU-4 and CIDEr-D beside `mmzoo evaluate`'s."""
+    """The Flickr8k captioner through its SavedModel (`serving_default`: beam search; the
+    `greedy` signature) and its ONNX and LiteRT exports (decoded by `mmzoo/runtime.py`, beam
+    and greedy) on the test photos: BLEU-4 and CIDEr-D beside `mmzoo evaluate`'s."""
+    import keras
+    import numpy as np
     import tensorflow as tf
 
     import mmzoo
+    from mmzoo import runtime
+    from mmzoo.data import Preprocessor
     from mmzoo.evaluate import caption_scores, unique_share
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
@@ -208,6 +213,23 @@ def captioning(recipe, out_root):
         print(f"{recipe} {signature}: BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
               f"{scores['cider_d']:.3f} (Keras {evaluation[method]['bleu_4']:.4f}, "
               f"{evaluation[method]['cider_d']:.3f}), {rows[-1]['latency_ms']} ms", flush=True)
+    pre = Preprocessor(keras.saving.load_model(os.path.join(run, "model.keras")))
+    pixels = [np.asarray(pre.image(e["image"]))[None] for e in examples]
+    for fmt in ("onnx", "litert"):
+        folder = os.path.join(out_root, f"{recipe}.{fmt}")
+        _cli("export", run, "--format", fmt, "--out", folder)
+        runner = runtime.Runner(folder, threads=THREADS)
+        for method in ("beam", "greedy"):
+            captions, latency = _timed(lambda x: runner.caption(x, method)[0], pixels)
+            scores = caption_scores(references, captions)
+            rows.append({"format": fmt, "signature": "runtime.py", "decoder": method,
+                         "bytes": _size(folder), "latency_ms": round(1000 * latency, 3),
+                         "bleu_4": scores["bleu_4"], "cider_d": scores["cider_d"],
+                         "unique_captions": unique_share(captions), "images": len(captions),
+                         "keras": {"bleu_4": evaluation[method]["bleu_4"],
+                                   "cider_d": evaluation[method]["cider_d"]}})
+            print(f"{recipe} {fmt} {method}: BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
+                  f"{scores['cider_d']:.3f}, {rows[-1]['latency_ms']} ms", flush=True)
     return {"recipe": recipe, "model": "caption_lstm", "data": source, "split": split,
             "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
             "rows": rows}
