@@ -212,8 +212,9 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
                               "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS],
                                               "supported_types": [tf.float16]}}
                 elif quantize == "int8":
-                    kwargs = {"optimizations": [tf.lite.Optimize.DEFAULT],
-                              "representative_dataset": representative}
+                    with open(path, "wb") as f:
+                        f.write(_int8(graph, representative, owner))
+                    return path
                 kwargs.setdefault("target_spec",
                                   {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
                 graph.export(path, format="litert", verbose=False,
@@ -300,6 +301,71 @@ def verify(graph, path, fmt, *, exact=True, owner=None):
 
 def _described(probe):
     return "probe input: " + ", ".join(f"{k} of shape {list(v.shape)}" for k, v in probe.items())
+
+
+def _front_ends(model):
+    """The layers that turn waveforms into features (`LogMel`, `MFCC`, `FitLength`): int8
+    quantization keeps them in float, where a log-power spectrum's 80 dB range lives."""
+    from mmzoo.layers.mfcc import LogMel
+
+    return [layer for layer in contract.walk(model) if isinstance(layer, (LogMel, FitLength))]
+
+
+@contextlib.contextmanager
+def _factored(layers):
+    """The `LogMel` layers compute with the factored DFT (few constants) while converting."""
+    from mmzoo.layers.mfcc import LogMel
+
+    spectral = [layer for layer in layers if isinstance(layer, LogMel)]
+    for layer in spectral:
+        layer.dft = "factored"
+    try:
+        yield
+    finally:
+        for layer in spectral:
+            layer.dft = "conv"
+
+
+def _int8(graph, representative, owner):
+    """LiteRT int8 bytes of `graph`: post-training quantization of weights and activations
+    calibrated on `representative` (TFLite's converter, builtin ops only), with the audio front
+    end kept in float (`tf.lite.experimental.QuantizationDebugger`'s denylisted nodes, found by
+    the front-end layers' names in the float file's tensors) and computing with the factored
+    DFT, so the file keeps few float constants."""
+    import functools
+    import tempfile
+
+    front = _front_ends(graph)    # the graph's own layers and its model's
+    names = sorted({layer.name for layer in front})
+    with _factored(front), tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(graph)
+        archive.add_endpoint("serve", functools.partial(graph.__call__, training=False),
+                             input_signature=_signature(graph))
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if not names:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            return converter.convert()
+        plain = _interpreter_from(converter.convert())
+        scope = re.compile(r"(^|/)(" + "|".join(map(re.escape, names)) + r")(_\d+)?/")
+        keep = [t["name"] for t in plain.get_tensor_details() if scope.search(t["name"])]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep))
+        return debugger.get_nondebug_quantized_model()
+
+
+def _interpreter_from(content):
+    import warnings
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_content=content)
 
 
 # --- what a runtime must know ----------------------------------------------------------------
@@ -389,15 +455,19 @@ def input_metadata(model, fmt):
 def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
     """A callable yielding `count` training examples of `data` as numeric input dicts (batch 1),
     for int8 calibration: what the model's `Preprocessor` makes of them (images uint8, text
-    ids, waveforms at the model's rate and length)."""
+    ids, waveforms at the model's rate and length; for a captioner also the image `features`
+    and the caption so far as `ids`, what its decoder takes). Labels are not read."""
     from mmzoo.data import load, pipeline
     from mmzoo.registry import get_spec
 
     spec = get_spec(model.name)
-    raw = load(data, split="train", on_error=on_error)
-    ds = pipeline(model, raw.take(count), batch_size=1, cache="none")
+    raw = load(data, split="train", task=spec.task, on_error=on_error).take(count)
+    if spec.task in contract.LABELLED_TASKS:  # calibration reads inputs only
+        first = contract.labels(model)[0]
+        raw = raw.map(lambda e: {**e, "label": tf.constant(first)})
+    encoder = contract.captioner(model).encoder if spec.task == "captioning" else None
     examples = []
-    for inputs, _ in ds.as_numpy_iterator():
+    for inputs, *_ in pipeline(model, raw, batch_size=1, cache="none").as_numpy_iterator():
         example = {}
         for name in spec.inputs:
             value = inputs[name]
@@ -408,7 +478,12 @@ def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_er
             else:
                 value = value.astype("int32")
             example[name] = value
+        if encoder is not None:
+            example["features"] = np.asarray(encoder(inputs["image"], training=False))
+            example["ids"] = example["text"]
         examples.append(example)
+        if len(examples) == count:
+            break
     if not examples:
         raise InvalidValue(f"int8 quantization needs training examples to calibrate on; {data} "
                            "has none in its train split")

@@ -123,3 +123,32 @@ def test_a_served_audio_classifier_centres_each_clip_of_a_padded_batch(data_dir,
     together = serve(audio=tf.constant(batch))["scores"].numpy()
     alone = np.concatenate([serve(audio=tf.constant(c[None]))["scores"].numpy() for c in clips])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_a_portable_export_replaces_only_itself_and_says_what_it_holds(model, tmp_path):
+    """An ONNX export folder holds model.onnx, metadata.json (its files, labels, how to make
+    the token ids) and the card; it is replaced by the next export (of any format), never when
+    it also holds a file of someone else's."""
+    import json
+
+    onnx = tmp_path / "onnx"
+    mmzoo.export(model, onnx, format="onnx")
+    assert sorted(os.listdir(onnx)) == ["README.md", "metadata.json", "model.onnx"]
+    meta = json.loads((onnx / "metadata.json").read_text())
+    assert meta["files"] == ["README.md", "model.onnx", "metadata.json"] and is_export(onnx)
+    text = meta["inputs"]["text"]
+    assert text["dtype"] == "int32" and text["shape"] == [None, 6]
+    assert text["preprocessing"]["standardize"]["replace"] == r"[^\p{L}\p{N}]+"
+    assert meta["graphs"]["model"]["outputs"]["scores"]["shape"] == [None, 3]
+    mmzoo.export(model, onnx, format="litert")        # a previous export: replaced whole
+    assert sorted(os.listdir(onnx)) == ["README.md", "metadata.json", "model.tflite"]
+    (onnx / "notes.txt").write_text("mine")
+    before = tree(onnx)
+    with pytest.raises(ValueError, match=r"previous mmzoo export but also holds \['notes.txt'\]"):
+        mmzoo.export(model, onnx, format="onnx")
+    assert tree(onnx) == before
+    with pytest.raises(ValueError, match="quantize=int8 is for format litert"):
+        mmzoo.export(model, tmp_path / "q", format="onnx", quantize="int8")
+    with pytest.raises(ValueError, match="calibrates on training data"):
+        mmzoo.export(model, tmp_path / "q", format="litert", quantize="int8")
+    assert not (tmp_path / "q").exists()

@@ -100,7 +100,7 @@ def test_every_model_runs_on_onnxruntime_and_litert_as_in_keras(tmp_path):
 def test_the_portable_front_end_equals_the_stft_and_librosa(data_dir):
     """LogMel's STFT is a strided convolution with the DFT basis as constants: within 1e-4
     of `keras.ops.stft` relative to each clip's dynamic range, and as close to librosa's
-    float64 log-mel as the FFT is."""
+    float64 log-mel as the FFT is; its factored form (int8 files) within 2e-3 dB of it."""
     import librosa
     from keras import ops
 
@@ -123,6 +123,10 @@ def test_the_portable_front_end_equals_the_stft_and_librosa(data_dir):
         stft = np.maximum(stft, stft.max() - 80.0)
         span = ref.max() - ref.min()
         assert np.abs(ours - stft).max() / span < 1e-4
+        layer.dft = "factored"                         # what an int8 LiteRT file computes
+        factored = np.asarray(layer(y[None]))[0]
+        layer.dft = "conv"
+        assert np.abs(factored - ours).max() < 2e-3
         worst_conv = max(worst_conv, np.abs(ours - ref).max())
         worst_stft = max(worst_stft, np.abs(stft - ref).max())
     assert worst_conv < 1e-3 and worst_conv <= 2 * worst_stft, (worst_conv, worst_stft)
@@ -148,3 +152,42 @@ def _ops(path):
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     return {names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "CUSTOM")
             if c.customCode is None else c.customCode.decode() for c in model.operatorCodes}
+
+
+def test_int8_keeps_the_audio_front_end_in_float_and_its_weights_small(data_dir, tmp_path):
+    """An int8 LiteRT audio classifier: convolution and dense weights int8, the front end
+    (framing, DFT, mel, log) float, so its scores on real clips stay near the float file's;
+    and the file is under half the float one (bench/portable.py measures a full-size model's
+    ratio: tiny ones are mostly the float front end's mel matrix)."""
+    from mmzoo.runtime import Runner
+
+    config = {**get_spec("audio_mfcc_cnn").test_config, "audio_filters": (32, 32),
+              "hidden_units": (64,)}
+    model = mmzoo.build("audio_mfcc_cnn", **config)
+    source = f"fsdd:{data_dir}/fsdd"
+    int8 = mmzoo.export(model, tmp_path / "int8", format="litert", quantize="int8", data=source)
+    plain = mmzoo.export(model, tmp_path / "float", format="litert")
+    kinds = _tensor_kinds(os.path.join(int8, "model.tflite"))
+    assert "int8" in kinds["conv"] and "float32" in kinds["log"], kinds
+    size = os.path.getsize(os.path.join(int8, "model.tflite"))
+    assert size < 0.5 * os.path.getsize(os.path.join(plain, "model.tflite"))
+    clips = [e["audio"] for e in mmzoo.data.load(f"{source}?sample_rate=4000", split="test")
+             .take(8).as_numpy_iterator()]
+    quantized, exact = Runner(int8), Runner(plain)
+    for clip in clips:
+        np.testing.assert_allclose(quantized(audio=clip[None])["scores"],
+                                   exact(audio=clip[None])["scores"], atol=0.05)
+
+
+def _tensor_kinds(path):
+    """The dtypes of a .tflite file's convolution weights and of its log ops' outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    kinds = {"conv": set(), "log": set()}
+    for t in Interpreter(model_path=path).get_tensor_details():
+        name = t["name"]
+        if "conv1" in name and name.endswith("convolution"):
+            kinds["conv"].add(np.dtype(t["dtype"]).name)
+        if "Log" in name:
+            kinds["log"].add(np.dtype(t["dtype"]).name)
+    return kinds
