@@ -16,8 +16,12 @@ The graphs use only ops both runtimes have without TensorFlow's Flex delegate: t
 end's STFT is a strided convolution with the DFT basis as constants (`mmzoo.layers.LogMel`),
 and LiteRT files take one example per call (`batch` 1), so that recurrent layers become LiteRT's
 builtin `WHILE` loop. Keras' own `model.export(format="onnx" | "litert")` writes the files
-(tf2onnx; the TFLite converter restricted to builtin ops); a layer that cannot be converted
-fails naming the layer and the op, never with a converter's stack.
+(tf2onnx; the TFLite converter restricted to builtin ops). int8 LiteRT files are converted here
+(Keras' export has no selective quantization): post-training quantization calibrated on the
+training data, with the audio front end kept in float and computed with the factored DFT.
+Each file is run once in its runtime against the Keras graph (`verify`); a layer that cannot
+be converted, or a file that does not run, fails naming the layer or the reason, never with a
+converter's stack.
 
 What each task exports (`graphs`):
 
