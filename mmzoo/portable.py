@@ -99,9 +99,10 @@ def _numeric_inputs(model, batch):
 
 
 def graphs(model, *, batch=None):
-    """The numbers-in Keras models a portable export holds, by file stem: `{"model": ...}`, or
-    for a dual encoder `{"text_encoder": ..., "image_encoder": ...}`. Each takes a dict of
-    numeric inputs (see the module) and returns a dict of named outputs.
+    """The numbers-in Keras models a portable export holds, by file stem: `{"model": ...}`; for
+    a dual encoder `{"text_encoder": ..., "image_encoder": ...}`; for a captioner
+    `{"image_encoder": ..., "caption_decoder": ...}`. Each takes a dict of numeric inputs (see
+    the module) and returns a dict of named outputs.
 
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from its `.keras` file).
@@ -510,26 +511,24 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
                            "config.json names the data), or pass data=")
     batch = 1 if fmt == "litert" else None
     described = {}
-    if True:
-        for stem, graph in graphs(model, batch=batch).items():
-            representative = None
-            if quantize == "int8":
-                names = [t.name for t in graph.inputs]
-                examples = representative_examples(model, data, on_error=on_error)
-
-                def representative(examples=examples, names=names):
-                    for example in examples():
-                        yield {n: example[n] for n in names}
-            file = stem + FILE_SUFFIX[fmt]
-            convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
-                    representative=representative, owner=model)
-            verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
-            described[stem] = {
-                "file": file,
-                "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
-                           for t in graph.inputs},
-                "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
-                            for k, t in graph.output.items()}}
+    examples = (representative_examples(model, data, on_error=on_error)
+                if quantize == "int8" else None)
+    for stem, graph in graphs(model, batch=batch).items():
+        representative = None
+        if examples is not None:
+            def representative(names=[t.name for t in graph.inputs]):
+                for example in examples():
+                    yield {n: example[n] for n in names}
+        file = stem + FILE_SUFFIX[fmt]
+        convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
+                representative=representative, owner=model)
+        verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
+        described[stem] = {
+            "file": file,
+            "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
+                       for t in graph.inputs},
+            "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
+                        for k, t in graph.output.items()}}
     return described
 
 

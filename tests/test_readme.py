@@ -53,6 +53,8 @@ def test_every_bench_result_is_in_the_readme():
         name = os.path.basename(path)[:-5]
         if name.startswith("quality_"):
             assert f"| `{name[len('quality_'):]}` |" in rendered["quality"], name
+        elif name.startswith("portable_"):
+            assert f"| `{name[len('portable_'):]}` |" in rendered["portable"], name
         else:
             assert f"python bench/{name}.py" in text, name
 
