@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmzoo  # noqa: E402
-from mmzoo.data.fsdd import read_audio  # noqa: E402
+from mmzoo.data.checks import read_audio  # noqa: E402
 from mmzoo.data.waveform import fit_length  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,7 +52,7 @@ def main():
     src = mmzoo.data.open_source(f"fsdd:{os.path.join(args.data, 'fsdd')}")
     paths = src.columns["audio"][:: max(1, len(src.columns["audio"]) // args.clips)][: args.clips]
     sr = 8000
-    batch = np.stack([fit_length(read_audio(p, sr), sr).numpy() for p in paths])
+    batch = np.stack([fit_length(read_audio(p, sr)[0], sr).numpy() for p in paths])
 
     layer = mmzoo.layers.MFCC(sr, **SETTINGS)
     graph = tf.function(lambda x: layer(x))

@@ -27,6 +27,8 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         clone, venv = os.path.join(folder, "mmzoo"), os.path.join(folder, "venv")
         subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
+                                text=True, check=True).stdout.strip()
         # a new virtual environment, as on a fresh machine (and this one's is left alone)
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
         env = {**os.environ, "CI": "true", "MMZOO_DATA_DIR": os.path.abspath(DATA),
@@ -54,7 +56,15 @@ def main():
               "slowest": [{"test": name, "phase": phase, "seconds": float(s)}
                           for s, phase, name in slowest]}
     print(result)
-    write_result("suite", result)
+    path = write_result("suite", result)
+    # what ran is the clone of `commit`, whatever this working tree holds meanwhile
+    import json
+
+    with open(path) as f:
+        written = json.load(f)
+    written["measured"].update(commit=commit, dirty=False)
+    with open(path, "w") as f:
+        json.dump(written, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -93,17 +93,15 @@ def read_image(path):
 def read_audio(path, sample_rate):
     """A waveform at `sample_rate` (of a file, or of a table's audio cell: bytes), or an
     `InvalidValue` naming the file and why it is not one."""
+    from mmzoo.data.checks import read_audio as read
     from mmzoo.data.checks import wav_problem
-    from mmzoo.data.fsdd import read_audio as read
 
     if isinstance(path, bytes):
-        from mmzoo.data.table import _read_audio
-
-        return _read_audio(path, True, sample_rate)[0]
+        return read(path, sample_rate, inline=True)[0]
     problem = wav_problem(path)
     if problem:
         raise InvalidValue(f"--audio {path}: not a readable audio file: {problem}")
-    return read(path, sample_rate)
+    return read(path, sample_rate)[0]
 
 
 def table_inputs(source, names):

@@ -582,11 +582,11 @@ def _learned_nothing(model, spec, src, best, batch_size):
 def _say_resampling(src, model):
     """One line per rate at which the source's audio is read and the model's differs: the
     pipeline resamples it (librosa), and `--set sample_rate=` would keep it."""
-    from mmzoo.data.preprocessor import Preprocessor
+    from mmzoo import contract
 
-    if "audio" not in Preprocessor(model).spec.inputs:
+    if "audio" not in contract.input_shapes(model):
         return
-    rate = Preprocessor(model).sample_rate
+    rate = contract.sample_rate(model)
     for read, count in sorted(src.audio_rates().items()):
         if read != rate:
             print(f"audio: {count:,} recording(s) at {read:,} Hz are resampled to the model's "

@@ -14,7 +14,8 @@ from mmzoo.data.base import (Source, decode_image, hash_split, keep_classes, reg
 from mmzoo.data.checks import Problems, audio_info, image_problem
 from mmzoo.data.fsdd import rates_of
 from mmzoo.data.index import check_files
-from mmzoo.data.table import SPLIT_VALUES, _read_audio
+from mmzoo.data.checks import read_audio
+from mmzoo.data.table import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -191,7 +192,7 @@ class AudioFolders(ClassFolders):
             return ds
 
         def load(e):
-            wave, sr = tf.numpy_function(_read_audio, [e["audio"], False, e["sample_rate"]],
+            wave, sr = tf.numpy_function(read_audio, [e["audio"], e["sample_rate"], False],
                                          (tf.float32, tf.int32), stateful=False)
             return {**e, "audio": tf.ensure_shape(wave, [None]), "sample_rate":
                     tf.ensure_shape(sr, [])}

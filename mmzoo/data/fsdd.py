@@ -9,34 +9,18 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
-from mmzoo.data.checks import Problems, audio_info
-from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
+from mmzoo.data.checks import Problems, audio_info, read_audio
+from mmzoo.errors import InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
 DIGITS = tuple(str(d) for d in range(10))
 TEST_INDICES = range(0, 5)  # the dataset's official split: takes 0-4 of each digit and speaker
 
 
-def read_audio(path, sample_rate):
-    """A mono float32 waveform of the audio file at `path`, resampled to `sample_rate`.
-
-    librosa reads it (libsndfile), averages channels and resamples when the file's rate
-    differs. An error names the file.
-    """
-    import librosa
-
-    try:
-        wave, _ = librosa.load(path, sr=sample_rate, mono=True)
-    except Exception as e:
-        raise InvalidValue(f"{DATA_ERROR}{path}: cannot read audio ({e}); it changed or went "
-                           "away after the data was listed, or is not audio") from e
-    return wave.astype(np.float32)
-
-
 def audio_dataset(paths, sample_rate):
     """A dataset of float32 waveforms `[samples]` read from `paths` (parallel, in order)."""
     def read(path):
-        return read_audio(path.decode(), sample_rate)
+        return read_audio(path, sample_rate)[0]
 
     def load(path):
         wave = tf.numpy_function(read, [path], tf.float32, stateful=False)
@@ -149,7 +133,7 @@ class FSDD(Source):
             return ds
 
         def load(e):
-            wave = tf.numpy_function(lambda p, r: read_audio(p.decode(), int(r)),
+            wave = tf.numpy_function(lambda p, r: read_audio(p, int(r))[0],
                                      [e["audio"], e["sample_rate"]], tf.float32, stateful=False)
             return {**e, "audio": tf.ensure_shape(wave, [None])}
 

@@ -138,7 +138,7 @@ class DigitSequences(Source):
         def join(parts, gaps):
             waves = []
             for path, gap in zip(parts, gaps):
-                waves += [read_audio(path.decode(), rate), np.zeros(int(gap), np.float32)]
+                waves += [read_audio(path, rate)[0], np.zeros(int(gap), np.float32)]
             return np.concatenate(waves)
 
         def example(e):
@@ -273,7 +273,7 @@ class Speech(Source):
             return ds
 
         def read(path, rate):
-            return read_audio(path.decode(), int(rate))
+            return read_audio(path, int(rate))[0]
 
         def load(e):
             wave = tf.numpy_function(read, [e["audio"], e["sample_rate"]], tf.float32,

@@ -25,7 +25,7 @@ import tensorflow as tf
 from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, in_split,
                               keep_rank, progress_bytes, register_source, train_part,
                               warn_few_classes)
-from mmzoo.data.checks import Problems, file_problem, outside_problem
+from mmzoo.data.checks import Problems, file_problem, outside_problem, read_audio
 from mmzoo.data.text import standardize
 from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 
@@ -578,28 +578,13 @@ class Table(Source):
 
                 out["image"] = decode_bytes(data)
             if "audio" in e:
-                wave, sr = tf.numpy_function(_read_audio, [e["audio"], e["audio_inline"], rate],
+                wave, sr = tf.numpy_function(read_audio, [e["audio"], rate, e["audio_inline"]],
                                              (tf.float32, tf.int32), stateful=False)
                 out["audio"], out["sample_rate"] = tf.ensure_shape(wave, [None]), \
                     tf.ensure_shape(sr, [])
             return out
 
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _read_audio(value, inline, rate):
-    """`(waveform, rate)` of an audio file's path or bytes: mono float32 at `rate` (0: the
-    file's own); an error names the file."""
-    import librosa
-
-    where = "audio bytes" if inline else value.decode()
-    try:
-        wave, sr = librosa.load(io.BytesIO(value) if inline else where, sr=int(rate) or None,
-                                mono=True)
-    except Exception as e:
-        raise InvalidValue(f"{DATA_ERROR}{where}: cannot read audio ({e}); it changed or went "
-                           "away after the data was listed, or is not audio") from e
-    return wave.astype(np.float32), np.int32(sr)
 
 
 # --- the formats ---------------------------------------------------------------------------
