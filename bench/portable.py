@@ -34,7 +34,9 @@ from common import read_result, shown, write_result  # noqa: E402
 
 EXPORTS = [("saved_model", None), ("onnx", None), ("litert", None), ("litert", "float16"),
            ("litert", "int8")]
-RECIPES = ("audio_mfcc_cnn", "caption_lstm_flickr8k")
+RECIPES = ("audio_mfcc_cnn", "audio_mfcc_lstm", "text_word_vector_mlp", "text_fasttext",
+           "text_lstm", "text_transformer", "image_classifier_shape_folders",
+           "trimodal_classifier", "text_image_concat_flickr8k_pairs", "caption_lstm_flickr8k")
 THREADS = 2
 WARM_UP = 5
 
@@ -42,6 +44,18 @@ WARM_UP = 5
 def _cli(*args, capture=False):
     return subprocess.run([sys.executable, "-m", "mmzoo.cli", *map(str, args)], check=True,
                           capture_output=capture, text=True)
+
+
+def _export(run, folder, fmt, quantize=None):
+    """`mmzoo export` a run; None, or the one line it said when the model cannot go there."""
+    out = subprocess.run([sys.executable, "-m", "mmzoo.cli", "export", run, "--format", fmt,
+                          *(["--quantize", quantize] if quantize else []), "--out", folder],
+                         capture_output=True, text=True)
+    if out.returncode == 2:  # a model the format cannot hold: said in one line
+        return out.stderr.strip().splitlines()[-1].replace("mmzoo: error: ", "")
+    if out.returncode:
+        raise SystemExit(f"mmzoo export {run} --format {fmt} failed:\n{out.stderr[-3000:]}")
+    return None
 
 
 def _size(folder):
@@ -104,8 +118,11 @@ def classification(recipe, out_root):
     rows = []
     for fmt, quantize in EXPORTS:
         folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
-        _cli("export", run, "--format", fmt, *(["--quantize", quantize] if quantize else []),
-             "--out", folder)
+        failed = _export(run, folder, fmt, quantize)
+        if failed:
+            rows.append({"format": fmt, "quantize": quantize, "error": failed})
+            print(f"{recipe} {fmt} {quantize or ''}: {failed}", flush=True)
+            continue
         meta = json.load(open(os.path.join(folder, "metadata.json")))
         if fmt == "saved_model":
             served = tf.saved_model.load(folder)
@@ -259,9 +276,14 @@ def table():
             continue
         at = shown(result["measured"])
         float_size = next((r["bytes"] for r in result["rows"]
-                           if r["format"] == "litert" and not r.get("quantize")), None)
+                           if r["format"] == "litert" and not r.get("quantize")
+                           and "bytes" in r), None)
         for r in result["rows"]:
             export = r["format"] + (f" {r['quantize']}" if r.get("quantize") else "")
+            if "error" in r:
+                lines.append(f"| `{result['recipe']}` | {export} | - | - | - | not exported: "
+                             f"{r['error']} | {at} |")
+                continue
             size = _mb(r["bytes"])
             if r.get("quantize") and float_size:
                 size += f" ({r['bytes'] / float_size:.2f} of float)"
