@@ -36,7 +36,8 @@ EXPORTS = [("saved_model", None), ("onnx", None), ("litert", None), ("litert", "
            ("litert", "int8")]
 RECIPES = ("audio_mfcc_cnn", "audio_mfcc_lstm", "text_word_vector_mlp", "text_fasttext",
            "text_lstm", "text_transformer", "image_classifier_shape_folders",
-           "trimodal_classifier", "text_image_concat_flickr8k_pairs", "caption_lstm_flickr8k")
+           "trimodal_classifier", "text_image_concat_flickr8k_pairs", "caption_lstm_flickr8k",
+           "dual_encoder_flickr8k")
 THREADS = 2
 WARM_UP = 5
 
@@ -137,14 +138,24 @@ def classification(recipe, out_root):
                 lambda x: labels[int(np.argmax(runner(**x)["scores"][0]))], inputs)
         accuracy = float(np.mean([o == t for o, t in zip(outputs, truth)]))
         rows.append({"format": fmt, "quantize": quantize, "bytes": _size(folder),
+                     "numbers": meta.get("graphs", {}).get("model", {}).get("numbers"),
                      "latency_ms": round(1000 * latency, 3), "accuracy": accuracy,
                      "examples": len(truth)})
         print(f"{recipe} {fmt} {quantize or ''}: {accuracy:.4f}, {rows[-1]['bytes']:,} bytes, "
               f"{rows[-1]['latency_ms']} ms", flush=True)
     return {"recipe": recipe, "model": model.name, "data": source, "split": split,
+            "inputs": list(pre.spec.inputs),
             "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
             "keras": {"accuracy": evaluation["accuracy"], "examples": evaluation["examples"]},
             "rows": rows}
+
+
+def _value(example, name):
+    """The example's value for model input `name` (a `text` input reads a `question` too, as
+    the pipeline does: `mmzoo.data.pipeline.SOURCE_KEYS`)."""
+    from mmzoo.data.pipeline import SOURCE_KEYS
+
+    return example[next(k for k in SOURCE_KEYS[name] if k in example)]
 
 
 def _raw(example, pre):
@@ -153,7 +164,7 @@ def _raw(example, pre):
 
     out = {}
     for name in pre.spec.inputs:
-        value = example[name]
+        value = _value(example, name)
         if name == "image":
             out[name] = tf.io.encode_png(value)[None]
         elif name == "audio":
@@ -183,7 +194,7 @@ def _numeric(example, pre, meta):
 
     out = {}
     for name in pre.spec.inputs:
-        value = example[name]
+        value = _value(example, name)
         if name == "image":
             out[name] = np.asarray(pre.image(value))[None]
         elif name == "audio":
@@ -252,11 +263,74 @@ def captioning(recipe, out_root):
             "rows": rows}
 
 
+def retrieval(recipe, out_root):
+    """A dual encoder through each export: every test photo and every caption embedded one
+    request at a time by its tower, then recall@k both ways (`mmzoo.evaluate.retrieval_scores`,
+    what `mmzoo evaluate` reports) beside the Keras model's."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo
+    from mmzoo import runtime
+    from mmzoo.data import Preprocessor
+    from mmzoo.evaluate import retrieval_scores
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    run, evaluation, seconds, source, split, command = _train(recipe, out_root)
+    pre = Preprocessor(keras.saving.load_model(os.path.join(run, "model.keras")))
+    examples = list(mmzoo.data.load(source, split=split, task="retrieval").as_numpy_iterator())
+    references = [[c.decode() for c in e["captions"]] if "captions" in e
+                  else [e["text"].decode()] for e in examples]
+    texts = [c for refs in references for c in refs]
+    rows = []
+    for fmt, quantize in EXPORTS:
+        folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
+        failed = _export(run, folder, fmt, quantize)
+        if failed:
+            rows.append({"format": fmt, "quantize": quantize, "error": failed})
+            print(f"{recipe} {fmt} {quantize or ''}: {failed}", flush=True)
+            continue
+        if fmt == "saved_model":
+            served = tf.saved_model.load(folder)
+            image_fn, text_fn = served.signatures["embed_image"], served.signatures["embed_text"]
+            images = [tf.io.encode_png(e["image"])[None] for e in examples]
+            v, latency = _timed(lambda x: image_fn(image=x)["embedding"].numpy()[0], images)
+            t, text_latency = _timed(lambda x: text_fn(text=tf.constant([x]))["embedding"]
+                                     .numpy()[0], texts)
+        else:
+            runner = runtime.Runner(folder, threads=THREADS)
+            preprocessing = runner.metadata["inputs"]["text"]["preprocessing"]
+            images = [np.asarray(pre.image(e["image"]))[None] for e in examples]
+            v, latency = _timed(lambda x: runner("image_encoder", image=x)["embedding"][0],
+                                images)
+            t, text_latency = _timed(
+                lambda x: runner("text_encoder", text=runtime.tokenize([x], preprocessing))
+                ["embedding"][0], texts)
+        scores = retrieval_scores(np.stack(t), np.stack(v), references)
+        rows.append({"format": fmt, "quantize": quantize, "bytes": _size(folder),
+                     "latency_ms": round(1000 * latency, 3),
+                     "text_latency_ms": round(1000 * text_latency, 3),
+                     "text_to_image": scores["text_to_image"],
+                     "image_to_text": scores["image_to_text"], "images": scores["images"],
+                     "texts": scores["texts"]})
+        print(f"{recipe} {fmt} {quantize or ''}: text->image {scores['text_to_image']}, "
+              f"{rows[-1]['latency_ms']} ms", flush=True)
+    return {"recipe": recipe, "model": "dual_encoder", "data": source, "split": split,
+            "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
+            "keras": {"text_to_image": evaluation["text_to_image"],
+                      "image_to_text": evaluation["image_to_text"]}, "rows": rows}
+
+
+TASKS = {"caption_lstm_flickr8k": "captioning", "dual_encoder_flickr8k": "retrieval"}
+
+
 def run(recipe, out_root):
     if recipe not in RECIPES:
         raise SystemExit(f"unknown recipe {recipe!r}; choose from {list(RECIPES)}")
-    task = "captioning" if recipe.startswith("caption") else "classification"
-    result = (captioning if task == "captioning" else classification)(recipe, out_root)
+    measure = {"captioning": captioning, "retrieval": retrieval}.get(TASKS.get(recipe),
+                                                                     classification)
+    result = measure(recipe, out_root)
     write_result(f"portable_{recipe}", result)
     return result
 
@@ -280,6 +354,8 @@ def table():
                            and "bytes" in r), None)
         for r in result["rows"]:
             export = r["format"] + (f" {r['quantize']}" if r.get("quantize") else "")
+            if "dynamic range" in (r.get("numbers") or ""):
+                export += " (weights only)"
             if "error" in r:
                 lines.append(f"| `{result['recipe']}` | {export} | - | - | - | not exported: "
                              f"{r['error']} | {at} |")
@@ -288,8 +364,15 @@ def table():
             if r.get("quantize") and float_size:
                 size += f" ({r['bytes'] / float_size:.2f} of float)"
             if "accuracy" in r:
+                unit = {"audio": "clips", "image": "images"}.get(
+                    result.get("inputs", ["examples"])[0], "examples")
                 figure = (f"accuracy {100 * r['accuracy']:.2f}% "
-                          f"({100 * result['keras']['accuracy']:.2f}%; {r['examples']} clips)")
+                          f"({100 * result['keras']['accuracy']:.2f}%; {r['examples']} {unit})")
+            elif "text_to_image" in r:
+                figure = (f"text→image recall@10 {100 * r['text_to_image']['recall@10']:.1f}% "
+                          f"({100 * result['keras']['text_to_image']['recall@10']:.1f}%; "
+                          f"{r['texts']} captions of {r['images']} photos; photo "
+                          f"{r['latency_ms']:.2f} ms, caption {r['text_latency_ms']:.2f} ms)")
             else:
                 export += f" `{r['signature']}` ({r['decoder']})"
                 figure = (f"BLEU-4 {r['bleu_4']:.4f}, CIDEr-D {r['cider_d']:.3f} "

@@ -292,7 +292,8 @@ def card(model, meta, *, run=None):
                       "tokens (the vocabulary is in metadata.json).", ""]
     for stem, graph in (meta.get("graphs") or {}).items():
         outputs = ", ".join(f"`{k}` {v['dtype']} {v['shape']}" for k, v in graph["outputs"].items())
-        lines += [f"`{graph['file']}` gives {outputs}.", ""]
+        numbers = f" ({graph['numbers']})" if graph.get("numbers") else ""
+        lines += [f"`{graph['file']}`{numbers} gives {outputs}.", ""]
     if "labels" in meta:
         labels = meta["labels"]
         shown = ", ".join(f"{i}: `{label}`" for i, label in enumerate(labels[:50]))

@@ -415,8 +415,24 @@ def _retrieve(model, dataset, batch_size, ablate=None):
         references += refs
     v = np.concatenate(v)
     texts = [t for refs in references for t in refs]
-    # A text matches every image it is a caption of (easy-VQA has many images per caption):
-    # each standardised caption is a key, and an image holds the keys of its captions.
+    t, pre = [], Preprocessor(model)
+    for i in range(0, len(texts), 4096):
+        ids = pre.text("text", tf.constant(texts[i:i + 4096])).numpy()
+        if ablate == "text":
+            ids = np.zeros_like(ids)
+        t.append(parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0))
+    return retrieval_scores(np.concatenate(t), v, references)
+
+
+def retrieval_scores(text_embeddings, image_embeddings, references):
+    """Recall@k both ways of text and image embeddings (`recall_at_k_blocked`), the texts being
+    the images' `references` (a list of lists of captions) flattened in order.
+
+    A text matches every image it is a caption of (easy-VQA has many images per caption):
+    each standardised caption is a key, and an image holds the keys of its captions.
+    """
+    t, v = text_embeddings, image_embeddings
+    texts = [c for refs in references for c in refs]
     clean = _standardized(texts)
     key_of = {c: i for i, c in enumerate(dict.fromkeys(clean))}
     text_keys = np.array([key_of[c] for c in clean], np.int64)
@@ -424,13 +440,6 @@ def _retrieve(model, dataset, batch_size, ablate=None):
     for refs in references:
         image_keys.append(np.unique(text_keys[start:start + len(refs)]))
         start += len(refs)
-    t, pre = [], Preprocessor(model)
-    for i in range(0, len(texts), 4096):
-        ids = pre.text("text", tf.constant(texts[i:i + 4096])).numpy()
-        if ablate == "text":
-            ids = np.zeros_like(ids)
-        t.append(parts.text_encoder.predict(ids, batch_size=batch_size, verbose=0))
-    t = np.concatenate(t)
     # image -> text: image i is relevant to text j when j's key is one of i's keys, so each
     # text's "keys" are the images that hold its key
     images_by_key = collections.defaultdict(list)

@@ -201,6 +201,10 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
             calibrated on `representative`); LiteRT only.
         representative: callable or None. For `int8`: yields input dicts (one example each).
         owner: keras.Model or None. The model `graph` wraps, whose layers an error names.
+
+    Returns:
+        str: how the file's numbers are stored (`float32`, `float16 weights`, or what int8
+        quantization did).
     """
     owner = owner or graph
     if quantize is not None and fmt != "litert":
@@ -217,9 +221,10 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
                               "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS],
                                               "supported_types": [tf.float16]}}
                 elif quantize == "int8":
+                    content, how = _int8(graph, representative, owner)
                     with open(path, "wb") as f:
-                        f.write(_int8(graph, representative, owner))
-                    return path
+                        f.write(content)
+                    return how
                 kwargs.setdefault("target_spec",
                                   {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
                 graph.export(path, format="litert", verbose=False,
@@ -233,7 +238,7 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
         if explained is None:
             raise
         raise NotExportable(explained) from None
-    return path
+    return "float16 weights" if quantize == "float16" else "float32"
 
 
 def _probe(graph):
@@ -331,18 +336,55 @@ def _factored(layers):
             layer.dft = "conv"
 
 
+# The int8 conversion, run in a process of its own: TensorFlow's quantizer can crash the
+# process (a segmentation fault on a masked LSTM's loop), which must not take the export with it.
+_QUANTIZE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+saved, examples, keep, out = sys.argv[1:5]
+data = np.load(examples)
+names = sorted({k.split("/", 1)[1] for k in data.files})
+count = len({k.split("/", 1)[0] for k in data.files})
+def representative():
+    for i in range(count):
+        yield {n: data[f"{i}/{n}"] for n in names}
+converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.representative_dataset = representative
+keep = json.load(open(keep))
+if keep:
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep)
+    result = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative,
+        debug_options=options).get_nondebug_quantized_model()
+else:
+    result = converter.convert()
+open(out, "wb").write(result)
+"""
+
+
 def _int8(graph, representative, owner):
-    """LiteRT int8 bytes of `graph`: post-training quantization of weights and activations
-    calibrated on `representative` (TFLite's converter, builtin ops only), with the audio front
-    end kept in float (`tf.lite.experimental.QuantizationDebugger`'s denylisted nodes, found by
-    the front-end layers' names in the float file's tensors) and computing with the factored
-    DFT, so the file keeps few float constants."""
+    """`(bytes, how)`: LiteRT int8 bytes of `graph` and how they were quantized.
+
+    Post-training quantization of weights and activations calibrated on `representative`
+    (TFLite's converter, builtin ops only, in a process of its own), with the audio front end
+    kept in float (`tf.lite.experimental.QuantizationDebugger`'s denylisted nodes, found by the
+    front-end layers' names in the float file's tensors) and computing with the factored DFT,
+    so the file keeps few float constants. When that conversion fails (TensorFlow's quantizer
+    crashes on some recurrent loops), the weights alone are quantized (dynamic range: int8
+    weights, activations quantized at run time), and `how` says so."""
     import functools
+    import json
+    import subprocess
+    import sys
     import tempfile
 
     front = _front_ends(graph)    # the graph's own layers and its model's
     names = sorted({layer.name for layer in front})
-    with _factored(front), tempfile.TemporaryDirectory() as saved:
+    with _factored(front), tempfile.TemporaryDirectory() as work:
+        saved = os.path.join(work, "saved")
         archive = keras.export.ExportArchive()
         archive.track(graph)
         archive.add_endpoint("serve", functools.partial(graph.__call__, training=False),
@@ -350,19 +392,32 @@ def _int8(graph, representative, owner):
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if not names:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            return converter.convert()
-        plain = _interpreter_from(converter.convert())
-        scope = re.compile(r"(^|/)(" + "|".join(map(re.escape, names)) + r")(_\d+)?/")
-        keep = [t["name"] for t in plain.get_tensor_details() if scope.search(t["name"])]
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep))
-        return debugger.get_nondebug_quantized_model()
+        keep = []
+        if names:
+            plain = _interpreter_from(converter.convert())
+            scope = re.compile(r"(^|/)(" + "|".join(map(re.escape, names)) + r")(_\d+)?/")
+            keep = [t["name"] for t in plain.get_tensor_details() if scope.search(t["name"])]
+        examples = {f"{i}/{k}": v for i, example in enumerate(representative())
+                    for k, v in example.items()}
+        np.savez(os.path.join(work, "examples.npz"), **examples)
+        with open(os.path.join(work, "keep.json"), "w") as f:
+            json.dump(keep, f)
+        out = os.path.join(work, "model.tflite")
+        done = subprocess.run([sys.executable, "-c", _QUANTIZE, saved,
+                               os.path.join(work, "examples.npz"),
+                               os.path.join(work, "keep.json"), out],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            with open(out, "rb") as f:
+                return f.read(), ("int8 weights and activations (post-training, calibrated on "
+                                  "the training data)" + ("; the audio front end in float"
+                                                          if keep else ""))
+        reason = (f"signal {-done.returncode}" if done.returncode < 0
+                  else " ".join(done.stderr.strip().splitlines()[-1:])[:200])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]      # weights only
+        return converter.convert(), (f"int8 weights, activations quantized at run time "
+                                     f"(dynamic range): TensorFlow's full-integer quantizer "
+                                     f"failed on this model ({reason})")
 
 
 def _interpreter_from(content):
@@ -520,11 +575,11 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
                 for example in examples():
                     yield {n: example[n] for n in names}
         file = stem + FILE_SUFFIX[fmt]
-        convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
-                representative=representative, owner=model)
+        how = convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
+                      representative=representative, owner=model)
         verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
         described[stem] = {
-            "file": file,
+            "file": file, "numbers": how,
             "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
                        for t in graph.inputs},
             "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
