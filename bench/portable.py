@@ -59,6 +59,19 @@ def _export(run, folder, fmt, quantize=None):
     return None
 
 
+def _exports(recipe, run, out_root, rows):
+    """`(format, quantize, folder)` of each of `EXPORTS` that `mmzoo export` wrote for `run`; a
+    model a format cannot hold becomes a row of `rows` saying why."""
+    for fmt, quantize in EXPORTS:
+        folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
+        failed = _export(run, folder, fmt, quantize)
+        if failed:
+            rows.append({"format": fmt, "quantize": quantize, "error": failed})
+            print(f"{recipe} {fmt} {quantize or ''}: {failed}", flush=True)
+        else:
+            yield fmt, quantize, folder
+
+
 def _size(folder):
     """Bytes of an export's model files (not its card nor metadata)."""
     total = 0
@@ -117,13 +130,7 @@ def classification(recipe, out_root):
     examples = list(mmzoo.data.load(source, split=split).as_numpy_iterator())
     truth = [Preprocessor.label_string(e["label"]).numpy().decode() for e in examples]
     rows = []
-    for fmt, quantize in EXPORTS:
-        folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
-        failed = _export(run, folder, fmt, quantize)
-        if failed:
-            rows.append({"format": fmt, "quantize": quantize, "error": failed})
-            print(f"{recipe} {fmt} {quantize or ''}: {failed}", flush=True)
-            continue
+    for fmt, quantize, folder in _exports(recipe, run, out_root, rows):
         meta = json.load(open(os.path.join(folder, "metadata.json")))
         if fmt == "saved_model":
             served = tf.saved_model.load(folder)
@@ -227,20 +234,24 @@ def captioning(recipe, out_root):
     references = [[c.decode() for c in e["captions"]] for e in examples]
     requests = [tf.io.encode_png(e["image"])[None] for e in examples]
     rows = []
+
+    def _caption_row(fmt, signature, method, folder, captions, latency):
+        scores = caption_scores(references, captions)
+        keras_scores = {k: evaluation[method][k] for k in ("bleu_4", "cider_d")}
+        print(f"{recipe} {fmt} {signature} ({method}): BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
+              f"{scores['cider_d']:.3f} (Keras {keras_scores}), {1000 * latency:.2f} ms",
+              flush=True)
+        return {"format": fmt, "signature": signature, "decoder": method,
+                "bytes": _size(folder), "latency_ms": round(1000 * latency, 3),
+                "bleu_4": scores["bleu_4"], "cider_d": scores["cider_d"],
+                "unique_captions": unique_share(captions), "images": len(captions),
+                "keras": keras_scores}
+
     for signature, method in (("serving_default", "beam"), ("greedy", "greedy")):
         serve = served.signatures[signature]
         captions, latency = _timed(lambda x: serve(image=x)["caption"].numpy()[0].decode(),
                                    requests)
-        scores = caption_scores(references, captions)
-        rows.append({"format": "saved_model", "signature": signature, "decoder": method,
-                     "bytes": _size(folder), "latency_ms": round(1000 * latency, 3),
-                     "bleu_4": scores["bleu_4"], "cider_d": scores["cider_d"],
-                     "unique_captions": unique_share(captions), "images": len(captions),
-                     "keras": {"bleu_4": evaluation[method]["bleu_4"],
-                               "cider_d": evaluation[method]["cider_d"]}})
-        print(f"{recipe} {signature}: BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
-              f"{scores['cider_d']:.3f} (Keras {evaluation[method]['bleu_4']:.4f}, "
-              f"{evaluation[method]['cider_d']:.3f}), {rows[-1]['latency_ms']} ms", flush=True)
+        rows.append(_caption_row("saved_model", signature, method, folder, captions, latency))
     pre = Preprocessor(keras.saving.load_model(os.path.join(run, "model.keras")))
     pixels = [np.asarray(pre.image(e["image"]))[None] for e in examples]
     for fmt in ("onnx", "litert"):
@@ -249,15 +260,7 @@ def captioning(recipe, out_root):
         runner = runtime.Runner(folder, threads=THREADS)
         for method in ("beam", "greedy"):
             captions, latency = _timed(lambda x: runner.caption(x, method)[0], pixels)
-            scores = caption_scores(references, captions)
-            rows.append({"format": fmt, "signature": "runtime.py", "decoder": method,
-                         "bytes": _size(folder), "latency_ms": round(1000 * latency, 3),
-                         "bleu_4": scores["bleu_4"], "cider_d": scores["cider_d"],
-                         "unique_captions": unique_share(captions), "images": len(captions),
-                         "keras": {"bleu_4": evaluation[method]["bleu_4"],
-                                   "cider_d": evaluation[method]["cider_d"]}})
-            print(f"{recipe} {fmt} {method}: BLEU-4 {scores['bleu_4']:.4f}, CIDEr-D "
-                  f"{scores['cider_d']:.3f}, {rows[-1]['latency_ms']} ms", flush=True)
+            rows.append(_caption_row(fmt, "runtime.py", method, folder, captions, latency))
     return {"recipe": recipe, "model": "caption_lstm", "data": source, "split": split,
             "train_seconds": round(seconds, 1), "command": command, "threads": THREADS,
             "rows": rows}
@@ -284,13 +287,7 @@ def retrieval(recipe, out_root):
                   else [e["text"].decode()] for e in examples]
     texts = [c for refs in references for c in refs]
     rows = []
-    for fmt, quantize in EXPORTS:
-        folder = os.path.join(out_root, f"{recipe}.{fmt}" + (f".{quantize}" if quantize else ""))
-        failed = _export(run, folder, fmt, quantize)
-        if failed:
-            rows.append({"format": fmt, "quantize": quantize, "error": failed})
-            print(f"{recipe} {fmt} {quantize or ''}: {failed}", flush=True)
-            continue
+    for fmt, quantize, folder in _exports(recipe, run, out_root, rows):
         if fmt == "saved_model":
             served = tf.saved_model.load(folder)
             image_fn, text_fn = served.signatures["embed_image"], served.signatures["embed_text"]
