@@ -137,8 +137,8 @@ def metadata(model, fmt="saved_model", *, quantize=None, graphs=None, run=None):
                       "out_of_vocabulary": 1, "token_class": "tokens[i] is class i + 2",
                       "decode": "greedy: the best class of each frame, repeats merged, blanks "
                                 "(0) and out-of-vocabulary (1) dropped; beam search as "
-                                "tf.nn.ctc_beam_search_decoder (width 16) is what the "
-                                "SavedModel serves",
+                                "tf.nn.ctc_beam_search_decoder (width in `decoding`) is what "
+                                "the SavedModel serves",
                       "join": "" if parts.unit == "characters" else " "}
     if spec.task == "retrieval":
         scale = [w for w in contract.retriever(model).similarity.weights]
@@ -164,9 +164,11 @@ def metadata(model, fmt="saved_model", *, quantize=None, graphs=None, run=None):
                       "log-probability and returns the one with the best log-probability / "
                       "((5 + words + 1) / 6) ** length_penalty. The caption is the words of "
                       "ids[1:] up to end_id or padding, joined by spaces"}
-        out["decoding"] = {"serving_default": {"method": "beam", "num_beams": NUM_BEAMS,
-                                               "length_penalty": LENGTH_PENALTY},
-                           "greedy": "signature `greedy`"}
+
+    from mmzoo.export import decoding
+
+    if decoding(spec.task):
+        out["decoding"] = decoding(spec.task)
     record = run_record(run)
     if record.get("config"):
         config = record["config"]

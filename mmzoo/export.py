@@ -46,12 +46,10 @@ def serving_functions(model):
         endpoints["serve"] = _fn(classify, spec.inputs)
 
     elif spec.task == "captioning":
-        from mmzoo.models.captioning import LENGTH_PENALTY, NUM_BEAMS, caption_ids
+        from mmzoo.models.captioning import caption_ids
 
         parts = pre.captioner
-        info["decoding"] = {"serving_default": {"method": "beam", "num_beams": NUM_BEAMS,
-                                                "length_penalty": LENGTH_PENALTY},
-                            "greedy": {"method": "greedy"}}
+        info["decoding"] = decoding(spec.task)
 
         def captioner(method):
             def caption(image):
@@ -63,10 +61,9 @@ def serving_functions(model):
         endpoints["greedy"] = _fn(captioner("greedy"), ("image",))
 
     elif spec.task == "transcription":
-        from mmzoo.models.transcription import BEAM_WIDTH, decode_ids
+        from mmzoo.models.transcription import decode_ids
 
-        info["decoding"] = {"serving_default": {"method": "beam", "beam_width": BEAM_WIDTH},
-                            "greedy": {"method": "greedy"}}
+        info["decoding"] = decoding(spec.task)
 
         def transcriber(method):
             def transcribe(audio):
@@ -110,6 +107,22 @@ def serving_functions(model):
         if name in contract.TEXT_INPUTS and spec.task != "captioning":
             pre.text(name, tf.constant([""]))
     return endpoints, pre.resources()
+
+
+def decoding(task):
+    """How the SavedModel of a `task` model decodes (`serving_default`: the bench's beam
+    search; `greedy`: the second signature), or None for tasks without decoding."""
+    if task == "captioning":
+        from mmzoo.models.captioning import LENGTH_PENALTY, NUM_BEAMS
+
+        beam = {"method": "beam", "num_beams": NUM_BEAMS, "length_penalty": LENGTH_PENALTY}
+    elif task == "transcription":
+        from mmzoo.models.transcription import BEAM_WIDTH
+
+        beam = {"method": "beam", "beam_width": BEAM_WIDTH}
+    else:
+        return None
+    return {"serving_default": beam, "greedy": {"method": "greedy"}}
 
 
 def _fn(body, names):
@@ -257,19 +270,13 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     """
     from mmzoo import __version__
     from mmzoo.card import card, metadata, run_record
-    from mmzoo.portable import FORMATS, QUANTIZATIONS, portable_files
+    from mmzoo.portable import check_request, portable_files
 
-    if format not in FORMATS:
-        raise InvalidValue(f"unknown export format {format!r}; use one of {list(FORMATS)}")
-    if quantize not in (None, *QUANTIZATIONS):
-        raise InvalidValue(f"unknown quantization {quantize!r}; use one of {list(QUANTIZATIONS)}")
-    if quantize is not None and format != "litert":
-        raise InvalidValue(f"quantize={quantize} is for format litert (LiteRT's converter "
-                           f"quantizes); {format} exports are written in float32")
-    path = os.path.abspath(path)
-    _check_replaceable(path)  # before the work, so a mistake costs nothing
     recorded = (run_record(run) or {}).get("config") or {}
     data = data or recorded.get("data")
+    check_request(format, quantize, data)
+    path = os.path.abspath(path)
+    _check_replaceable(path)  # before the work, so a mistake costs nothing
     on_error = on_error or recorded.get("on_error") or "raise"
     # a staging folder beside `path`, removed at the end (or, after a kill, by the next export
     # or artifact written here: `mmzoo.artifacts.sweep`)

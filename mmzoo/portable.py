@@ -207,9 +207,7 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
         quantization did).
     """
     owner = owner or graph
-    if quantize is not None and fmt != "litert":
-        raise InvalidValue(f"--quantize {quantize} is for --format litert (LiteRT's converter "
-                           f"quantizes); {fmt} files are written in float32")
+    check_request(fmt, quantize, representative, portable=True)
     try:
         with _quiet_converters():
             if fmt == "onnx":
@@ -229,8 +227,6 @@ def convert(graph, path, fmt, *, quantize=None, representative=None, owner=None)
                                   {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]})
                 graph.export(path, format="litert", verbose=False,
                              input_signature=_signature(graph), **kwargs)
-            else:
-                raise InvalidValue(f"unknown portable format {fmt!r}; use onnx or litert")
     except MmzooError:
         raise
     except Exception as e:  # a converter's failure: name the layer and the op
@@ -554,16 +550,26 @@ def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_er
     return generate
 
 
-def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="raise"):
-    """Write the portable graphs of `model` into `folder` (`model.onnx`, `text_encoder.tflite`
-    ...); returns `{stem: {"file", "inputs", "outputs"}}` for `metadata.json`."""
-    if fmt not in FILE_SUFFIX:
-        raise InvalidValue(f"unknown portable format {fmt!r}; use one of {list(FILE_SUFFIX)}")
+def check_request(fmt, quantize=None, data=None, *, portable=False):
+    """Fail in one line unless `fmt` (`portable`: a portable one) and `quantize` go together,
+    and int8 has `data` (a source, or representative examples) to calibrate on."""
+    known = list(FILE_SUFFIX) if portable else list(FORMATS)
+    if fmt not in known:
+        raise InvalidValue(f"unknown export format {fmt!r}; use one of {known}")
     if quantize not in (None, *QUANTIZATIONS):
         raise InvalidValue(f"unknown quantization {quantize!r}; use one of {list(QUANTIZATIONS)}")
+    if quantize is not None and fmt != "litert":
+        raise InvalidValue(f"quantize={quantize} is for format litert (LiteRT's converter "
+                           f"quantizes); {fmt} exports are written in float32")
     if quantize == "int8" and data is None:
         raise InvalidValue("--quantize int8 calibrates on training data: export a run (its "
                            "config.json names the data), or pass data=")
+
+
+def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="raise"):
+    """Write the portable graphs of `model` into `folder` (`model.onnx`, `text_encoder.tflite`
+    ...); returns `{stem: {"file", "inputs", "outputs"}}` for `metadata.json`."""
+    check_request(fmt, quantize, data, portable=True)
     batch = 1 if fmt == "litert" else None
     described = {}
     examples = (representative_examples(model, data, on_error=on_error)
@@ -587,6 +593,7 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
     return described
 
 
-__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "convert", "graphs",
+__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "check_request", "convert",
+           "graphs",
            "input_metadata", "portable_files", "representative_examples",
            "text_preprocessing"]
