@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import shutil
@@ -570,6 +571,11 @@ def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(new
     assert out.returncode == 0, out.stderr[-3000:]
     printed = next(line for line in out.stdout.splitlines() if line.strip().startswith("accuracy"))
     evaluation = json.load(open(run / "evaluation_test.json"))
+    out = mmzoo("card", run)                     # the run's own card, with those figures now
+    assert out.returncode == 0 and out.stdout.strip() == f"wrote {run / 'README.md'}"
+    card = (run / "README.md").read_text()
+    assert printed in card and "## Training\n" in card          # the figures, the time
+    assert re.search(r"\n- train: [\d,]+ examples\n", card), card[:2000]
     exports = {}
     for fmt, quantize in (("onnx", None), ("litert", None), ("litert", "int8")):
         folder = tmp_path / (fmt + (f"_{quantize}" if quantize else ""))
