@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmzoo  # noqa: E402
-from mmzoo.data.checks import read_audio  # noqa: E402
+from mmzoo.checks import read_audio  # noqa: E402
 from mmzoo.data.waveform import fit_length  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -11,7 +11,7 @@ For each model, on the real data of its quality recipe (bench/quality.py):
   `mmzoo.data.pipeline(model, source split, training=True, augment=False)`: decoding, resizing
   and tokenizing included. An audio model is trained as `mmzoo train` trains it: its MFCCs are
   computed once per clip by the pipeline (`features=True`, before the cache) and
-  `mmzoo.models.features.feature_model` (the same layers) trains on them. Its first epoch reads
+  `mmzoo.features.feature_model` (the same layers) trains on them. Its first epoch reads
   the files (reported separately as `zoo_first_epoch`); later epochs read the pipeline's cache.
   The plain anchor does not augment, so for audio models the augmenting pipeline (the `mmzoo
   train` default: cached MFCCs shifted, scaled and masked, `augment_mfcc`) is timed too:
@@ -49,7 +49,8 @@ from keras import layers, ops  # noqa: E402
 
 import mmzoo  # noqa: E402
 from mmzoo.data import adapt, open_source, pipeline  # noqa: E402
-from mmzoo.models.features import feature_model, front_ends  # noqa: E402
+from mmzoo.contract import front_ends  # noqa: E402
+from mmzoo.features import feature_model  # noqa: E402
 from mmzoo.registry import get_spec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -18,8 +18,8 @@ and what a later run asks for. So each one is an `Artifact`:
 - mmzoo removes only artifacts with a manifest (and staging folders it marked as its own whose
   process has died): never a file it did not write.
 
-`Ledger` is the other half of "delete only what we wrote": the files and folders a run created
-in a folder the user chose (`--out`), recorded before they are written.
+`mmzoo.run.RunFolder` is the other half of "delete only what we wrote": the files and folders
+a run wrote in a folder the user chose (`--out`), each recorded as it is written.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import shutil
 import socket
 import tempfile
 import time
+
+from mmzoo.errors import InvalidValue
 
 # Bump when what any artifact holds changes for the same inputs (it is part of every key).
 # 2: Unicode-aware lower-casing; splits by a stable hash of each item.
@@ -135,8 +137,6 @@ class Artifact:
             self._publish(staging)
 
     def _publish(self, staging):
-        from mmzoo.errors import InvalidValue
-
         try:
             os.rename(staging, self.path)
             return
@@ -234,64 +234,4 @@ def sweep(root):
         shutil.rmtree(path, ignore_errors=True)
 
 
-LEDGER = ".mmzoo-written.json"
-
-
-class Ledger:
-    """The files and folders mmzoo created in a folder the user chose (a run's `--out`):
-    recorded before they are written, so that `remove` takes away exactly those and leaves
-    whatever else is there (a user's notes, a folder they made) where it was.
-
-    A name that existed before mmzoo first wrote into the folder is never claimed. A claimed
-    folder is mmzoo's with everything in it.
-
-    Args:
-        folder: str. The folder (it is created when something is claimed).
-    """
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.file = os.path.join(folder, LEDGER)
-
-    def claimed(self):
-        """The names (relative to the folder) mmzoo created there."""
-        try:
-            with open(self.file, encoding="utf-8") as f:
-                return set(json.load(f)["created"])
-        except (OSError, ValueError, KeyError):
-            return set()
-
-    def claim(self, *names):
-        """Record `names` as mmzoo's: those that do not exist yet (or are claimed already).
-        Returns the claimed names among them."""
-        claimed = self.claimed()
-        new = {n for n in names if n not in claimed
-               and not os.path.lexists(os.path.join(self.folder, n))}
-        if new:
-            os.makedirs(self.folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".mmzoo-written-", dir=self.folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"created": sorted(claimed | new)}, f, indent=1)
-            os.replace(tmp, self.file)
-        return (claimed | new) & set(names)
-
-    def remove(self, names=None):
-        """Remove the claimed entries (those of `names` only, when given) and forget them."""
-        claimed = self.claimed()
-        gone = claimed if names is None else claimed & set(names)
-        for name in gone:
-            path = os.path.join(self.folder, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.remove(path)
-        rest = claimed - gone
-        if rest:
-            with open(self.file, "w", encoding="utf-8") as f:
-                json.dump({"created": sorted(rest)}, f, indent=1)
-        elif os.path.exists(self.file):
-            os.remove(self.file)
-
-
-__all__ = ["Artifact", "FORMAT_VERSION", "Ledger", "artifacts", "digest", "staging_folder",
-           "sweep"]
+__all__ = ["Artifact", "FORMAT_VERSION", "artifacts", "digest", "staging_folder", "sweep"]

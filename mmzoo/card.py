@@ -17,51 +17,17 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
+
+import keras
+import tensorflow as tf
 
 from mmzoo import contract
-
-# Hugging Face `pipeline_tag` by task (and, for classification, by the one input it takes)
-PIPELINE_TAGS = {"captioning": "image-to-text", "transcription": "automatic-speech-recognition",
-                 "vqa": "visual-question-answering", "retrieval": "zero-shot-image-classification",
-                 ("classification", "text"): "text-classification",
-                 ("classification", "image"): "image-classification",
-                 ("classification", "audio"): "audio-classification"}
-
-INTENDED = {
-    "classification": "Classify examples like the training data into its labels; the scores "
-                      "are softmax probabilities over those labels only.",
-    "vqa": "Answer questions about images like the training ones, from the answers seen in "
-           "training (a classifier over them: it cannot say a new answer).",
-    "captioning": "Describe images like the training photos in a short sentence, in the words "
-                  "of the training captions.",
-    "transcription": "Transcribe short utterances of the training vocabulary at the model's "
-                     "sample rate.",
-    "retrieval": "Rank images for a text (or texts for an image) by the dot product of their "
-                 "embeddings, among images and texts like the training pairs.",
-}
-
-# What README's "Not yet" says for a model, by model name, then by task
-LIMITS = {
-    "speech_ctc": ["On a speaker it never heard it is much worse than on its training speakers "
-                   "(FSDD: 19.8% WER on a held-out speaker against 0.7% on heard ones); train "
-                   "on many speakers for other voices."],
-    "speech_ctc_transformer": ["Behind the BiLSTM `speech_ctc` (7.6% test WER against 0.67% on "
-                               "FSDD after 30 epochs)."],
-    "text_word_vector_mlp": ["On AG News it misses its 0.88 target (86.6%)."],
-    "dual_encoder": ["Under a strategy with several replicas the `similarity` output is the "
-                     "gathered form; embed with the two encoders."],
-    "captioning": ["Its vocabulary is the training captions' words: it cannot name what they "
-                   "never name.", "Its portable (ONNX, LiteRT) export is an image encoder and "
-                   "a decoder called once per word: the runtime runs the beam search "
-                   "(`captioning` in metadata.json; `mmzoo/runtime.py` does it)."],
-    "transcription": ["Portable exports give per-frame CTC log-probabilities: the runtime "
-                      "decodes them (`ctc` in metadata.json)."],
-    "classification": ["It answers one of its training labels for any input, also for inputs "
-                       "unlike the training data: check the score before trusting it."],
-    "vqa": ["It answers one of its training answers for any question."],
-    "retrieval": [],
-}
-
+from mmzoo._version import __version__
+from mmzoo.evaluate import table
+from mmzoo.portable import input_metadata
+from mmzoo.registry import get_spec, get_task
+from mmzoo.run import CARD, RunFolder, open_run, read_history
 
 def _read_json(path):
     if not os.path.isfile(path):
@@ -76,8 +42,6 @@ def run_record(run):
     entries when `run` is None or lacks them."""
     if run is None:
         return {}
-    from mmzoo.train import read_history
-
     return {"config": _read_json(os.path.join(run, "config.json")) or {},
             "training": _read_json(os.path.join(run, "training.json")) or {},
             "evaluation": _read_json(os.path.join(run, "evaluation_test.json")),
@@ -86,14 +50,7 @@ def run_record(run):
 
 def versions():
     """The versions an export was written with."""
-    import sys
-
-    import keras
-    import tensorflow as tf
-
-    import mmzoo
-
-    out = {"mmzoo": mmzoo.__version__, "keras": keras.__version__,
+    out = {"mmzoo": __version__, "keras": keras.__version__,
            "tensorflow": tf.__version__, "python": sys.version.split()[0]}
     try:
         import tf2onnx
@@ -116,59 +73,19 @@ def metadata(model, fmt="saved_model", *, quantize=None, graphs=None, run=None):
         graphs: dict or None. What `mmzoo.portable.portable_files` wrote.
         run: str or None. The run folder the model comes from.
     """
-    from mmzoo.portable import input_metadata
-    from mmzoo.registry import get_spec
-
     spec = get_spec(model.name)
+    task = get_task(spec.task)
     shapes = contract.input_shapes(model)
     out = {"exported_by": "mmzoo", "model": model.name, "task": spec.task, "format": fmt,
            "quantize": quantize, "inputs": input_metadata(model, fmt or "saved_model")}
     if graphs is not None:
         out["graphs"] = graphs
-    if spec.task in contract.LABELLED_TASKS:
-        out["labels"] = list(contract.labels(model))
     if "image" in shapes:
         out["image_size"] = list(shapes["image"][:2])
     if "audio" in shapes:
         out["sample_rate"] = contract.sample_rate(model)
-    if spec.task == "transcription":
-        parts = contract.transcriber(model)
-        out["ctc"] = {"tokens": list(parts.tokens), "unit": parts.unit, "blank": 0,
-                      "out_of_vocabulary": 1, "token_class": "tokens[i] is class i + 2",
-                      "decode": "greedy: the best class of each frame, repeats merged, blanks "
-                                "(0) and out-of-vocabulary (1) dropped; beam search as "
-                                "tf.nn.ctc_beam_search_decoder (width in `decoding`) is what "
-                                "the SavedModel serves",
-                      "join": "" if parts.unit == "characters" else " "}
-    if spec.task == "retrieval":
-        scale = [w for w in contract.retriever(model).similarity.weights]
-        if scale:
-            import math
-
-            out["similarity"] = {"scale": min(math.exp(float(scale[0].numpy())), 100.0),
-                                 "logits": "scale * text_embedding @ image_embedding.T"}
-    if spec.task == "captioning":
-        from mmzoo.layers.vocab import OOV, PAD
-        from mmzoo.models.captioning import LENGTH_PENALTY, NUM_BEAMS
-
-        parts = contract.captioner(model)
-        out["captioning"] = {
-            "vocabulary": list(parts.tokens), "ids": {PAD: 0, OOV: 1, "vocabulary[i]": "i + 2"},
-            "start_id": parts.start_id, "end_id": parts.end_id, "max_length": parts.max_length,
-            "num_beams": NUM_BEAMS, "length_penalty": LENGTH_PENALTY,
-            "decode": "ids = [start_id, 0, ...] (max_length); for t = 1 .. max_length - 1: "
-                      "the next word's probabilities are caption_decoder(features, ids)"
-                      "['probs'][:, t - 1]; a caption that has said end_id only adds padding "
-                      "(0) at no cost. Greedy takes the best word; beam search (what the "
-                      "SavedModel's serving_default does) keeps num_beams captions by summed "
-                      "log-probability and returns the one with the best log-probability / "
-                      "((5 + words + 1) / 6) ** length_penalty. The caption is the words of "
-                      "ids[1:] up to end_id or padding, joined by spaces"}
-
-    from mmzoo.export import decoding
-
-    if decoding(spec.task):
-        out["decoding"] = decoding(spec.task)
+    out.update(task.metadata(model))
+    out["answer"] = task.answer(model)
     record = run_record(run)
     if record.get("config"):
         config = record["config"]
@@ -240,12 +157,10 @@ def _dataset_name(data):
 def front_matter(meta, spec):
     """The YAML front matter's fields for `metadata` `meta`."""
     inputs = list(spec.inputs)
-    tag = PIPELINE_TAGS.get(spec.task) or PIPELINE_TAGS.get((spec.task, inputs[0])
-                                                            if len(inputs) == 1 else None)
-    fields = {"library_name": "keras",
-              "tags": ["mmzoo", "keras", "tensorflow", spec.task, *inputs]
-              + (["multimodal"] if len(set(inputs) - {"question"}) > 1
-                 or spec.task in ("vqa", "captioning", "retrieval") else [])}
+    task = get_task(spec.task)
+    tag = task.pipeline_tag(inputs)
+    fields = {"library_name": "keras", "tags": ["mmzoo", "keras", "tensorflow",
+                                                *task.tags(inputs)]}
     if tag:
         fields["pipeline_tag"] = tag
     training = meta.get("training") or {}
@@ -273,9 +188,8 @@ def _table(rows, header):
 
 def card(model, meta, *, run=None):
     """The model card (str): YAML front matter, then the sections. `meta` is `metadata`'s."""
-    from mmzoo.registry import get_spec
-
     spec = get_spec(model.name)
+    task = get_task(spec.task)
     record = run_record(run)
     config, training = record.get("config") or {}, record.get("training") or {}
     lines = ["---", _yaml(front_matter(meta, spec)), "---", "",
@@ -296,15 +210,7 @@ def card(model, meta, *, run=None):
         outputs = ", ".join(f"`{k}` {v['dtype']} {v['shape']}" for k, v in graph["outputs"].items())
         numbers = f" ({graph['numbers']})" if graph.get("numbers") else ""
         lines += [f"`{graph['file']}`{numbers} gives {outputs}.", ""]
-    if "labels" in meta:
-        labels = meta["labels"]
-        shown = ", ".join(f"{i}: `{label}`" for i, label in enumerate(labels[:50]))
-        lines += ["## Labels", "", f"{len(labels)} classes, in score order: {shown}"
-                  + (" ..." if len(labels) > 50 else "") + ".", ""]
-    if "ctc" in meta:
-        ctc = meta["ctc"]
-        lines += ["## Outputs", "", f"CTC over {len(ctc['tokens'])} {ctc['unit']}: "
-                  f"{ctc['decode']}.", ""]
+    lines += task.card_lines(meta)
     lines += ["## Training data", ""]
     if config:
         lines += [f"- source: `{config.get('data')}`",
@@ -324,8 +230,6 @@ def card(model, meta, *, run=None):
                   if not (k == "labels" and isinstance(v, list) and len(v) > 20)] + [""]
     lines += ["## Test figures", ""]
     if record.get("evaluation"):
-        from mmzoo.evaluate import table
-
         lines += ["As `mmzoo evaluate` printed them for this run "
                   f"(data `{record['evaluation'].get('data')}`, split "
                   f"`{record['evaluation'].get('split', 'test')}`):", "", "```",
@@ -339,8 +243,8 @@ def card(model, meta, *, run=None):
                   f"(best epoch {training.get('best_epoch')}) on {training.get('machine')}, "
                   f"finished {training.get('finished')}.", ""]
     lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), ""]
-    limits = LIMITS.get(model.name, []) + LIMITS.get(spec.task, [])
-    lines += ["## Intended use and limits", "", INTENDED.get(spec.task, ""), ""]
+    limits = list(spec.limits) + list(task.limits)
+    lines += ["## Intended use and limits", "", task.intended_use, ""]
     lines += [f"- {limit}" for limit in limits] + [""]
     return "\n".join(lines)
 
@@ -360,8 +264,6 @@ def _format_line(meta):
 
 def machine():
     """This machine in words: CPU, cores and any GPU TensorFlow sees."""
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     cpu = platform.processor() or platform.machine()
     return (f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores"
@@ -372,24 +274,14 @@ def write(run, model=None):
     """Write `run/README.md`, the card of a training run (`mmzoo card RUN`); returns its path.
 
     Args:
-        run: str. A folder written by `mmzoo train`.
+        run: str or mmzoo.run.RunFolder. A folder written by `mmzoo train`.
         model: keras.Model or None. The run's model (read from `run/model.keras` when None).
     """
-    import keras
-
-    from mmzoo.errors import MissingFile
-
+    folder = run if isinstance(run, RunFolder) else open_run(run, "a model card")
     if model is None:
-        file = os.path.join(run, "model.keras")
-        if not os.path.isfile(file):
-            raise MissingFile(f"no trained model at {file}; give a folder written by `mmzoo "
-                              "train`")
-        model = keras.saving.load_model(file)
-    meta = metadata(model, None, run=run)
-    path = os.path.join(run, "README.md")
-    with open(path, "w") as f:
-        f.write(card(model, meta, run=run))
-    return path
+        model = keras.saving.load_model(folder.file("model.keras"))
+    meta = metadata(model, None, run=folder.path)
+    return folder.write_text(CARD, card(model, meta, run=folder.path))
 
 
 __all__ = ["card", "machine", "metadata", "run_record", "versions", "write"]

@@ -1,24 +1,34 @@
-"""The `mmzoo` command: list, describe, data, train, evaluate, export, card, predict, search."""
+"""The `mmzoo` command: list, describe, data, train, evaluate, export, card, predict, search.
+
+Every command takes `--import MODULE` (repeatable; also `MMZOO_IMPORT`) to know the models a
+module of your own registers (`mmzoo.plugins`). The command parses its arguments before
+TensorFlow starts, so `--help` and a mistyped argument answer at once; this module imports the
+library's TensorFlow-bound modules inside the commands for that reason, and `predict` / `search`
+of an ONNX or LiteRT export never start it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 import warnings
 
+from mmzoo.errors import DataWarning, InvalidValue, did_you_mean, user_message
 
 SET_HELP = ("config override (repeatable), read as a Python literal: --set fusion=gated, "
             "--set dropout=0.3, --set filters=32,64 or (32,64) (a list; 32 alone is a list of "
             "one), --set bidirectional=yes (true/false/yes/no), --set image_weights=None")
+MODALITIES = ("text", "image", "audio")
+ON_ERROR = ("raise", "skip")
 
 
 def _parse_set(items):
-    from mmzoo.errors import InvalidValue
-
     overrides = {}
     for item in items or ():
         key, sep, value = item.partition("=")
@@ -32,9 +42,10 @@ def _parse_set(items):
 
 
 class _Warnings:
-    """Says each warning once, in one line, while a command runs; with `details` (a file in the
-    run folder) the full text of mmzoo's data warnings (every item named) goes there. With
-    `-v`, every warning is shown in full, as Python shows it."""
+    """Says each warning once, in one line, while a command runs; with `details` (a callable
+    writing to a file in the run folder, and that file's name) the full text of mmzoo's data
+    warnings (every item named) goes there. With `-v`, every warning is shown in full, as
+    Python shows it."""
 
     def __init__(self, verbose=False, details=None):
         self.verbose, self.details, self.seen, self.written = verbose, details, set(), False
@@ -42,8 +53,6 @@ class _Warnings:
     def __enter__(self):
         self._catch = warnings.catch_warnings()
         self._catch.__enter__()
-        from mmzoo.errors import DataWarning
-
         warnings.simplefilter("always", DataWarning)  # others keep Python's filters
         if not self.verbose:
             warnings.showwarning = self.show
@@ -53,8 +62,6 @@ class _Warnings:
         self._catch.__exit__(*exc)
 
     def show(self, message, category, filename, lineno, file=None, line=None):
-        from mmzoo.errors import DataWarning
-
         short = message.short if isinstance(message, DataWarning) else \
             str(message).strip().splitlines()[0]
         if short in self.seen:
@@ -62,31 +69,43 @@ class _Warnings:
         self.seen.add(short)
         detailed = isinstance(message, DataWarning) and message.details
         if detailed and self.details:
-            os.makedirs(os.path.dirname(self.details) or ".", exist_ok=True)
-            with open(self.details, "a" if self.written else "w") as f:  # this command's own
-                f.write(message.full() + "\n\n")
+            write, where = self.details
+            write(message.full() + "\n\n", append=self.written)  # this command's own
             self.written = True
-            short += f" (each one named in {self.details})"
+            short += f" (each one named in {where})"
         elif detailed:
             short = message.full()
         print(f"mmzoo: warning: {short}", file=sys.stderr, flush=True)
 
 
+def _positive(text):
+    """argparse's type of a count of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# --- the commands -----------------------------------------------------------------------------
+
 def _cmd_list(args):
-    import mmzoo
-    from mmzoo.registry import get_spec, model_table
+    from mmzoo.registry import get_spec, list_models, model_table
 
     if args.markdown:
         print(model_table())
         return
-    for name in mmzoo.list_models(args.pattern, task=args.task, modality=args.modality):
+    for name in list_models(args.pattern, task=args.task, modality=args.modality):
         spec = get_spec(name)
         print(f"{name:<24} {spec.task:<15} {','.join(spec.inputs):<20} {spec.summary}")
 
 
 def _cmd_describe(args):
-    import mmzoo
-    print(mmzoo.describe(args.name, **_parse_set(args.set)))
+    from mmzoo.registry import describe
+
+    print(describe(args.name, **_parse_set(args.set)))
 
 
 def _cmd_data(args):
@@ -115,114 +134,113 @@ def _cmd_train(args):
 
     configure_cpu_devices(args.cpu_devices)  # before TensorFlow starts
 
-    from mmzoo.data import fit_splits, pipeline
+    from mmzoo.data import fit_splits
     from mmzoo.data.sources import default_source
-    from mmzoo.registry import get_spec
+    from mmzoo.registry import get_spec, get_task
+    from mmzoo.run import RunFolder
     from mmzoo.train import train
 
     spec = get_spec(args.name)
     data = args.data or default_source(spec)
-    model, history = train(args.name, data, epochs=args.epochs, batch_size=args.batch_size,
-                           out=args.out, seed=args.seed, overrides=_parse_set(args.set),
-                           strategy=args.strategy, mixed_precision=args.mixed_precision,
-                           jit_compile=args.jit_compile, augment=not args.no_augment,
-                           on_error=args.on_error, overwrite=args.overwrite,
-                           cache=args.cache, feature_cache=args.feature_cache)
-    if history.best:
-        print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
-              f"{history.best['metrics']}")
-    print(f"saved {os.path.join(args.out, 'model.keras')}")
-    if spec.task == "captioning":
-        from mmzoo.models.captioning import decode, generate
-        _, val = fit_splits(data, task="captioning", on_error=args.on_error)
-        inputs, targets = next(iter(pipeline(model, val, batch_size=8)))
-        truth = decode(model, targets.numpy())
-        greedy = generate(model, inputs["image"], "greedy")
-        beam = generate(model, inputs["image"], "beam")
-        print("validation captions (truth | greedy | beam):")
-        for t, g, b in zip(truth, greedy, beam):
-            print(f"  {t:<22} | {g:<22} | {b}")
-    if spec.task == "transcription":
-        from mmzoo.models.transcription import transcribe
-        _, val = fit_splits(data, task="transcription", on_error=args.on_error)
-        from mmzoo.data.preprocessor import Preprocessor
-        pre = Preprocessor(model)
-        examples = list(val.take(5).as_numpy_iterator())
-        waves = [pre.audio(e["audio"], int(e["sample_rate"]) if "sample_rate" in e else None)
-                 .numpy() for e in examples]
-        greedy, beam = transcribe(model, waves), transcribe(model, waves, "beam")
-        print("validation transcripts (truth | greedy | beam):")
-        for e, g, b in zip(examples, greedy, beam):
-            print(f"  {e['transcript'].decode():<30} | {g:<30} | {b}")
+    folder = RunFolder(args.out)
+    # the run's folder is held for the whole command; a multi-worker cluster's processes share
+    # one `--out`, which `train` holds in the chief alone (the others write to scratch folders)
+    hold = folder.held() if args.strategy != "multi_worker" else contextlib.nullcontext()
 
+    def details(text, append):
+        if folder.is_held:
+            folder.write_text("warnings.txt", text, append=append)
 
-def _load_run(path):
-    import keras
+    with hold, _Warnings(args.verbose, (details, folder.file("warnings.txt"))):
+        model, history = train(args.name, data, epochs=args.epochs, batch_size=args.batch_size,
+                               out=folder, seed=args.seed, overrides=_parse_set(args.set),
+                               strategy=args.strategy, mixed_precision=args.mixed_precision,
+                               jit_compile=args.jit_compile, augment=not args.no_augment,
+                               on_error=args.on_error, overwrite=args.overwrite,
+                               cache=args.cache, feature_cache=args.feature_cache)
+        if history.best:
+            print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
+                  f"{history.best['metrics']}")
+        print(f"saved {os.path.join(args.out, 'model.keras')}")
+        if model is not None:
+            def validation():
+                return fit_splits(data, task=spec.task, on_error=args.on_error)[1]
 
-    from mmzoo.errors import MissingFile
-
-    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-    if not os.path.isfile(file):
-        raise MissingFile(f"no trained model at {file}; give a folder written by `mmzoo train` "
-                          "or a .keras file")
-    return keras.saving.load_model(file), file
-
-
-def _recorded(file):
-    """What `mmzoo train` recorded in the run's config.json (`{}` without one)."""
-    config = os.path.join(os.path.dirname(file), "config.json")
-    if not os.path.isfile(config):
-        return {}
-    with open(config) as f:
-        return json.load(f)
+            for line in get_task(spec.task).report(model, validation):
+                print(line)
 
 
 def _cmd_evaluate(args):
     from mmzoo.data import load
-    from mmzoo.errors import InvalidValue
-    from mmzoo.evaluate import evaluate
+    from mmzoo.evaluate import evaluate, table
     from mmzoo.registry import get_spec
+    from mmzoo.run import check_name, open_model, recorded_beside
 
-    model, file = _load_run(args.run)
-    recorded = _recorded(file)
+    split = check_name(args.split, "--split")
+    model, run = open_model(args.run)
+    recorded = run.recorded() if run else recorded_beside(args.run)
     data = args.data or recorded.get("data")
     if data is None:
-        raise InvalidValue(f"{file} has no config.json beside it recording its data; give "
-                           "--data SOURCE")
+        raise InvalidValue(f"{args.run} is not a run recording its data; give --data SOURCE")
     # the run's own data is read as it was trained on (bad items skipped there are skipped)
     on_error = args.on_error or (recorded.get("on_error") if not args.data else None) or "raise"
-    test = load(data, split=args.split, task=get_spec(model.name).task, on_error=on_error)
-    result = evaluate(model, test, batch_size=args.batch_size,
-                      modality_ablation=args.modality_ablation)
-    result = {"data": data, "split": args.split, **result}
-    if os.path.isdir(args.run):
-        with open(os.path.join(args.run, f"evaluation_{args.split}.json"), "w") as f:
-            json.dump(result, f, indent=2)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        from mmzoo.evaluate import table
-
-        print(table(result))
+    names = (f"evaluation_{split}.json", f"evaluation_{split}_warnings.txt")
+    with _held(run, names), _Warnings(args.verbose, run and (
+            lambda text, append: run.write_text(names[1], text, append=append),
+            run.file(names[1]))):
+        test = load(data, split=split, task=get_spec(model.name).task, on_error=on_error)
+        result = evaluate(model, test, batch_size=args.batch_size,
+                          modality_ablation=args.modality_ablation)
+        result = {"data": data, "split": split, **result}
+        if run:
+            run.write_json(names[0], result)
+    print(json.dumps(result) if args.json else table(result))
     if result.get("learned_nothing"):
         print(f"mmzoo: warning: {result['learned_nothing']}", file=sys.stderr)
 
 
-def _cmd_export(args):
-    import mmzoo
+class _held:
+    """Hold a run folder (when there is one) and refuse, before anything is written, the names
+    a command would write that are not mmzoo's."""
 
-    model, file = _load_run(args.run)
-    run = os.path.dirname(file) if os.path.isfile(os.path.join(os.path.dirname(file),
-                                                               "config.json")) else None
-    path = mmzoo.export(model, args.out, args.format, args.quantize, run=run, data=args.data)
+    def __init__(self, run, names):
+        self.run, self.names, self.hold = run, names, None
+
+    def __enter__(self):
+        if self.run is not None:
+            self.hold = self.run.held()
+            self.hold.__enter__()
+            try:
+                self.run.refuse_foreign(self.names)
+            except BaseException:
+                self.hold.__exit__(*sys.exc_info())
+                raise
+        return self.run
+
+    def __exit__(self, *exc):
+        if self.hold is not None:
+            return self.hold.__exit__(*exc)
+        return False
+
+
+def _cmd_export(args):
+    from mmzoo.export import export
+    from mmzoo.run import open_model
+
+    model, run = open_model(args.run)
+    path = export(model, args.out, args.format, args.quantize, run=run and run.path,
+                  data=args.data)
     print(f"exported {path}")
 
 
 def _cmd_card(args):
     from mmzoo.card import write
+    from mmzoo.run import open_model, open_run
 
-    model, file = _load_run(args.run)
-    print(f"wrote {write(os.path.dirname(file), model)}")
+    run = open_run(args.run, "mmzoo card")
+    model, _ = open_model(args.run)
+    with _held(run, ("README.md",)):
+        print(f"wrote {write(run, model)}")
 
 
 def _cmd_predict(args):
@@ -230,7 +248,7 @@ def _cmd_predict(args):
 
     inputs = {"image": args.image, "question": args.question, "text": args.text,
               "audio": args.audio}
-    results = predict(args.path, inputs, top=args.top, table=args.table)
+    results = predict(args.path, inputs, top=args.top, table=args.table, on_error=args.on_error)
     print(json.dumps(results) if args.json else "\n".join(lines(results)))
 
 
@@ -245,14 +263,12 @@ def _cmd_search(args):
         print(f"{score:8.4f}  {path}")
 
 
+# --- the parser -------------------------------------------------------------------------------
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose "invalid choice" error also names the closest choice."""
 
     def error(self, message):
-        import re
-
-        from mmzoo.errors import did_you_mean
-
         found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if found:
             choices = re.findall(r"'([^']*)'", found.group(2))
@@ -262,67 +278,70 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _version():
-    from mmzoo import __version__
+def _common():
+    """The options every command takes: `-v` and `--import`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's logs, every warning in full, and tracebacks")
+    common.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE first: a module of yours that registers models "
+                             "(repeatable; also MMZOO_IMPORT=MODULE,...)")
+    return common
 
-    return __version__
 
-
-def _parser():
-    from mmzoo.registry import MODALITIES, TASKS
-
-    verbose = argparse.ArgumentParser(add_help=False)
-    verbose.add_argument("-v", "--verbose", action="store_true",
-                         help="show TensorFlow's logs, every warning in full, and tracebacks")
-    parser = _Parser(prog="mmzoo", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mmzoo {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("list", parents=[verbose], help="list the registered models")
+def _add_catalogue(sub, common):
+    p = sub.add_parser("list", parents=[common], help="list the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern on the name, e.g. 'text_*'")
-    p.add_argument("--task", choices=TASKS)
+    p.add_argument("--task", help="keep the models of this task (classification, vqa, "
+                                  "captioning, retrieval, transcription, or a plugin's)")
     p.add_argument("--modality", choices=MODALITIES)
     p.add_argument("--markdown", action="store_true",
                    help="every model as a Markdown table with its inputs and parameter count "
                         "(the README's)")
     p.set_defaults(fn=_cmd_list)
 
-    p = sub.add_parser("describe", parents=[verbose], help="print a model card")
+    p = sub.add_parser("describe", parents=[common], help="print a model card")
     p.add_argument("name")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(fn=_cmd_describe)
 
-    on_error = dict(choices=("raise", "skip"), default="raise",
-                    help="bad files in the data: raise (default) or skip them, naming each")
-    p = sub.add_parser("data", parents=[verbose],
+
+def _add_data(sub, common):
+    p = sub.add_parser("data", parents=[common],
                        help="list and check a data source, count its splits")
     p.add_argument("source", help="e.g. fsdd:../shared/data/fsdd, csv:news.csv?text=title")
-    p.add_argument("--on-error", **on_error)
+    p.add_argument("--on-error", choices=ON_ERROR, default="raise",
+                   help="bad files in the data: raise (default) or skip them, naming each")
     p.add_argument("--prepare", metavar="DIR", default=None,
                    help="write every split as a TFDS dataset (sharded TFRecords) in DIR, "
                         "readable as tfds:DIR and with tfds.builder_from_directory(DIR)")
-    p.add_argument("--shards", type=int, default=None, metavar="N",
+    p.add_argument("--shards", type=_positive, default=None, metavar="N",
                    help="with --prepare: shards per split (default: by size; at least the "
                         "number of workers that will read it)")
     p.set_defaults(fn=_cmd_data)
 
-    p = sub.add_parser("train", parents=[verbose],
-                       help="train a model and save DIR/model.keras")
+
+def _add_train(sub, common):
+    p = sub.add_parser("train", parents=[common], help="train a model and save DIR/model.keras")
     p.add_argument("name")
     p.add_argument("--data", default=None,
                    help="data source (default: the bundled easy_vqa for image+text models; "
                         "other models need one, and the error names those that fit)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
+    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--out", default=None,
+                   help="output folder (default: runs/NAME); mmzoo refuses to write over "
+                        "anything in it that it did not write")
     p.add_argument("--overwrite", action="store_true",
-                   help="train again over a finished run in --out (removes only its files)")
+                   help="train again over a finished run in --out (removes only its files, "
+                        "still as it wrote them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--strategy", default="default",
                    choices=("default", "mirrored", "multi_worker", "tpu"),
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
-    p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+    p.add_argument("--cpu-devices", type=_positive, default=None, metavar="N",
                    help="split the CPU into N logical devices (mirrored without GPUs)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU")
@@ -340,29 +359,33 @@ def _parser():
                         "MFCCs): compute them once per example and cache them as --cache says "
                         "(auto, default), in memory, on disk under --out/feature_cache, or run "
                         "the whole model every step (off)")
-    p.add_argument("--on-error", **on_error)
+    p.add_argument("--on-error", choices=ON_ERROR, default="raise",
+                   help="bad files in the data: raise (default) or skip them, naming each")
     p.set_defaults(fn=_cmd_train)
 
-    p = sub.add_parser("evaluate", parents=[verbose],
+
+def _add_evaluate(sub, common):
+    p = sub.add_parser("evaluate", parents=[common],
                        help="print the task's metrics of a trained model (a table, or JSON)")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
     p.add_argument("--data", default=None,
                    help="data source (default: the one the run was trained on, from its "
                         "config.json)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive, default=64)
     p.add_argument("--modality-ablation", action="store_true",
                    help="also each metric with one input modality zeroed at a time")
     p.add_argument("--json", action="store_true",
                    help="print the metrics as one JSON object (also written to "
                         "RUN/evaluation_SPLIT.json)")
-    p.add_argument("--on-error", **{**on_error, "default": None,
-                                    "help": "bad files in the data: raise or skip them, naming "
-                                            "each (default: as the run was trained, else "
-                                            "raise)"})
+    p.add_argument("--on-error", choices=ON_ERROR, default=None,
+                   help="bad files in the data: raise or skip them, naming each (default: as "
+                        "the run was trained, else raise)")
     p.set_defaults(fn=_cmd_evaluate)
 
-    p = sub.add_parser("export", parents=[verbose],
+
+def _add_export(sub, common):
+    p = sub.add_parser("export", parents=[common],
                        help="write a SavedModel taking raw inputs, or ONNX / LiteRT files "
                             "taking numbers; each with metadata.json and a model card")
     p.add_argument("run", help="a folder written by `mmzoo train` (or a .keras file)")
@@ -381,14 +404,17 @@ def _parser():
                         "config.json)")
     p.set_defaults(fn=_cmd_export)
 
-    p = sub.add_parser("card", parents=[verbose],
+    p = sub.add_parser("card", parents=[common],
                        help="write a run's model card, RUN/README.md (with the test figures "
                             "of `mmzoo evaluate`)")
     p.add_argument("run", help="a folder written by `mmzoo train`")
     p.set_defaults(fn=_cmd_card)
 
-    p = sub.add_parser("predict", parents=[verbose],
-                       help="run an export (or a run) on raw inputs: files, folders, texts")
+
+def _add_predict(sub, common):
+    p = sub.add_parser("predict", parents=[common],
+                       help="run an export (SavedModel, ONNX, LiteRT) or a run on raw inputs: "
+                            "files, folders, texts")
     p.add_argument("path", help="a folder written by `mmzoo export` or by `mmzoo train`")
     p.add_argument("--image", action="append",
                    help="an image file or a folder of them (repeatable)")
@@ -400,21 +426,52 @@ def _parser():
     p.add_argument("--table", metavar="SOURCE",
                    help="a table of inputs, one example per row: csv:PATH, jsonl:PATH or "
                         "parquet:PATH (with their column options)")
-    p.add_argument("--top", type=int, default=3, help="classes shown with their scores")
-    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.add_argument("--top", type=_positive, default=3, help="classes shown with their scores")
+    p.add_argument("--on-error", choices=ON_ERROR, default="raise",
+                   help="an unreadable input: stop naming it (raise, default), or name it and "
+                        "go on with the others (skip)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON list, a row per input naming it (a file, or a table's "
+                        "row)")
     p.set_defaults(fn=_cmd_predict)
 
-    p = sub.add_parser("search", parents=[verbose],
+    p = sub.add_parser("search", parents=[common],
                        help="the photos a retrieval model (dual_encoder) matches best with a "
                             "text")
     p.add_argument("path", help="a folder written by `mmzoo export` or by `mmzoo train`")
     p.add_argument("--text", required=True, help="what to look for")
     p.add_argument("--images", action="append", required=True,
                    help="a folder of photos, or a photo (repeatable)")
-    p.add_argument("--top", type=int, default=5, help="photos shown (default 5)")
+    p.add_argument("--top", type=_positive, default=5, help="photos shown (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON list")
     p.set_defaults(fn=_cmd_search)
+
+
+def _version():
+    from mmzoo._version import __version__
+
+    return __version__
+
+
+def _parser():
+    parser = _Parser(prog="mmzoo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"mmzoo {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = _common()
+    for add in (_add_catalogue, _add_data, _add_train, _add_evaluate, _add_export,
+                _add_predict):
+        add(sub, common)
     return parser
+
+
+def _needs_tensorflow(args):
+    """Whether the command starts TensorFlow: all but `predict` and `search` of an ONNX or
+    LiteRT export, which run on their runtime alone."""
+    if args.command not in ("predict", "search"):
+        return True
+    from mmzoo.run import portable_record
+
+    return portable_record(args.path) is None
 
 
 def main(argv=None):
@@ -422,35 +479,24 @@ def main(argv=None):
 
     Exit status 0 on success, 2 for the user's own mistakes (one line naming what to change:
     every `mmzoo.errors.MmzooError`), 1 for anything else, which is a bug and keeps its
-    traceback.
+    traceback. A closed output pipe (`mmzoo ... | head`) ends it quietly.
     """
-    from mmzoo.errors import user_message
-
     args = _parser().parse_args(argv)  # before TensorFlow: --help and mistakes answer at once
-    import mmzoo
-
-    mmzoo.load()
     if getattr(args, "out", "") is None:
         args.out = os.path.join("runs", args.name)
-    details = None
-    if args.command == "train":
-        details = os.path.join(args.out, "warnings.txt")
-    elif args.command == "evaluate" and os.path.isdir(args.run):
-        details = os.path.join(args.run, f"evaluation_{args.split}_warnings.txt")
-        from mmzoo.artifacts import Ledger
-
-        # what evaluate writes into the run, removed with it by `train --overwrite`
-        Ledger(args.run).claim(os.path.basename(details), f"evaluation_{args.split}.json")
-    elif args.command == "card" and os.path.isdir(args.run):
-        from mmzoo.artifacts import Ledger
-
-        Ledger(args.run).claim("README.md")  # removed with the run by `train --overwrite`
     try:
-        with _Warnings(args.verbose, details):
+        _start(args)
+        with _Warnings(args.verbose):
             args.fn(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         print("mmzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): nothing more to say, and nowhere to say it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as e:
         message = user_message(e)  # the user's mistake, wherever it surfaced
         if message is not None:
@@ -464,6 +510,15 @@ def main(argv=None):
               "says where; this is a bug, not a mistake in your command)", file=sys.stderr)
         return 1
     return 0
+
+
+def _start(args):
+    """Load what the command needs: the whole library and the plugins (`mmzoo.load`), or, for
+    an ONNX or LiteRT export, the plugins alone."""
+    import mmzoo
+
+    if _needs_tensorflow(args):
+        mmzoo.load(plugins=args.imports)
 
 
 if __name__ == "__main__":

@@ -14,72 +14,46 @@ Every model:
   - `image`: `[batch, height, width, 3]` with a fixed height and width, values in [0, 255]
     (the graph rescales, or a backbone's own preprocessing does); a pretrained backbone is a
     sub-model named `image_backbone` (pixels -> features), which frozen-feature training
-    (`mmzoo.models.features`) looks for;
-  - `audio`: a float32 waveform `[batch, samples]` of fixed length (any length for
-    transcription: zero-padded at the end, an utterance ending at its last non-zero sample), at
+    (`mmzoo.features`) looks for;
+  - `audio`: a float32 waveform `[batch, samples]` of fixed length (any length where its task
+    says `audio_any_length`, transcription: zero-padded at the end, an utterance ending at its
+    last non-zero sample), at
     the one sample rate its layers declare (a `sample_rate` attribute, as `mmzoo.layers.MFCC`
     has).
 
-By task:
+What a model carries for its task (class names, a caption decoder, CTC tokens, two encoders)
+is that task's to say: `mmzoo.tasks.<task>` documents it and its `Task.problems` checks it.
 
-- **classification**, **vqa**: class scores `[batch, classes]` through a `mmzoo.layers.LabelNames`
-  layer carrying the class names in score order.
-- **captioning**: inputs `image` and `text` (the decoder's prompt); a sub-model `image_encoder`
-  (image -> features) and a sub-model `caption_decoder` taking `{"features", "ids"}` (ids
-  `[batch, max_length]`) and giving next-token probabilities `[batch, max_length, ids]`; the
-  `text_vocabulary` holds `[start]` and `[end]`.
-- **transcription**: input `audio` of any length; per-frame CTC log-probabilities `[batch,
-  frames, classes]` through a `mmzoo.layers.CTCTokens` layer named `frames` carrying the tokens
-  (class 0 is the blank, 1 out of vocabulary, token `i` is class `i + 2`), blank-certain on the
-  padding frames.
-- **retrieval**: inputs `image` and `text`; sub-models `text_encoder` (ids -> embedding) and
-  `image_encoder` (image -> embedding), and a layer `similarity` (`[text embeddings, image
-  embeddings]` -> logits `[texts, images]`).
+A model's fixed front ends (`front_ends`): its frozen pretrained image backbone (a sub-model
+named `image_backbone` without trainable weights) and the MFCC layer it reads its `audio` with.
 
 Examples:
 ```python
 mmzoo.contract.vocabulary(model, "question")    # the tokens the question ids index
 mmzoo.contract.labels(model)                    # the class names, in score order
-mmzoo.contract.check(model)                     # raises ContractError naming what is missing
+mmzoo.contract.front_ends(model)                # {"image": backbone} of a frozen MobileNet
 ```
 """
 
 from __future__ import annotations
 
-import collections
+import hashlib
+
+import keras
+import numpy as np
 
 from mmzoo.errors import ContractError
-from mmzoo.layers.vocab import model_labels, model_vocabulary
+from mmzoo.layers.mfcc import MFCC
+from mmzoo.layers.vocab import END, START, model_labels, model_vocabulary
 from mmzoo.layers.vocab import walk_layers as walk
 
-START, END = "[start]", "[end]"
 TEXT_INPUTS = ("text", "question")
-LABELLED_TASKS = ("classification", "vqa")
-
-Captioner = collections.namedtuple(
-    "Captioner", "encoder decoder tokens max_length start_id end_id")
-Captioner.__doc__ = """The parts of a captioning model: `image_encoder`, `caption_decoder`, the
-caption vocabulary, the decoder's length, and the ids of `[start]` and `[end]`."""
-
-Transcriber = collections.namedtuple("Transcriber", "tokens unit")
-Transcriber.__doc__ = """What a transcription model's outputs index: its `tokens` (class `i + 2`)
-and their `unit` (`characters` or `words`)."""
-
-Retriever = collections.namedtuple("Retriever", "text_encoder image_encoder similarity")
-Retriever.__doc__ = """The parts of a retrieval model: `text_encoder`, `image_encoder` and the
-`similarity` layer."""
+BACKBONE = "image_backbone"
 
 
-def _find(model, name):
+def find(model, name):
+    """The layer named `name` anywhere in `model` (nested models included), or None."""
     return next((layer for layer in walk(model) if layer.name == name), None)
-
-
-def _spec(model, spec):
-    if spec is not None:
-        return spec
-    from mmzoo.registry import get_spec
-
-    return get_spec(model.name)
 
 
 def _fail(model, what):
@@ -121,54 +95,16 @@ def sample_rate(model):
     return rates.pop()
 
 
-def captioner(model):
-    """The `Captioner` parts of a captioning model."""
-    encoder, decoder = _find(model, "image_encoder"), _find(model, "caption_decoder")
-    missing = [n for n, layer in (("image_encoder", encoder), ("caption_decoder", decoder))
-               if not hasattr(layer, "inputs")]
-    if missing:
-        _fail(model, f"has no sub-model(s) {missing} (captioning decodes with them)")
-    ids = decoder.input.get("ids") if isinstance(decoder.input, dict) else None
-    if ids is None or "features" not in decoder.input:
-        _fail(model, "has a 'caption_decoder' whose input is not a dict of 'features' and 'ids'")
-    tokens = vocabulary(model, "text")
-    if START not in tokens or END not in tokens:
-        _fail(model, f"has a caption vocabulary without {START!r} and {END!r}")
-    return Captioner(encoder, decoder, tokens, int(ids.shape[1]), tokens.index(START) + 2,
-                     tokens.index(END) + 2)
-
-
-def transcriber(model):
-    """The `Transcriber` of a transcription model: its `CTCTokens` output layer's tokens."""
-    from mmzoo.layers.speech import CTCTokens
-
-    layer = _find(model, "frames")
-    if not isinstance(layer, CTCTokens):
-        _fail(model, "has no mmzoo.layers.CTCTokens layer named 'frames' (its per-frame CTC "
-                     "output carries the tokens the classes stand for)")
-    return Transcriber(tuple(layer.tokens), layer.unit)
-
-
-def retriever(model):
-    """The `Retriever` parts of a retrieval model."""
-    parts = {n: _find(model, n) for n in ("text_encoder", "image_encoder", "similarity")}
-    missing = [n for n, layer in parts.items() if layer is None]
-    if missing:
-        _fail(model, f"has no layer(s) {missing} (retrieval embeds texts and images apart)")
-    return Retriever(**parts)
-
-
-def problems(model, spec=None):
-    """What `model` lacks of the contract for its registration `spec`: a list of str."""
-    spec = _spec(model, spec)
+def problems(model, spec, task):
+    """What `model` lacks of the contract for its registration `spec` and its `task` (a
+    `mmzoo.tasks.base.Task`): a list of str, each completing "it ..."."""
     found = []
 
     def attempt(fn, *args):
         try:
             return fn(*args)
         except ContractError as e:
-            found.append(str(e).split("; see mmzoo.contract")[0].replace(
-                f"model {model.name!r} ", ""))
+            found.append(str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", ""))
             return None
 
     shapes = input_shapes(model)
@@ -186,41 +122,94 @@ def problems(model, spec=None):
                          "of a fixed size")
         elif name == "audio":
             attempt(sample_rate, model)
-            if spec.task == "transcription":
+            if task.audio_any_length:
                 if len(shape) != 1:
                     found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
                                  "[samples] (of any length: shape=(None,))")
             elif len(shape) != 1 or shape[0] is None:
                 found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
                              "[samples] of a fixed length")
-    if spec.task in LABELLED_TASKS:
-        attempt(labels, model)
-    elif spec.task == "captioning":
-        attempt(captioner, model)
-    elif spec.task == "retrieval":
-        attempt(retriever, model)
-    elif spec.task == "transcription":
-        attempt(transcriber, model)
+    try:
+        found += task.problems(model)
+    except ContractError as e:
+        found.append(str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", ""))
     return found
 
 
-def check(model, spec=None):
+def check(model, spec, task):
     """Raise a `ContractError` naming everything `model` lacks of the contract; returns `model`.
 
     Args:
-        model: keras.Model. A model whose name is registered (or give `spec`).
-        spec: ModelSpec or None. Its registration; looked up by `model.name` when None.
+        model: keras.Model. The model a builder returned.
+        spec: ModelSpec. Its registration.
+        task: mmzoo.tasks.base.Task. Its task.
     """
-    spec = _spec(model, spec)
-    found = problems(model, spec)
+    found = problems(model, spec, task)
     if found:
         raise ContractError(
             f"model {spec.name!r} ({spec.task}) does not carry what mmzoo's pipeline, evaluate "
             "and export read from a model:\n" + "\n".join(f"  - it {p}" for p in found)
-            + "\nSee mmzoo.contract for the contract.")
+            + f"\nSee mmzoo.contract and mmzoo.tasks.{spec.task} for the contract.")
     return model
 
 
-__all__ = ["Captioner", "END", "Retriever", "START", "Transcriber", "captioner", "check",
-           "input_shapes", "labels", "problems", "retriever", "sample_rate", "transcriber",
-           "vocabulary", "walk"]
+# --- fixed front ends --------------------------------------------------------------------
+
+def frozen_backbone(model):
+    """The model's image backbone sub-model (`image_backbone`) when it is frozen (no trainable
+    weights), else None."""
+    for layer in walk(model):
+        if layer.name == BACKBONE and isinstance(layer, keras.Model):
+            return None if layer.trainable_weights else layer
+    return None
+
+
+def audio_front_end(model):
+    """The model's MFCC layer when it reads the `audio` input as it comes (a fixed front end:
+    no weights), else None."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    if "audio" not in inputs:
+        return None
+    for layer in model.layers:
+        if isinstance(layer, MFCC) and len(layer._inbound_nodes) == 1 \
+                and layer.input is inputs["audio"]:
+            return layer
+    return None
+
+
+def front_ends(model):
+    """`{input name: fixed front end}` of `model`: its frozen image backbone (`image`) and its
+    audio MFCC layer (`audio`), those it has."""
+    found = {"image": frozen_backbone(model), "audio": audio_front_end(model)}
+    return {name: layer for name, layer in found.items() if layer is not None}
+
+
+_NAMES = ("name", "inbound_nodes", "input_layers", "output_layers")
+
+
+def _unnamed(config):
+    """A layer or model config without the names in it (what `front_end_key` hashes)."""
+    if isinstance(config, dict):
+        return {k: _unnamed(v) for k, v in sorted(config.items()) if k not in _NAMES}
+    if isinstance(config, (list, tuple)):
+        return [_unnamed(v) for v in config]
+    return config
+
+
+def front_end_key(fronts):
+    """A short hex digest of the front ends' architecture and weights (a backbone, or a dict of
+    front ends): what a disk cache of their features is keyed by, with the split."""
+    if not isinstance(fronts, dict):
+        fronts = {"image": fronts}
+    digest = hashlib.sha256()
+    for name, front in sorted(fronts.items()):
+        # the architecture without the names Keras numbers per process (`input_layer_3`)
+        digest.update(f"{name}:{_unnamed(front.get_config())}".encode())
+        for weight in front.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["BACKBONE", "END", "START", "TEXT_INPUTS", "audio_front_end", "check", "find",
+           "front_end_key", "front_ends", "frozen_backbone", "input_shapes", "labels",
+           "problems", "sample_rate", "vocabulary", "walk"]

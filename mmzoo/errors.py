@@ -9,6 +9,10 @@ one line; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+import re
+import sys
+
 
 class MmzooError(Exception):
     """Base of the errors caused by the user's input; its message says what to change."""
@@ -28,8 +32,6 @@ class InvalidType(MmzooError, TypeError):
 def did_you_mean(name, choices, n=1):
     """`"did you mean 'a' or 'b'?"` naming up to `n` of `choices` close to `name`
     (`difflib.get_close_matches`), or `""` when none is close."""
-    import difflib
-
     close = difflib.get_close_matches(str(name), list(choices), n=n)
     return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
@@ -56,9 +58,6 @@ def user_message(error):
     """The one-line message of a user's mistake carried by `error`, or None when it is not
     one: an `MmzooError`, or a TensorFlow error raised while reading the data (an mmzoo
     message marked with `DATA_ERROR`, or a data file gone since it was listed)."""
-    import re
-    import sys
-
     if isinstance(error, MmzooError):
         return str(error)
     tf = sys.modules.get("tensorflow")

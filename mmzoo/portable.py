@@ -40,16 +40,28 @@ What each task exports (`graphs`):
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import logging
 import os
 import re
+import subprocess
+import sys
+import tempfile
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmzoo import contract
-from mmzoo.data import waveform
+from mmzoo.data import load, pipeline, waveform
+from mmzoo.data.preprocessor import Preprocessor
+from mmzoo.data.text import NON_WORD
 from mmzoo.errors import InvalidValue, MmzooError
+from mmzoo.layers.mfcc import LogMel
+from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer, model_ngrams
+from mmzoo.registry import task_of
 
 FORMATS = ("saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "int8")
@@ -101,40 +113,14 @@ def _numeric_inputs(model, batch):
 def graphs(model, *, batch=None):
     """The numbers-in Keras models a portable export holds, by file stem: `{"model": ...}`; for
     a dual encoder `{"text_encoder": ..., "image_encoder": ...}`; for a captioner
-    `{"image_encoder": ..., "caption_decoder": ...}`. Each takes a dict of numeric inputs (see
-    the module) and returns a dict of named outputs.
+    `{"image_encoder": ..., "caption_decoder": ...}` (its task's `portable_graphs`). Each takes
+    a dict of numeric inputs (see the module) and returns a dict of named outputs.
 
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from its `.keras` file).
         batch: int or None. A fixed batch size (LiteRT: 1), or None for any.
     """
-    from mmzoo.registry import get_spec
-
-    task = get_spec(model.name).task
-    if task == "captioning":  # the runtime loops over words: `mmzoo.runtime.Runner.caption`
-        parts = contract.captioner(model)
-        inputs, feeds = _numeric_inputs(parts.encoder, batch)
-        encoder = keras.Model(inputs, {"features": parts.encoder(feeds["image"])},
-                              name="image_encoder")
-        features = keras.Input(parts.decoder.input["features"].shape[1:], batch_size=batch,
-                               name="features")
-        ids = keras.Input((parts.max_length,), batch_size=batch, dtype="int32", name="ids")
-        decoder = keras.Model({"features": features, "ids": ids},
-                              {"probs": parts.decoder({"features": features, "ids": ids})},
-                              name="caption_decoder")
-        return {"image_encoder": encoder, "caption_decoder": decoder}
-    if task == "retrieval":
-        parts = contract.retriever(model)
-        out = {}
-        for stem, encoder in (("text_encoder", parts.text_encoder),
-                              ("image_encoder", parts.image_encoder)):
-            inputs, feeds = _numeric_inputs(encoder, batch)
-            name = next(iter(inputs))
-            out[stem] = keras.Model(inputs, {"embedding": encoder(feeds[name])}, name=stem)
-        return out
-    inputs, feeds = _numeric_inputs(model, batch)
-    output = "frames" if task == "transcription" else "scores"
-    return {"model": keras.Model(inputs, {output: model(feeds)}, name=f"{model.name}_portable")}
+    return task_of(model).portable_graphs(model, _numeric_inputs, batch)
 
 
 # --- the conversions ------------------------------------------------------------------------
@@ -167,9 +153,6 @@ def _explain(error, model, fmt):
 @contextlib.contextmanager
 def _quiet_converters():
     """tf2onnx and the TFLite converter log at INFO/WARNING through absl and Python logging."""
-    import logging
-    import warnings
-
     loggers = [logging.getLogger(n) for n in ("tf2onnx", "absl", "tensorflow")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -265,8 +248,6 @@ def _interpreter(path):
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         Interpreter = tf.lite.Interpreter
-    import warnings
-
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation
         warnings.simplefilter("ignore")
         return Interpreter(model_path=path)
@@ -312,16 +293,12 @@ def _described(probe):
 def _front_ends(model):
     """The layers that turn waveforms into features (`LogMel`, `MFCC`, `FitLength`): int8
     quantization keeps them in float, where a log-power spectrum's 80 dB range lives."""
-    from mmzoo.layers.mfcc import LogMel
-
     return [layer for layer in contract.walk(model) if isinstance(layer, (LogMel, FitLength))]
 
 
 @contextlib.contextmanager
 def _factored(layers):
     """The `LogMel` layers compute with the factored DFT (few constants) while converting."""
-    from mmzoo.layers.mfcc import LogMel
-
     spectral = [layer for layer in layers if isinstance(layer, LogMel)]
     for layer in spectral:
         layer.dft = "factored"
@@ -371,12 +348,6 @@ def _int8(graph, representative, owner):
     so the file keeps few float constants. When that conversion fails (TensorFlow's quantizer
     crashes on some recurrent loops), the weights alone are quantized (dynamic range: int8
     weights, activations quantized at run time), and `how` says so."""
-    import functools
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     front = _front_ends(graph)    # the graph's own layers and its model's
     names = sorted({layer.name for layer in front})
     with _factored(front), tempfile.TemporaryDirectory() as work:
@@ -417,8 +388,6 @@ def _int8(graph, representative, owner):
 
 
 def _interpreter_from(content):
-    import warnings
-
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation
         warnings.simplefilter("ignore")
         return tf.lite.Interpreter(model_content=content)
@@ -429,18 +398,10 @@ def _interpreter_from(content):
 def text_preprocessing(model, name):
     """How strings become the `name` input's token ids, for a runtime without mmzoo: a dict
     with the standardisation, split, n-grams, vocabulary, reserved ids and length."""
-    from mmzoo.data.text import NON_WORD
-    from mmzoo.layers.vocab import OOV, PAD, hub_tokenizer, model_ngrams
-
     length = contract.input_shapes(model)[name][0]
     hub = hub_tokenizer(model, name)
     if hub is not None:
-        tokenizer = hub.tokenizer
-        return {"tokenizer": f"keras_hub.tokenizers.{type(tokenizer).__name__}",
-                "config": _jsonable(tokenizer.get_config()),
-                "vocabulary": list(tokenizer.get_vocabulary()), "length": length,
-                "how": "the KerasHub tokenizer's ids, packed with its start and end tokens and "
-                       "padded with its pad id to length"}
+        return hub_text_preprocessing(hub, length)
     return {
         "standardize": {"lowercase": "Unicode lower case (every script)",
                         "replace": NON_WORD, "with": " ", "strip": True,
@@ -460,16 +421,28 @@ def text_preprocessing(model, name):
     }
 
 
-def _jsonable(value):
-    import json
+def hub_text_preprocessing(layer, length):
+    """How a KerasHub tokenizer (a `mmzoo.layers.HubTokenizer` layer) makes ids of `length`, for
+    `metadata.json`: its class, config and vocabulary, and the start, end and padding ids it
+    packs with (`mmzoo.runtime.tokenize` makes a WordPiece tokenizer's ids from them)."""
+    tokenizer = layer.tokenizer
+    ids = {"start": getattr(tokenizer, "start_token_id", None),
+           "end": getattr(tokenizer, "end_token_id", None), "pad": layer.pad_id}
+    return {"tokenizer": f"keras_hub.tokenizers.{type(tokenizer).__name__}",
+            "config": _jsonable(tokenizer.get_config()),
+            "vocabulary": list(tokenizer.get_vocabulary()), "length": length,
+            "ids": {k: None if v is None else int(v) for k, v in ids.items()},
+            "how": "the KerasHub tokenizer's ids (mmzoo/runtime.py's `tokenize` makes a "
+                   "WordPiece tokenizer's), packed as [ids.start] + ids[:length - 2] + "
+                   "[ids.end] and padded with ids.pad to length"}
 
+
+def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
 def input_metadata(model, fmt):
     """What each input of `model`'s export takes, by name, for `metadata.json`."""
-    from mmzoo.data.preprocessor import Preprocessor
-
     pre = Preprocessor(model)
     batch = 1 if fmt == "litert" else None
     out = {}
@@ -511,21 +484,16 @@ def input_metadata(model, fmt):
 def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
     """A callable yielding `count` training examples of `data` as numeric input dicts (batch 1),
     for int8 calibration: what the model's `Preprocessor` makes of them (images uint8, text
-    ids, waveforms at the model's rate and length; for a captioner also the image `features`
-    and the caption so far as `ids`, what its decoder takes). Labels are not read."""
-    from mmzoo.data import load, pipeline
-    from mmzoo.registry import get_spec
-
-    spec = get_spec(model.name)
-    raw = load(data, split="train", task=spec.task, on_error=on_error).take(count)
-    if spec.task in contract.LABELLED_TASKS:  # calibration reads inputs only
-        first = contract.labels(model)[0]
-        raw = raw.map(lambda e: {**e, "label": tf.constant(first)})
-    encoder = contract.captioner(model).encoder if spec.task == "captioning" else None
+    ids, waveforms at the model's rate and length), and what else its task's graphs take (a
+    captioner's decoder: the image `features` and the caption so far as `ids`)."""
+    task = task_of(model)
+    raw = task.calibration_data(model, load(data, split="train", task=task.name,
+                                            on_error=on_error).take(count))
     examples = []
+    names = list(contract.input_shapes(model))
     for inputs, *_ in pipeline(model, raw, batch_size=1, cache="none").as_numpy_iterator():
         example = {}
-        for name in spec.inputs:
+        for name in names:
             value = inputs[name]
             if name == "image":
                 value = np.clip(np.round(value), 0, 255).astype("uint8")
@@ -534,9 +502,7 @@ def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_er
             else:
                 value = value.astype("int32")
             example[name] = value
-        if encoder is not None:
-            example["features"] = np.asarray(encoder(inputs["image"], training=False))
-            example["ids"] = example["text"]
+        example.update(task.calibration_inputs(model, inputs))
         examples.append(example)
         if len(examples) == count:
             break
@@ -594,6 +560,5 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
 
 
 __all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "check_request", "convert",
-           "graphs",
-           "input_metadata", "portable_files", "representative_examples",
-           "text_preprocessing"]
+           "graphs", "hub_text_preprocessing", "input_metadata", "portable_files",
+           "representative_examples", "text_preprocessing"]

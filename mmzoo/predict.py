@@ -1,56 +1,108 @@
-"""Run a trained model on raw inputs (files, folders, texts): `predict` and `search`.
+"""Run a trained model on raw inputs (files, folders, texts, a table's rows): `predict` and
+`search`.
 
-Both take an export (`mmzoo export`: a SavedModel served by TensorFlow alone) or a run folder
-(`mmzoo train`: its `model.keras`, served through the same raw-input functions an export
-holds, `mmzoo.export.serving_functions`).
+Both take what `mmzoo train` and `mmzoo export` write (`served`): a run folder (its
+`model.keras`, served through the raw-input functions an export holds,
+`mmzoo.export.serving_functions`), a SavedModel (TensorFlow alone), or an ONNX or LiteRT
+export (its runtime alone, `mmzoo.runtime.Runner.serve`: this module imports no TensorFlow,
+and neither does that path). Each answers as the SavedModel does, and `answers` reads the
+answer as the model's task says in its metadata (`answer`: the top classes, a text, a score).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
-import tensorflow as tf
 
-from mmzoo.data.folders import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-from mmzoo.errors import InvalidValue, MissingFile
+from mmzoo import runtime
+from mmzoo.checks import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, image_problem, wav_problem
+from mmzoo.checks import read_audio as read_waveform
+from mmzoo.errors import DataWarning, InvalidValue
+from mmzoo.run import kind_of
 
 BATCH = 32  # inputs served at a time
+MEDIA = ("image", "audio")
 
 
 class Served:
-    """The raw-input functions of an export or a run: `call(endpoint, **inputs)` and `info`
-    (model, task, inputs, labels, sample rate)."""
+    """A model as its export serves it: `info` (its metadata: model, task, inputs, labels,
+    sample rate, answer) and `call(endpoint, **inputs)` on raw inputs (encoded image files,
+    texts, waveforms `[batch, samples]`), returning numpy outputs by name."""
 
-    def __init__(self, path):
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            loaded = tf.saved_model.load(path)
-            self._loaded = loaded
-            self.functions = dict(loaded.signatures)
-            self.info = json.loads(self.functions["metadata"]()["json"].numpy()) \
-                if "metadata" in self.functions else {}
-            self._dict_inputs = False
-        else:
-            import keras
-
-            from mmzoo.export import serving_functions
-
-            file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
-            if not os.path.isfile(file):
-                raise MissingFile(f"no export or trained model at {path}; give a folder "
-                                  "written by `mmzoo export` or `mmzoo train` (or a .keras file)")
-            self.model = keras.saving.load_model(file)
-            self.functions, _ = serving_functions(self.model)
-            self.functions["serving_default"] = self.functions.pop("serve")
-            self.info = json.loads(self.functions["metadata"]()["json"].numpy())
-            self._dict_inputs = True
+    info = {}
 
     def call(self, endpoint, **inputs):
-        fn = self.functions[endpoint]
-        out = fn(inputs) if self._dict_inputs else fn(**inputs)
-        return {k: v.numpy() for k, v in out.items()}
+        raise NotImplementedError
 
+    @property
+    def inputs(self):
+        found = self.info.get("inputs", [])
+        return list(found) if not isinstance(found, dict) else list(found)
+
+
+class _Portable(Served):
+    """An ONNX or LiteRT export, through `mmzoo.runtime.Runner.serve`."""
+
+    def __init__(self, path):
+        self.runner = runtime.Runner(path)
+        self.info = self.runner.metadata
+
+    def call(self, endpoint, **inputs):
+        return self.runner.serve(endpoint, **inputs)
+
+
+class _SavedModel(Served):
+    """A SavedModel (`tf.saved_model.load`), called through its signatures."""
+
+    def __init__(self, path):
+        import tensorflow as tf  # heavy: only a SavedModel or a run needs it
+
+        self._tf = tf
+        self._loaded = tf.saved_model.load(path)  # kept: its signatures reference its variables
+        self.functions = dict(self._loaded.signatures)
+        self.info = (json.loads(self.functions["metadata"]()["json"].numpy())
+                     if "metadata" in self.functions else {})
+
+    def call(self, endpoint, **inputs):
+        feed = {k: self._tf.constant(v) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in self.functions[endpoint](**feed).items()}
+
+
+class _Run(Served):
+    """A run folder or `.keras` file: its model through the export's raw-input functions."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        from mmzoo.export import serving_functions
+        from mmzoo.run import open_model
+
+        self._tf = tf
+        self.model, _ = open_model(path)
+        self.functions, _ = serving_functions(self.model)
+        self.functions["serving_default"] = self.functions.pop("serve")
+        self.info = json.loads(self.functions["metadata"]()["json"].numpy())
+
+    def call(self, endpoint, **inputs):
+        feed = {k: self._tf.constant(v) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in self.functions[endpoint](feed).items()}
+
+
+def served(path):
+    """The `Served` model at `path`: a run, a `.keras` file, a SavedModel, an ONNX or LiteRT
+    export (`mmzoo.run.kind_of`)."""
+    kind = kind_of(path)
+    if kind in ("onnx", "litert"):
+        return _Portable(path)
+    if kind == "saved_model":
+        return _SavedModel(path)
+    return _Run(path)
+
+
+# --- inputs -----------------------------------------------------------------------------------
 
 def expand(name, values):
     """The files of `--image` / `--audio` values (a folder: its files of that kind, sorted)."""
@@ -69,45 +121,47 @@ def expand(name, values):
     return files
 
 
-def read_image(path):
-    """The bytes of an image file (or `path` itself when it is bytes: a table's image cell), or
-    an `InvalidValue` naming the file and why it is not one."""
-    from mmzoo.data.checks import image_problem
-    from mmzoo.data.preprocessor import decode_image
-
-    if isinstance(path, bytes):
-        return path
-    problem = image_problem(path)
-    if problem is None:
-        with open(path, "rb") as f:
+def read_image(value):
+    """The bytes of an image file (or `value` itself when it is bytes: a table's image cell);
+    a file that is not a readable image (`mmzoo.checks.image_problem`, or a body that does not
+    decode) fails naming it."""
+    if isinstance(value, bytes):
+        data = value
+    else:
+        problem = image_problem(value)
+        if problem:
+            raise InvalidValue(f"--image {value}: not a readable image: {problem}")
+        with open(value, "rb") as f:
             data = f.read()
-        try:
-            decode_image(tf.constant(data))
-        except tf.errors.OpError as e:  # a corrupt body behind a good header and end marker
-            problem = f"cannot be decoded ({e.message.splitlines()[0]})"
-    if problem:
-        raise InvalidValue(f"--image {path}: not a readable image: {problem}")
+    try:
+        runtime.image_pixels(data, (1, 1))
+    except Exception as e:  # a corrupt body behind a good header: Pillow names what it found
+        raise InvalidValue(f"--image {_name(value)}: not a readable image: cannot be decoded "
+                           f"({' '.join(str(e).split())[:200] or type(e).__name__})") from None
     return data
 
 
-def read_audio(path, sample_rate):
-    """A waveform at `sample_rate` (of a file, or of a table's audio cell: bytes), or an
-    `InvalidValue` naming the file and why it is not one."""
-    from mmzoo.data.checks import read_audio as read
-    from mmzoo.data.checks import wav_problem
-
-    if isinstance(path, bytes):
-        return read(path, sample_rate, inline=True)[0]
-    problem = wav_problem(path)
+def read_audio(value, rate):
+    """A waveform at `rate` of an audio file (or of a table's audio cell: bytes), read as
+    training reads it (`mmzoo.checks.read_audio`); a file that is not readable, complete
+    audio fails naming it."""
+    if isinstance(value, bytes):
+        return read_waveform(value, rate, inline=True)[0]
+    problem = wav_problem(value)
     if problem:
-        raise InvalidValue(f"--audio {path}: not a readable audio file: {problem}")
-    return read(path, sample_rate)[0]
+        raise InvalidValue(f"--audio {value}: not a readable audio file: {problem}")
+    return read_waveform(value, rate)[0]
+
+
+def _name(value):
+    return "(bytes)" if isinstance(value, bytes) else value
 
 
 def table_inputs(source, names):
-    """The inputs `names` of every row of a table (`csv:PATH`, `jsonl:PATH`, `parquet:PATH`,
-    with the column options of those sources; every row checked as training checks it): name ->
-    list of values (file paths or bytes for `image` and `audio`, strings for texts)."""
+    """`(columns, rows)`: the inputs `names` of every good row of a table (`csv:PATH`,
+    `jsonl:PATH`, `parquet:PATH`, with the column options of those sources; every row checked
+    as training checks it), name -> list of values (file paths or bytes for `image` and
+    `audio`, strings for texts), and what names each row (`SOURCE row N`)."""
     from mmzoo.data import open_source
     from mmzoo.data.table import BAD
 
@@ -122,44 +176,96 @@ def table_inputs(source, names):
         raise InvalidValue(f"--table {source}: no column for the model's input(s) {missing}; "
                            f"the table has {sorted(src.roles)}; name them with options, e.g. "
                            "csv:PATH?image=photo&text=title")
-    columns = {n: [] for n in names}
+    columns, rows = {n: [] for n in names}, []
     for i, _, fields, _ in src._parse():
         if src.parts[i] == BAD or fields is None:
             continue
+        rows.append(f"{source} row {i + 1}")
         for name, key in keys.items():
             value = fields[key]
-            columns[name].append(value[0] if name in ("image", "audio") else
+            columns[name].append(value[0] if name in MEDIA else
                                  " ".join(value) if isinstance(value, list) else value)
-    return columns
+    return columns, rows
 
 
 def _shown(name, value):
+    """How an input is named in a result: its path, its text, or what bytes it is."""
     if isinstance(value, bytes):
         return f"({name} bytes)"
-    if name in ("image", "audio"):
+    if name in MEDIA:
         return value
-    return repr(value if len(value) <= 40 else value[:37] + "...")
+    return value
 
 
-def predict(path, inputs, top=3, table=None):
-    """The model at `path` (an export or a run) on `inputs` (name -> list of values: files or
-    folders for `image` and `audio`, strings for `text` and `question`) and the rows of
-    `table` (a table source: the inputs no flag gives); each input given once, or as many times
-    as the others (one value is used with each of the others'). Returns one
-    dict per example: `input` (what it was), and the `top` classes with their scores, the
-    caption, the transcript, or the similarity.
+# --- answers ----------------------------------------------------------------------------------
+
+def answers(outputs, info, top=3):
+    """What the model says of each example of a served batch, as its task's `answer` (in the
+    export's metadata) reads the outputs: `top` classes with their scores, a text (a caption,
+    a transcript), or a score (a text-image similarity)."""
+    answer = info.get("answer") or _answer_of(outputs)
+    kind = answer["kind"]
+    out = []
+    first = next(iter(outputs.values()))
+    for i in range(len(first)):
+        if kind == "labels":
+            scores = np.asarray(outputs[answer["scores"]][i])
+            labels = info.get(answer["labels"])
+            best = np.argsort(-scores)[:top]
+            out.append({"top": [{"label": labels[j] if labels else int(j),
+                                 "score": float(scores[j])} for j in best]})
+        elif kind == "text":
+            value = outputs[answer["output"]][i]
+            out.append({answer["output"]: value.decode() if isinstance(value, bytes)
+                        else str(value)})
+        elif kind == "score":
+            out.append({answer["output"]: float(outputs[answer["output"]][i, i])})
+        else:
+            raise InvalidValue(f"the export's metadata asks for an answer of kind {kind!r}, "
+                               "which this mmzoo does not read; upgrade mmzoo")
+    return out
+
+
+def _answer_of(outputs):
+    """The `answer` of an export written before metadata said it: by its outputs' names."""
+    if "scores" in outputs:
+        return {"kind": "labels", "scores": "scores", "labels": "labels"}
+    for name in ("caption", "transcript"):
+        if name in outputs:
+            return {"kind": "text", "output": name}
+    return {"kind": "score", "output": "similarity"}
+
+
+def predict(path, inputs, top=3, table=None, on_error="raise"):
+    """The model at `path` (a run or an export of any format) on `inputs` (name -> list of
+    values: files or folders for `image` and `audio`, strings for `text` and `question`) and the
+    rows of `table` (a table source: the inputs no flag gives); each input given once, or as
+    many times as the others (one value is used with each of the others'). Returns one dict per
+    example: `input` (what names it: its files, texts, or table row; never bytes), and what the
+    model says (`answers`).
+
+    Args:
+        path: str. A run folder, a `.keras` file, or an export folder.
+        inputs: dict. Input name -> list of values.
+        top: int. Classes shown with their scores.
+        table: str or None. A table source (`csv:PATH`, `jsonl:PATH`, `parquet:PATH`).
+        on_error: str. An unreadable input: `raise` (fail naming it) or `skip` (name it in a
+            warning and go on with the others).
 
     Examples:
     ```python
     mmzoo.predict.predict("runs/shapes", {"image": ["photos/"]})
     ```
     """
-    served = Served(path)
-    expected = served.info.get("inputs", [])
-    given = {k: expand(k, v) if k in ("image", "audio") else list(v)
-             for k, v in inputs.items() if v}
+    if on_error not in ("raise", "skip"):
+        raise InvalidValue(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    model = served(path)
+    expected = model.inputs
+    given = {k: expand(k, v) if k in MEDIA else list(v) for k, v in inputs.items() if v}
+    rows = None
     if table is not None:
-        given.update(table_inputs(table, [n for n in expected if n not in given]))
+        columns, rows = table_inputs(table, [n for n in expected if n not in given])
+        given.update(columns)
     if sorted(given) != sorted(expected):
         raise InvalidValue(f"this model takes {expected} (give "
                            + " ".join(f"--{k}" for k in expected) + f"); got {sorted(given)}")
@@ -170,76 +276,107 @@ def predict(path, inputs, top=3, table=None):
         raise InvalidValue("inputs must come once or as many times as the others; got "
                            + ", ".join(f"{s} --{k}" for k, s in sizes.items()))
     given = {k: v * n if len(v) == 1 else v for k, v in given.items()}
-    labels = served.info.get("labels")
-    rate = served.info.get("sample_rate") or 8000
-    results = []
+    rate = model.info.get("sample_rate") or 8000
+    results, skipped = [], []
     # audio one clip at a time (clips differ in length), the rest `BATCH` at a time
     step = 1 if "audio" in given else BATCH
     for start in range(0, n, step):
         chunk = {k: v[start:start + step] for k, v in given.items()}
-        feed = {}
-        for name, values in chunk.items():
-            if name == "image":
-                feed[name] = tf.constant([read_image(p) for p in values])
-            elif name == "audio":
-                feed[name] = tf.constant(np.stack([read_audio(p, rate) for p in values]))
-            else:
-                feed[name] = tf.constant(values)
-        out = served.call("serving_default", **feed)
-        for i in range(len(next(iter(chunk.values())))):
-            row = {"input": {k: v[i] for k, v in chunk.items()}}
-            if "scores" in out:
-                scores = out["scores"][i]
-                best = np.argsort(-scores)[:top]
-                row["top"] = [{"label": labels[j] if labels else int(j),
-                               "score": float(scores[j])} for j in best]
-            elif "caption" in out:
-                row["caption"] = out["caption"][i].decode()
-            elif "transcript" in out:
-                row["transcript"] = out["transcript"][i].decode()
-            else:
-                row["similarity"] = float(out["similarity"][i, i])
-            results.append(row)
+        names = [{k: _shown(k, v[i]) for k, v in chunk.items()}
+                 for i in range(len(next(iter(chunk.values()))))]
+        if rows is not None:
+            for i, named in enumerate(names):
+                named["row"] = rows[start + i]
+        feed, kept = _read(chunk, rate, on_error, skipped, names)
+        if not kept:
+            continue
+        out = model.call("serving_default", **feed)
+        for named, said in zip((names[i] for i in kept), answers(out, model.info, top)):
+            results.append({"input": named, **said})
+    if skipped:
+        warnings.warn(DataWarning(f"{len(skipped)} input(s) could not be read and were skipped "
+                                  "(--on-error skip)", skipped), stacklevel=2)
     return results
+
+
+def _read(chunk, rate, on_error, skipped, names):
+    """`(feed, kept)`: the readable examples of `chunk` as the served model takes them, and
+    their positions; an unreadable one fails (`raise`) or is named in `skipped`."""
+    values = {k: [] for k in chunk}
+    kept = []
+    for i in range(len(next(iter(chunk.values())))):
+        try:
+            example = {}
+            for name, items in chunk.items():
+                value = items[i]
+                example[name] = (read_image(value) if name == "image" else
+                                 read_audio(value, rate) if name == "audio" else value)
+        except InvalidValue as e:
+            if on_error == "raise":
+                raise
+            where = f" ({names[i]['row']})" if "row" in names[i] else ""
+            skipped.append(f"{e}{where}")
+            continue
+        kept.append(i)
+        for name, value in example.items():
+            values[name].append(value)
+    feed = {}
+    for name, items in values.items():
+        if name == "audio" and items:
+            feed[name] = np.stack(items).astype("float32")
+        elif name == "image":
+            feed[name] = np.array(items, dtype=object)
+        else:
+            feed[name] = np.array(items, dtype=object)
+    return feed, kept
 
 
 def lines(results):
     """`predict`'s results as lines: each example's inputs, then what the model says."""
     out = []
     for row in results:
-        shown = " + ".join(_shown(k, v) for k, v in row["input"].items())
+        shown = " + ".join(str(v) if k in MEDIA or k == "row" else repr(_short(v))
+                           for k, v in row["input"].items())
         if "top" in row:
             said = ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"])
         else:
-            said = next(f"{k} {row[k]:.4f}" if k == "similarity" else row[k]
-                        for k in ("caption", "transcript", "similarity") if k in row)
+            key = next(k for k in row if k != "input")
+            said = f"{key} {row[key]:.4f}" if isinstance(row[key], float) else row[key]
         out.append(f"{shown}: {said}")
     return out
 
 
+def _short(text):
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def search(path, text, images, top=5):
     """The `top` photos among `images` (files or folders) that the retrieval model at `path`
-    (an export or a run of `dual_encoder`) matches best with `text`: `[(score, path)]`, best
-    first. Photos are embedded `BATCH` at a time.
+    (an export of any format, or a run of `dual_encoder`) matches best with `text`: `[(score,
+    path)]`, best first. Photos are embedded `BATCH` at a time.
 
     Examples:
     ```python
     mmzoo.predict.search("runs/dual_encoder", "a dog runs on the beach", ["photos/"])
     ```
     """
-    served = Served(path)
-    if served.info.get("task") != "retrieval":
-        raise InvalidValue(f"{path} is a {served.info.get('task')} model "
-                           f"({served.info.get('model')}); search takes a retrieval model "
-                           "(dual_encoder)")
+    model = served(path)
+    if (model.info.get("answer") or {}).get("kind", "score") != "score":
+        raise InvalidValue(f"{path} is a {model.info.get('task')} model "
+                           f"({model.info.get('model')}); search takes a model that embeds texts "
+                           "and images (a dual encoder)")
     files = expand("image", images)
-    query = served.call("embed_text", text=tf.constant([text]))["embedding"]
+    query = model.call("embed_text", text=np.array([text], dtype=object))["embedding"]
     scores = []
     for start in range(0, len(files), BATCH):
         batch = files[start:start + BATCH]
-        pictures = served.call("embed_image",
-                               image=tf.constant([read_image(p) for p in batch]))["embedding"]
+        pictures = model.call("embed_image", image=np.array([read_image(p) for p in batch],
+                                                             dtype=object))["embedding"]
         scores.append(query @ pictures.T)
     scores = np.concatenate(scores, axis=1)[0]
     best = np.argsort(-scores)[:top]
     return [(float(scores[i]), files[i]) for i in best]
+
+
+__all__ = ["BATCH", "Served", "answers", "expand", "lines", "predict", "read_audio",
+           "read_image", "search", "served", "table_inputs"]

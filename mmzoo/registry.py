@@ -1,23 +1,67 @@
-"""The model registry: `register`, `build`, `list_models`, `describe`.
+"""The registry: the tasks (`register_task`, `task_of`) and the models (`register`, `build`,
+`list_models`, `describe`).
 
 A model is a name, a task, the modalities it reads, a frozen dataclass of defaults and a builder
 that returns a compiled functional `keras.Model`. Adding a model means adding one decorated
-function (timm's habit).
+function (timm's habit); adding a task, one `mmzoo.tasks.base.Task` subclass registered here.
+
+The registry imports no task and no model: they register themselves when their modules are
+imported (`mmzoo.load()` imports the built-in ones and the plugins, `mmzoo.plugins`), and the
+drivers find them here by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 import types
 import typing
 from typing import Any, Callable
 
+from mmzoo import contract, plugins
 from mmzoo.errors import ContractError, InvalidType, InvalidValue, UnknownName, did_you_mean
 
-TASKS = ("classification", "captioning", "vqa", "retrieval", "transcription")
 MODALITIES = ("text", "image", "audio")
 INPUT_NAMES = ("text", "image", "audio", "question")
+
+_TASKS = {}  # name -> mmzoo.tasks.base.Task
+
+
+def register_task(task):
+    """Register a `mmzoo.tasks.base.Task` under its `name`; a duplicate name raises. Returns it.
+
+    Examples:
+    ```python
+    class Counting(mmzoo.tasks.base.Task):
+        ...
+    mmzoo.registry.register_task(Counting("counting"))
+    ```
+    """
+    if task.name in _TASKS and _TASKS[task.name] is not task:
+        raise InvalidValue(f"task {task.name!r} is already registered "
+                           f"({type(_TASKS[task.name]).__module__}); choose another name")
+    _TASKS[task.name] = task
+    return task
+
+
+def task_names():
+    """The names of the registered tasks, in registration order."""
+    return tuple(_TASKS)
+
+
+def get_task(name):
+    """The registered `Task` named `name`; an unknown name lists the known ones."""
+    if name not in _TASKS:
+        hint = did_you_mean(name, _TASKS)
+        raise InvalidValue(f"unknown task {name!r}; {hint + ' ' if hint else ''}use one of "
+                           f"{list(_TASKS)}")
+    return _TASKS[name]
+
+
+def task_of(model):
+    """The `Task` of a model (a `keras.Model`, a `ModelSpec` or a registered name)."""
+    return get_task(get_spec(model if isinstance(model, (str, ModelSpec)) else model.name).task)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +76,8 @@ class ModelSpec:
         builder: callable. `builder(cfg) -> keras.Model` (compiled, functional).
         test_config: dict. Overrides for a tiny variant the generic tests build.
         summary: str. One line on what the model is.
+        limits: tuple of str. What its model card says it cannot do (beside its task's).
+        module: str. The module that registered it (a run records it: `mmzoo.plugins`).
     """
 
     name: str
@@ -41,6 +87,8 @@ class ModelSpec:
     builder: Callable
     test_config: dict
     summary: str
+    limits: tuple = ()
+    module: str = ""
 
     @property
     def modalities(self) -> tuple:
@@ -55,15 +103,17 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name, *, task, inputs, config, test_config=None):
+def register(name, *, task, inputs, config, test_config=None, limits=()):
     """Register a model builder under `name`.
 
     Args:
         name: str. The registry key (snake_case); a duplicate raises.
-        task: str. One of `mmzoo.registry.TASKS`.
+        task: str. A registered task (`mmzoo.registry.task_names()`: `classification`, `vqa`,
+            `captioning`, `retrieval`, `transcription`).
         inputs: tuple of str. Input names, each one of `text`, `image`, `audio`, `question`.
         config: type. A frozen dataclass whose fields are the defaults and the valid overrides.
         test_config: dict. Overrides for the tiny variant the generic tests build.
+        limits: tuple of str. What the model's card says it cannot do (beside its task's).
 
     Examples:
     ```python
@@ -73,8 +123,9 @@ def register(name, *, task, inputs, config, test_config=None):
         return model
     ```
     """
-    if task not in TASKS:
-        raise InvalidValue(f"register({name!r}): unknown task {task!r}; use one of {list(TASKS)}")
+    if task not in _TASKS:
+        raise InvalidValue(f"register({name!r}): unknown task {task!r}; use one of "
+                           f"{list(_TASKS)}")
     bad = [i for i in inputs if i not in INPUT_NAMES]
     if bad:
         raise InvalidValue(
@@ -98,6 +149,8 @@ def register(name, *, task, inputs, config, test_config=None):
             builder=builder,
             test_config=dict(test_config or {}),
             summary=(builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else "",
+            limits=tuple(limits),
+            module=builder.__module__,
         )
         _apply_overrides(spec, spec.test_config)  # a bad test_config fails at import, not in CI
         _REGISTRY[name] = spec
@@ -106,19 +159,16 @@ def register(name, *, task, inputs, config, test_config=None):
     return decorator
 
 
-def _ensure_models_loaded():
-    from mmzoo import models  # noqa: F401  (registers the built-in models)
-
-
 def get_spec(name) -> ModelSpec:
-    """The `ModelSpec` registered under `name`; an unknown name suggests close ones."""
-    _ensure_models_loaded()
+    """The `ModelSpec` registered under `name`; an unknown name suggests close ones and says
+    how to make a model of one's own known (`--import MODULE`, an entry point)."""
     if isinstance(name, ModelSpec):
         return name
     if name not in _REGISTRY:
         hint = did_you_mean(name, _REGISTRY, n=3)
         hint = f"{hint} " if hint else ""
-        raise UnknownName(f"unknown model {name!r}; {hint}see mmzoo.list_models()")
+        raise UnknownName(f"unknown model {name!r}; {hint}see mmzoo.list_models() "
+                          f"({plugins.HOW})")
     return _REGISTRY[name]
 
 
@@ -127,8 +177,7 @@ def list_models(pattern=None, *, task=None, modality=None):
 
     Args:
         pattern: str. An fnmatch pattern on the name, e.g. `"caption_*"`.
-        task: str. Keep models of this task (`classification`, `captioning`, `vqa`, `retrieval`,
-            `transcription`).
+        task: str. Keep models of this task (`mmzoo.registry.task_names()`).
         modality: str. Keep models that read this modality (`text`, `image`, `audio`).
 
     Examples:
@@ -137,9 +186,8 @@ def list_models(pattern=None, *, task=None, modality=None):
     mmzoo.list_models(modality="audio")
     ```
     """
-    _ensure_models_loaded()
-    if task is not None and task not in TASKS:
-        raise InvalidValue(f"unknown task {task!r}; use one of {list(TASKS)}")
+    if task is not None:
+        get_task(task)
     if modality is not None and modality not in MODALITIES:
         raise InvalidValue(f"unknown modality {modality!r}; use one of {list(MODALITIES)}")
     names = []
@@ -178,8 +226,6 @@ def build(name, **overrides):
 def _keras_message(error):
     """The line of a Keras error that says what is wrong (not its "Exception encountered when
     calling ..." preamble), without terminal colours."""
-    import re
-
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     lines = [line for line in lines if line and not line.startswith(
         ("Exception encountered", "Arguments received", "•"))]
@@ -195,12 +241,10 @@ def _user_set(overrides):
 
 
 def _build(spec, cfg, overrides=None):
-    """`spec.builder(cfg)`, checked against the model contract (`mmzoo.contract`). A graph that
-    Keras refuses to make with the user's `overrides` (an image too small for the pooling
-    stack, heads that do not divide a width) fails naming those values: the user's choice, not
-    mmzoo's bug."""
-    from mmzoo import contract
-
+    """`spec.builder(cfg)`, checked against the model contract (`mmzoo.contract`, and what its
+    task reads). A graph that Keras refuses to make with the user's `overrides` (an image too
+    small for the pooling stack, heads that do not divide a width) fails naming those values:
+    the user's choice, not mmzoo's bug."""
     chosen = _user_set(overrides or {})
     try:
         model = spec.builder(cfg)
@@ -214,7 +258,7 @@ def _build(spec, cfg, overrides=None):
         raise ContractError(f"the builder of {spec.name!r} returned a model named "
                             f"{model.name!r}; name it {spec.name!r} (keras.Model(..., "
                             f"name={spec.name!r})), as the commands look models up by name")
-    return contract.check(model, spec)
+    return contract.check(model, spec, get_task(spec.task))
 
 
 def _no_download(cfg):
@@ -276,6 +320,26 @@ def model_table():
         inputs = ", ".join(f"`{n}` {shapes[n]}" for n in sorted(shapes))
         lines.append(f"| `{name}` | {spec.task} | {inputs} | {model.count_params():,} | "
                      f"{spec.summary} |")
+    return "\n".join(lines)
+
+
+def task_table():
+    """The README's table of tasks (Markdown), built from the registry: each task, what it does,
+    what `mmzoo predict` answers for it (its `answer`), and its models.
+
+    Examples:
+    ```python
+    print(mmzoo.registry.task_table())
+    ```
+    """
+    said = {"labels": "the top classes with their scores", "text": "a text", "score": "a score"}
+    lines = ["| task | what it does | `mmzoo predict` answers | models |", "|---|---|---|---|"]
+    for name in sorted(_TASKS):
+        task = _TASKS[name]
+        answer = task.answer()
+        answers = said[answer["kind"]] + (f" (`{answer['output']}`)" if "output" in answer else "")
+        models = ", ".join(f"`{m}`" for m in list_models(task=name))
+        lines.append(f"| `{name}` | {task.summary} | {answers} | {models} |")
     return "\n".join(lines)
 
 

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
+import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
 import sys
 import time
+import types
 import warnings
 
 import keras
 import tensorflow as tf
 
+from mmzoo import contract
+from mmzoo._version import __version__
+from mmzoo.artifacts import artifacts
+from mmzoo.card import machine
+from mmzoo.card import write as write_card
+from mmzoo.contract import front_ends
+from mmzoo.data import adapt, open_source, pipeline
+from mmzoo.data.pipeline import CACHES, cache_bytes
+from mmzoo.data.sources import absolute_source, default_source
 from mmzoo.errors import InvalidValue
+from mmzoo.evaluate import evaluate
+from mmzoo.features import feature_model
+from mmzoo.registry import build, get_spec, get_task
+from mmzoo.run import MONITOR, RunFolder, best_epoch, read_history
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -106,9 +123,6 @@ def _worker(strategy):
     return is_chief, index, workers, pipeline
 
 
-MONITOR = "val_loss"
-
-
 class _Restore(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that restores at the start of training but writes its backup only
     when `_Backup`, the last callback of each epoch, asks: so every other file of the epoch
@@ -124,22 +138,25 @@ class _Restore(keras.callbacks.BackupAndRestore):
 
 class _Backup(keras.callbacks.Callback):
     """Writes the backup of `_Restore`, after the other callbacks of the epoch, then commits
-    the epoch's best model (`_BestModel.commit`)."""
+    the epoch's best model (`_BestModel.commit`) and records in the run's ledger what the epoch
+    wrote (`mmzoo.run.RunFolder.record`)."""
 
-    def __init__(self, restore, best):
+    def __init__(self, restore, best, folder):
         super().__init__()
-        self.restore, self.best = restore, best
+        self.restore, self.best, self.folder = restore, best, folder
 
     def on_epoch_end(self, epoch, logs=None):
         self.restore.write()
         self.best.commit()
+        self.folder.record(*RECORDED)
 
 
 class _BestModel(keras.callbacks.Callback):
     """Keeps `model.keras` the best epoch by validation loss, committed together with the backup.
 
+    `folder`: the run's `mmzoo.run.RunFolder` (each file is claimed there as it is written).
     `saved`: the model to save when it is not the one `fit` runs (frozen-feature training fits
-    `mmzoo.models.features.feature_model`, which shares the whole model's weights).
+    `mmzoo.features.feature_model`, which shares the whole model's weights).
 
     A better epoch's model is first written as `model.pending.keras` (and its epoch and value in
     `model.pending.json`); once the backup of that epoch is written, `commit` moves it onto
@@ -148,11 +165,12 @@ class _BestModel(keras.callbacks.Callback):
     commits. So at any kill `model.keras` is the best of the epochs `history.csv` keeps.
     """
 
-    def __init__(self, path, saved=None):
+    def __init__(self, folder, saved=None):
         super().__init__()
-        self.path, self.saved = path, saved
-        self.pending = path.replace(".keras", ".pending.keras")
-        self.pending_info = path.replace(".keras", ".pending.json")
+        self.folder, self.saved = folder, saved
+        self.path = folder.file("model.keras")
+        self.pending = folder.file("model.pending.keras")
+        self.pending_info = folder.file("model.pending.json")
         self.best = float("inf")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -160,6 +178,8 @@ class _BestModel(keras.callbacks.Callback):
         if value is None or not value < self.best:  # also skips NaN
             return
         self.best = float(value)
+        self.folder.claim("model.pending.keras")
+        self.folder.claim("model.pending.json")
         (self.saved or self.model).save(self.pending, overwrite=True)
         with open(self.pending_info, "w") as f:
             json.dump({"epoch": epoch, MONITOR: self.best}, f)
@@ -167,8 +187,10 @@ class _BestModel(keras.callbacks.Callback):
     def commit(self):
         if os.path.exists(self.pending_info):
             if os.path.exists(self.pending):  # gone if a kill came between these two lines
+                self.folder.claim("model.keras")
                 os.replace(self.pending, self.path)
             os.remove(self.pending_info)
+            self.folder.record("model.keras", "model.pending.keras", "model.pending.json")
 
     def resolve(self, done):
         """After a restart with `done` finished epochs: commit a pending model of a finished
@@ -239,37 +261,10 @@ def _replay(plateau, values):
     plateau.best, plateau.wait = best, wait
 
 
-def read_history(path):
-    """The rows of a `history.csv` (dicts of strings), or [] when there is none."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def best_epoch(rows):
-    """`{"epoch": 1-based, "epochs": n, "metrics": {...}}` of the row with the lowest
-    validation loss, or None for no rows."""
-    if not rows:
-        return None
-    values = [float(r[MONITOR]) if r.get(MONITOR) else float("inf") for r in rows]
-    i = min(range(len(rows)), key=values.__getitem__)
-    return {"epoch": i + 1, "epochs": len(rows),
-            "metrics": {k: _rounded(k, v) for k, v in rows[i].items() if k != "epoch"}}
-
-
-def _rounded(key, value):
-    """A history value for display: 4 decimals, a learning rate 3 significant digits."""
-    value = float(value)
-    return float(f"{value:.3g}") if key == "learning_rate" else round(value, 4)
-
-
 def _recorded_config(cfg):
     """The model config as `config.json` records it: an adapted `vocabulary` (up to
     `MAX_TOKENS` words, carried by the model itself) as its size and SHA-256, so the record
     stays small and still tells two runs' vocabularies apart."""
-    import hashlib
-
     config = dataclasses.asdict(cfg)
     if isinstance(config.get("vocabulary"), (list, tuple)):
         tokens = list(config["vocabulary"])
@@ -278,21 +273,17 @@ def _recorded_config(cfg):
     return config
 
 
-def _run_record(name, data, epochs, batch_size, seed, overrides, strategy, mixed_precision,
-                jit_compile, augment, config):
-    import keras_hub
-    import librosa
-    import numpy as np
-
-    import mmzoo
-
-    return {"model": name, "data": data, "epochs": epochs, "batch_size": batch_size,
-            "seed": seed, "overrides": overrides, "strategy": strategy,
-            "mixed_precision": mixed_precision, "jit_compile": jit_compile, "augment": augment,
-            "config": config,
-            "versions": {"mmzoo": mmzoo.__version__, "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "keras_hub": keras_hub.__version__,
-                         "librosa": librosa.__version__, "numpy": np.__version__,
+def _run_record(name, data, opts, overrides, config):
+    """What `config.json` records of a run: the model, data and options, the config and the
+    library versions."""
+    return {"model": name, "data": data, "epochs": opts.epochs, "batch_size": opts.batch_size,
+            "seed": opts.seed, "overrides": overrides, "strategy": opts.strategy,
+            "mixed_precision": opts.mixed_precision, "jit_compile": opts.jit_compile,
+            "augment": opts.augment, "config": config,
+            "versions": {"mmzoo": __version__, "tensorflow": tf.__version__,
+                         "keras": keras.__version__, **{
+                             package.replace("-", "_"): importlib.metadata.version(package)
+                             for package in ("keras-hub", "librosa", "numpy")},
                          "python": sys.version.split()[0]}}
 
 
@@ -344,7 +335,7 @@ def train(name, data=None, *, epochs=10, batch_size=64, out=None, seed=0,
             it), or `none`. What was chosen, and the disk cache's size, is written to
             `out/cache.json`.
         feature_cache: str. A model's fixed front ends (a frozen pretrained image backbone, the
-            MFCC layer of an audio model: `mmzoo.models.features.front_ends`) are computed
+            MFCC layer of an audio model: `mmzoo.contract.front_ends`) are computed
             once per example and the rest of the model trains on what they give (MFCCs are
             then augmented as MFCCs, `mmzoo.data.waveform.augment_mfcc`): `auto` (default)
             caches them as `cache` says, `memory` in memory, `disk` in `out/feature_cache/`
@@ -380,210 +371,230 @@ def train(name, data=None, *, epochs=10, batch_size=64, out=None, seed=0,
 
 def _train(name, data, *, epochs, batch_size, out, seed, overrides, strategy, mixed_precision,
            jit_compile, augment, verbose, on_error, callbacks, overwrite, cache, feature_cache):
-    from mmzoo.data import adapt, open_source, pipeline
-    from mmzoo.artifacts import Ledger
-    from mmzoo.data.pipeline import CACHES, cache_bytes
-    from mmzoo.data.sources import absolute_source, default_source
-    from mmzoo.models.features import feature_model, front_ends
-    from mmzoo.registry import build, get_spec
-
     if cache not in CACHES:
         raise InvalidValue(f"cache must be one of {list(CACHES)}, got {cache!r}")
     if feature_cache not in FEATURE_CACHES:
         raise InvalidValue(f"feature_cache must be one of {list(FEATURE_CACHES)}, got "
                            f"{feature_cache!r}")
+    for what, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidValue(f"{what} must be a whole number of at least 1, got {value!r}")
     dist = make_strategy(strategy) if isinstance(strategy, str) else strategy
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     spec = get_spec(name)
     data = data or default_source(spec)
-    overrides = dict(overrides or {})
     is_chief, index, workers, pipeline_id = _worker(dist)
-    # Non-chief workers of a cluster write their (identical) files to a scratch folder.
-    work = out if is_chief else os.path.join(out, f".worker-{index}")
-    _check_finished(work, overwrite)  # before anything is read or written
-    Ledger(work).claim(*RUN_FILES)  # what this run writes: all that --overwrite removes
-    keras.utils.set_random_seed(seed)
-    started = time.perf_counter()
-    src = open_source(data, on_error=on_error)
+    folder = out if isinstance(out, RunFolder) else RunFolder(out)
+    if not is_chief:  # a cluster's other workers write their (identical) files to a scratch
+        folder = RunFolder(os.path.join(folder.path, f".worker-{index}"))
+    with folder.held():
+        folder.refuse_foreign(RUN_FILES, fix="move them away, or choose another --out (mmzoo "
+                                             "never writes over what it did not write)")
+        _check_finished(folder, overwrite)  # before anything is read or written
+        started = time.perf_counter()
+        try:
+            run = _prepare(folder, name, spec, data, dict(overrides or {}), locals_of(
+                epochs=epochs, batch_size=batch_size, seed=seed, strategy=strategy_name,
+                mixed_precision=mixed_precision, jit_compile=jit_compile, augment=augment,
+                on_error=on_error, cache=cache, feature_cache=feature_cache, verbose=verbose,
+                workers=workers, pipeline_id=pipeline_id), dist)
+        except BaseException:
+            # nothing trained: what this run wrote goes (its warnings, which the error may
+            # point to, stay), and no name stays claimed
+            folder.rollback(keep=("warnings.txt",))
+            raise
+        history = _fit(folder, run, epochs, verbose, callbacks)
+        model = _finish(folder, run, history, is_chief, started, verbose)
+    if not is_chief:
+        shutil.rmtree(folder.path, ignore_errors=True)
+    return model, history
+
+
+def locals_of(**kwargs):
+    """The options of a run, as a namespace."""
+    return types.SimpleNamespace(**kwargs)
+
+
+def _prepare(folder, name, spec, data, overrides, opts, dist):
+    """Everything before `fit`: the data listed and checked, the config adapted to it, the run
+    recorded (`config.json`), the model built and its pipelines made. Returns the run as a
+    namespace."""
+    keras.utils.set_random_seed(opts.seed)
+    src = open_source(data, on_error=opts.on_error)
+    task = get_task(spec.task)
     # every worker adapts on the whole training split (the same vocabulary and classes)...
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
     # ... and trains on its own shards of prepared data
-    if strategy_name == "multi_worker":
-        by_file, sharing = _share(src, workers, pipeline_id)
+    by_file, sharing = (_share(src, opts.workers, opts.pipeline_id)
+                        if opts.strategy == "multi_worker" else (False, ""))
     train_raw, val_raw = src.fit_splits(spec.task)
     cfg = spec.make_config(**config)
-    record = _run_record(name, absolute_source(data), epochs, batch_size, seed, overrides,
-                         strategy_name, mixed_precision, jit_compile, augment,
-                         _recorded_config(cfg))
-    record["on_error"] = on_error
-    record["data_fingerprint"] = src.fingerprint()
-    backup = os.path.join(work, "backup")
-    done = _check_same_run(work, backup, record)
-    cache_root = os.path.join(work, "cache")
-    run_seed = seed
+    record = _run_record(name, absolute_source(data), opts, overrides, _recorded_config(cfg))
+    record.update(on_error=opts.on_error, data_fingerprint=src.fingerprint(),
+                  module=spec.module)
+    backup = folder.file("backup")
+    done = _check_same_run(folder, backup, record)
+    run_seed = opts.seed
     if not done:  # a fresh run never reads a cache it did not make
-        _remove_caches(cache_root)
+        _remove_caches(folder)
     else:  # a resumed run goes on with its random stream, not epoch 1's again
-        run_seed = _resumed_seed(seed, done)
+        run_seed = _resumed_seed(opts.seed, done)
         keras.utils.set_random_seed(run_seed)
-    with open(os.path.join(work, "config.json"), "w") as f:
-        json.dump(record, f, indent=2)
-
-    if verbose and strategy_name != "default":
-        print(f"strategy {strategy_name}: {dist.num_replicas_in_sync} replicas in sync",
+    folder.write_json("config.json", record)
+    if opts.verbose and opts.strategy != "default":
+        print(f"strategy {opts.strategy}: {dist.num_replicas_in_sync} replicas in sync",
               file=sys.stderr, flush=True)
     with dist.scope():
         model = build(name, **config)
-    if verbose:
+    if opts.verbose:
         _say_resampling(src, model)
-    fronts = front_ends(model) if feature_cache != "off" else {}
-    caches = {"train": cache, "validation": cache}
-    cache_dir = cache_root
-    fit_model = model
-    if fronts:
-        with dist.scope():
-            fit_model = feature_model(model, fronts)
-        if feature_cache == "disk":  # keyed by the data, the preprocessing and the front ends
-            cache_dir = os.path.join(work, "feature_cache")
-            caches = {split: "disk" for split in caches}
-        elif feature_cache == "memory":
-            caches = {split: "memory" for split in caches}
-        if verbose:
-            named = " and ".join({"image": "frozen image backbone", "audio": "MFCC"}[n]
-                                 for n in fronts)
-            print(f"{named}: computed once per example before the cache ("
-                  f"{feature_cache if feature_cache != 'auto' else cache}); the rest of the "
-                  "model trains on them", file=sys.stderr, flush=True)
-    if jit_compile:
+    fit_model, caches, cache_dir, fronts = _feature_training(folder, model, opts, dist)
+    if opts.jit_compile:
         fit_model.jit_compile = True
-    features = bool(fronts)
-    train_ds = pipeline(model, train_raw, batch_size=batch_size, training=True,
-                        seed=run_seed, augment=augment, features=features,
+    if cache_dir == folder.file("cache"):   # where a disk cache of examples would go
+        folder.claim("cache")
+    train_ds = pipeline(model, train_raw, batch_size=opts.batch_size, training=True,
+                        seed=run_seed, augment=opts.augment, features=bool(fronts),
                         cache=caches["train"], cache_dir=cache_dir)
-    val_ds = pipeline(model, val_raw, batch_size=batch_size, features=features,
+    val_ds = pipeline(model, val_raw, batch_size=opts.batch_size, features=bool(fronts),
                       cache=caches["validation"], cache_dir=cache_dir)
     cache_info = {"train": train_ds.cache_info, "validation": val_ds.cache_info}
-    if verbose:
+    if opts.verbose:
         print("cache: " + "; ".join(f"{split} {_described(info)}"
                                     for split, info in cache_info.items()),
               file=sys.stderr, flush=True)
-    if strategy_name == "multi_worker":
-        if verbose:
-            print(f"multi_worker: each worker reads {sharing}", file=sys.stderr, flush=True)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF if by_file    # the source shards itself
-            else tf.data.experimental.AutoShardPolicy.DATA)
-        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+    if opts.strategy == "multi_worker":
+        train_ds, val_ds = _sharded(train_ds, val_ds, by_file, sharing, opts.verbose)
+    return types.SimpleNamespace(
+        spec=spec, task=task, src=src, cfg=cfg, model=model, fit_model=fit_model,
+        train=train_ds, validation=val_ds, raw={"train": train_raw, "validation": val_raw},
+        cache_info=cache_info, batch_size=opts.batch_size)
 
-    path = os.path.join(work, "model.keras")
-    history_path = os.path.join(work, "history.csv")
-    restore, best = _Restore(backup), _BestModel(path, saved=model)
-    plateau = _plateau(cfg, verbose)
-    resume = _Resume(history_path, best, epochs, verbose, plateau=plateau)
+
+def _feature_training(folder, model, opts, dist):
+    """`(model to fit, cache of each split, cache folder, fixed front ends)`: with fixed front
+    ends (`mmzoo.contract.front_ends`) and `feature_cache` not `off`, the feature model
+    (`mmzoo.features.feature_model`) trains on their outputs, cached as `feature_cache` says
+    (`disk`: in `feature_cache/`, kept for later runs)."""
+    fronts = front_ends(model) if opts.feature_cache != "off" else {}
+    caches = {"train": opts.cache, "validation": opts.cache}
+    cache_dir = folder.file("cache")
+    if not fronts:
+        return model, caches, cache_dir, fronts
+    with dist.scope():
+        fit_model = feature_model(model, fronts)
+    if opts.feature_cache == "disk":  # keyed by the data, the preprocessing and the front ends
+        folder.claim("feature_cache")
+        cache_dir = folder.file("feature_cache")
+        caches = {split: "disk" for split in caches}
+    elif opts.feature_cache == "memory":
+        caches = {split: "memory" for split in caches}
+    if opts.verbose:
+        named = " and ".join({"image": "frozen image backbone", "audio": "MFCC"}[n]
+                             for n in fronts)
+        print(f"{named}: computed once per example before the cache ("
+              f"{opts.feature_cache if opts.feature_cache != 'auto' else opts.cache}); the rest "
+              "of the model trains on them", file=sys.stderr, flush=True)
+    return fit_model, caches, cache_dir, fronts
+
+
+def _sharded(train_ds, val_ds, by_file, sharing, verbose):
+    """The pipelines of a multi-worker run, each worker reading its share."""
+    if verbose:
+        print(f"multi_worker: each worker reads {sharing}", file=sys.stderr, flush=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if by_file    # the source shards itself
+        else tf.data.experimental.AutoShardPolicy.DATA)
+    return train_ds.with_options(options), val_ds.with_options(options)
+
+
+def _fit(folder, run, epochs, verbose, callbacks):
+    """`fit` with the run's callbacks: resume from a backup, the learning-rate schedule, the
+    history, TensorBoard, the best model, the backup last in each epoch, and what was written
+    recorded in the run's ledger at each epoch's end."""
+    for name in ("history.csv", "logs", "backup"):
+        folder.claim(name)
+    restore = _Restore(folder.file("backup"))
+    best = _BestModel(folder, saved=run.model)
+    plateau = _plateau(run.cfg, verbose)
+    resume = _Resume(folder.file("history.csv"), best, epochs, verbose, plateau=plateau)
     # Order matters: restore first; the learning-rate schedule before the log (which records
     # its rate) and before `_Resume` (which gives it the finished epochs); the backup last in
     # each epoch, so that a kill at any point leaves history.csv, model.keras and the backup
     # consistent (see _BestModel).
     callbacks = [restore, *([plateau] if plateau else []), resume,
-                 keras.callbacks.CSVLogger(history_path, append=True),
-                 keras.callbacks.TensorBoard(os.path.join(work, "logs")), *(callbacks or ()),
-                 best, _Backup(restore, best)]
-    with warnings.catch_warnings():
-        if train_ds.cardinality() == tf.data.UNKNOWN_CARDINALITY:
-            # Every caption is an example (captioning): Keras learns the epoch's length at the
-            # end of the first epoch, which it reports as running out of data.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                                verbose=verbose, callbacks=callbacks,
-                                shuffle=False)  # the pipeline shuffles
-    for info in cache_info.values():
+                 keras.callbacks.CSVLogger(folder.file("history.csv"), append=True),
+                 keras.callbacks.TensorBoard(folder.file("logs")), *(callbacks or ()),
+                 best, _Backup(restore, best, folder)]
+    try:
+        with warnings.catch_warnings():
+            if run.train.cardinality() == tf.data.UNKNOWN_CARDINALITY:
+                # Every caption is an example (captioning): Keras learns the epoch's length at
+                # the end of the first epoch, which it reports as running out of data.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = run.fit_model.fit(run.train, validation_data=run.validation,
+                                        epochs=epochs, verbose=verbose, callbacks=callbacks,
+                                        shuffle=False)  # the pipeline shuffles
+    finally:
+        folder.record(*RECORDED)
+    history.resumed_from = resume.resumed_from
+    return history
+
+
+def _finish(folder, run, history, is_chief, started, verbose):
+    """After `fit`: the caches' sizes recorded and the example caches removed, the best model
+    reloaded, what it learned checked, `training.json` and the model card written."""
+    for info in run.cache_info.values():
         info["disk_bytes"] = cache_bytes(info)
-    with open(os.path.join(work, "cache.json"), "w") as f:
-        json.dump(cache_info, f, indent=2)
-    _remove_caches(cache_root)  # kept only to resume
-    model = keras.saving.load_model(path)
-    history.best = best_epoch(read_history(history_path))  # this process's own log
+    folder.write_json("cache.json", run.cache_info)
+    _remove_caches(folder)  # kept only to resume
+    model = keras.saving.load_model(folder.file("model.keras"))
+    history.best = best_epoch(read_history(folder.file("history.csv")))  # the whole run's
     history.learned_nothing = None
+    history.cache = run.cache_info
     if is_chief:
-        history.learned_nothing = _learned_nothing(model, spec, src, history.best, batch_size)
+        history.learned_nothing = run.task.learned_nothing_after_training(
+            model, run.src.fit_splits(run.spec.task,
+                                      decode=run.task.validation_needs_decoding())[1],
+            history.best, run.batch_size, _cause(history.best), evaluate)
         if history.learned_nothing and verbose:
             print(f"warning: {history.learned_nothing}", file=sys.stderr, flush=True)
-    history.cache = cache_info
-    if is_chief:
-        _write_training_record(work, model, started, history, resume.resumed_from,
-                               {"train": train_raw, "validation": val_raw})
-    if not is_chief:
-        shutil.rmtree(work, ignore_errors=True)
-    history.resumed_from = resume.resumed_from
-    return model, history
+        _write_training_record(folder, model, started, history, run.raw)
+    return model
 
 
-def _write_training_record(work, model, started, history, resumed_from, splits):
+def _cause(best):
+    epochs = best["epochs"] if best else "?"
+    return (f"likely causes: too little training data or too few epochs ({epochs}); train "
+            "longer with --epochs, or on more data")
+
+
+def _write_training_record(folder, model, started, history, splits):
     """`training.json` (time, machine, epochs, examples per split) and the run's model card
     `README.md` (`mmzoo.card`), at the end of a run."""
-    import datetime
-
-    from mmzoo.card import machine, write
-
     examples = {}
     for split, ds in splits.items():
         count = int(ds.cardinality())
         if count >= 0:  # a streamed source does not know it without reading it
             examples[split] = count
     record = {"seconds": round(time.perf_counter() - started, 1),
-              "epochs_run": len(history.epoch), "resumed_from": resumed_from,
+              "epochs_run": len(history.epoch), "resumed_from": history.resumed_from,
               "best_epoch": (history.best or {}).get("epoch"), "machine": machine(),
               "examples": examples,
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
                   timespec="seconds")}
-    with open(os.path.join(work, "training.json"), "w") as f:
-        json.dump(record, f, indent=2)
-    write(work, model)
+    folder.write_json("training.json", record)
+    write_card(folder, model)
 
 
 FEATURE_CACHES = ("auto", "memory", "disk", "off")
-CHECKED_EXAMPLES = 64  # validation examples a captioner or recogniser is tried on after training
-
-
-def _learned_nothing(model, spec, src, best, batch_size):
-    """One line when the trained model learned nothing (`mmzoo.evaluate.learned_nothing`),
-    else None: a classifier's best validation accuracy no better than the validation split's
-    most frequent class (its labels read without decoding), a captioner or recogniser tried
-    on the first `CHECKED_EXAMPLES` validation examples."""
-    import numpy as np
-
-    from mmzoo.evaluate import evaluate, learned_nothing
-
-    epochs = best["epochs"] if best else "?"
-    cause = (f"likely causes: too little training data or too few epochs ({epochs}); train "
-             "longer with --epochs, or on more data")
-    val = src.fit_splits(spec.task, decode=spec.task not in ("classification", "vqa"))[1]
-    if spec.task in ("classification", "vqa"):
-        accuracy = (best or {}).get("metrics", {}).get("val_accuracy")
-        if accuracy is None:
-            return None
-        from mmzoo.data.preprocessor import Preprocessor
-
-        names = Preprocessor.label_string(np.concatenate(
-            [b for b in val.map(lambda e: e["label"]).batch(4096).as_numpy_iterator()]))
-        labels, counts = np.unique(names.numpy(), return_counts=True)
-        result = {"task": spec.task, "model": model.name, "examples": int(counts.sum()),
-                  "accuracy": accuracy, "labels": [v.decode() for v in labels],
-                  "confusion_matrix": [[int(c)] for c in counts]}
-        return learned_nothing(result, cause, split="validation")
-    if spec.task in ("captioning", "transcription"):
-        return learned_nothing(evaluate(model, val.take(CHECKED_EXAMPLES),
-                                        batch_size=batch_size), cause)
-    return None
 
 
 def _say_resampling(src, model):
     """One line per rate at which the source's audio is read and the model's differs: the
     pipeline resamples it (librosa), and `--set sample_rate=` would keep it."""
-    from mmzoo import contract
-
     if "audio" not in contract.input_shapes(model):
         return
     rate = contract.sample_rate(model)
@@ -634,42 +645,49 @@ def _described(info):
     return text
 
 
-# Files `train` writes in its output folder (claimed in its `mmzoo.artifacts.Ledger` when they
-# do not exist yet): what `overwrite=True` removes, with the `evaluation_*` files `mmzoo evaluate`
-# claims, and nothing else. `feature_cache/` is kept: its keyed caches are read again only by a
-# run on exactly the same data, preprocessing and front ends (a retrain with other head settings).
+# The names `train` writes in its output folder, each claimed in the run's ledger
+# (`mmzoo.run.RunFolder`) when it is written: a user's file or folder of one of these names is
+# refused before anything is written. `--overwrite` removes what is still as the run left it,
+# with the `evaluation_*` files `mmzoo evaluate` wrote, and keeps `feature_cache/` (its keyed
+# caches are read again only by a run on exactly the same data, preprocessing and front ends).
 RUN_FILES = ("model.keras", "history.csv", "config.json", "warnings.txt", "logs", "backup",
              "model.pending.keras", "model.pending.json", "cache", "cache.json",
-             "training.json", "README.md")
+             "training.json", "README.md", "feature_cache")
+# What `fit` changes as it goes, recorded at each epoch's end
+RECORDED = ("history.csv", "logs", "backup", "model.keras", "model.pending.keras",
+            "model.pending.json")
 
 
-def _check_finished(work, overwrite):
+def _check_finished(folder, overwrite):
     """Refuse to train over a finished run unless `overwrite`; with it, remove what the run
-    wrote (a finished or an unfinished one: the files its ledger claims) and nothing else. An
-    unfinished run (a backup in it) is otherwise resumed."""
-    from mmzoo.artifacts import Ledger
-
-    finished = (os.path.isfile(os.path.join(work, "model.keras"))
-                and not os.path.isdir(os.path.join(work, "backup")))
+    wrote (a finished or an unfinished one: what its ledger claims, still as it left it) and
+    nothing else. An unfinished run (a backup in it) is otherwise resumed."""
+    finished = (os.path.isfile(folder.file("model.keras"))
+                and not os.path.isdir(folder.file("backup")))
     if overwrite:
-        Ledger(work).remove()
+        kept = folder.remove_ours(keep=("feature_cache",))
+        if kept:
+            raise InvalidValue(
+                f"--overwrite removed the run in {folder.path} but not "
+                + ", ".join(kept) + "; move them away (mmzoo removes only what is still as it "
+                "wrote it), then train again")
         return
     if finished:
-        raise InvalidValue(f"{work} holds a finished run (model.keras, no backup to resume); "
-                           "pass --overwrite (overwrite=True) to train it again from scratch, "
-                           "or choose another --out")
+        raise InvalidValue(f"{folder.path} holds a finished run (model.keras, no backup to "
+                           "resume); pass --overwrite (overwrite=True) to train it again from "
+                           "scratch, or choose another --out")
 
 
 def _remove_caches(folder):
-    """Remove the example caches in `folder` (mmzoo's artifacts only), then the folder when
-    this run made it and it is left empty."""
-    from mmzoo.artifacts import Ledger, artifacts
-
-    for name in artifacts(folder, "examples"):
-        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-    work, base = os.path.split(folder)
-    if os.path.isdir(folder) and not os.listdir(folder) and base in Ledger(work).claimed():
-        os.rmdir(folder)
+    """Remove the run's example caches (mmzoo's artifacts in `cache/`), then `cache/` when it is
+    left empty."""
+    root = folder.file("cache")
+    for name in artifacts(root, "examples"):
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    if folder.ours("cache") and not (os.path.isdir(root) and os.listdir(root)):
+        if os.path.isdir(root):
+            os.rmdir(root)
+        folder.forget("cache")
 
 
 def _resumed_seed(seed, done):
@@ -678,11 +696,11 @@ def _resumed_seed(seed, done):
     return (int(seed) * 1_000_003 + int(done) * 7_919) % 2**31
 
 
-def _check_same_run(work, backup, record):
-    """The epochs done by the unfinished run in `work` that this command resumes (0 when there
-    is none); a backup left by a different command, or of data that changed since, must not be
-    resumed by this one."""
-    path = os.path.join(work, "config.json")
+def _check_same_run(folder, backup, record):
+    """The epochs done by the unfinished run in `folder` that this command resumes (0 when
+    there is none); a backup left by a different command, or of data that changed since, must
+    not be resumed by this one."""
+    path = folder.file("config.json")
     metadata = os.path.join(backup, "training_metadata.json")
     if not (os.path.exists(metadata) and os.path.exists(path)):
         return 0

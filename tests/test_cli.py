@@ -116,6 +116,45 @@ def test_predict_prints_what_the_served_model_answers(trained, tiny_easy_vqa, tm
     assert out.returncode == 2 and "once or as many times as the others" in out.stderr
 
 
+def test_predict_skips_unreadable_inputs_and_its_json_names_each_input(trained, tiny_easy_vqa,
+                                                                       tmp_path, capsys):
+    """A folder holding a file that is not an image: the command stops naming it, or with
+    `--on-error skip` names it and answers for the others; `--json` rows name each input (a
+    path, a table's row), never its bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mmzoo.cli import main
+
+    _, exported = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pngs = [os.path.join(tiny_easy_vqa, "test", "images", f"{i}.png") for i in range(3)]
+    for path in pngs:
+        shutil.copy(path, folder)
+    (folder / "9.png").write_bytes(b"not a png at all")
+    asked = ["--question", "what shape is in the image?"]
+    assert main(["predict", str(exported), "--image", str(folder), *asked]) == 2
+    assert "9.png: not a readable image" in capsys.readouterr().err
+    assert main(["predict", str(exported), "--image", str(folder), *asked, "--on-error", "skip",
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert [os.path.basename(r["input"]["image"]) for r in rows] == ["0.png", "1.png", "2.png"]
+    assert "1 input(s) could not be read and were skipped" in err and "9.png" in err
+    # a table whose images are bytes (as Hugging Face `datasets` writes them)
+    table = tmp_path / "asked.parquet"
+    pq.write_table(pa.table({"image": [{"bytes": open(p, "rb").read(), "path": None}
+                                       for p in pngs],
+                             "question": ["what shape is in the image?"] * 3}), table)
+    assert main(["predict", str(exported), "--table", f"parquet:{table}", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["input"]["row"] for r in rows] == [f"parquet:{table} row {i}" for i in (1, 2, 3)]
+    assert all(r["input"]["image"] == "(image bytes)" for r in rows)
+    assert [r["top"][0]["label"] for r in rows] == [
+        r["top"][0]["label"] for r in json.loads(out)]
+
+
 def test_predict_names_a_file_that_is_not_an_image_or_audio(trained, tiny_easy_vqa, tmp_path,
                                                             capsys):
     from mmzoo.cli import main  # in this process: the same code as the command, run quicker
@@ -253,7 +292,9 @@ def test_user_mistakes_get_one_line_and_bugs_a_traceback(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("mmzoo: error: unknown model 'captionlstm'; did you mean 'caption_lstm' or "
                    "'caption_lstm_mobilenet'? "
-                   "see mmzoo.list_models()\n")
+                   "see mmzoo.list_models() (a model of your own is known once its module is "
+                   "imported: `--import MODULE`, MMZOO_IMPORT=MODULE, or an entry point of the "
+                   "group 'mmzoo.models')\n")
 
     def broken(args):
         raise KeyError("a bug")
@@ -339,10 +380,15 @@ def test_resume_after_sigkill(tiny_easy_vqa, tmp_path):
 
 
 def test_a_different_command_does_not_resume_a_backup(tiny_easy_vqa, tmp_path):
+    from mmzoo.run import RunFolder
+
     run = tmp_path / "run"
+    folder = RunFolder(run)   # an unfinished run of another command: mmzoo's own files
+    folder.claim("backup")
     (run / "backup").mkdir(parents=True)
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
-    (run / "config.json").write_text(json.dumps({"model": "vqa_cnn_lstm", "seed": 5}))
+    folder.write_json("config.json", {"model": "vqa_cnn_lstm", "seed": 5})
+    folder.record("backup")
     out = mmzoo("train", "vqa_cnn_lstm", "--data", f"easy_vqa:{tiny_easy_vqa}", "--epochs", 1,
                 "--out", run, *TINY)
     assert out.returncode == 2 and "holds an unfinished run with different" in out.stderr
@@ -524,7 +570,7 @@ def test_help_version_and_argument_errors_answer_without_tensorflow(argv):
     if argv == ["trian"]:
         assert out.returncode == 2 and "did you mean 'train'?" in said
     elif argv[-1] == "many":
-        assert out.returncode == 2 and "invalid int value: 'many'" in said
+        assert out.returncode == 2 and "argument --epochs: 'many' is not a whole number" in said
     else:
         assert out.returncode == 0 and ("usage: mmzoo" in said or "mmzoo 0." in said)
 
@@ -592,7 +638,7 @@ def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(new
     test = list(zoo.data.load(source, split="test").as_numpy_iterator())
     texts = [e["text"].decode() for e in test]
     labels = [e["label"].decode() for e in test]
-    model = zoo.cli._load_run(str(run))[0]
+    model = zoo.run.open_model(str(run))[0]
     ids = Preprocessor(model).text("text", tf.constant(texts)).numpy()
     data = tmp_path / "test.json"
     data.write_text(json.dumps({"texts": texts, "labels": labels}))

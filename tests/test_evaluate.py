@@ -152,7 +152,7 @@ def test_blocked_recall_equals_recall_over_the_whole_matrix(monkeypatch):
     assert {k: v for k, v in got.items() if k != "chance"} == pytest.approx(want)
     assert got["chance"] == pytest.approx(chance_recall_at_k(relevant.T))
     # many items: the block shrinks to keep its similarities under the limit (here 3 rows)
-    monkeypatch.setattr(sys.modules["mmzoo.evaluate"], "SIMILARITY_BLOCK", 3 * len(texts))
+    monkeypatch.setattr(sys.modules["mmzoo.metrics"], "SIMILARITY_BLOCK", 3 * len(texts))
     assert recall_at_k_blocked(embeddings, texts, np.arange(images), images_of_text,
                                block=1024) == got
 

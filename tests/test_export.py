@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.export import MARKER, is_export
+from mmzoo.run import MARKER, is_export
 from mmzoo.registry import get_spec
 
 

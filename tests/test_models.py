@@ -42,7 +42,7 @@ def random_batch(model, spec, rng):
     elif spec.task == "captioning":
         y = np.concatenate([x["text"][:, 1:], np.zeros((BATCH, 1), "int32")], axis=1)
     elif spec.task == "transcription":  # CTC targets: token ids, zero-padded
-        from mmzoo.contract import transcriber
+        from mmzoo.tasks.transcription import parts as transcriber
 
         y = rng.integers(2, len(transcriber(model).tokens) + 2, (BATCH, 3)).astype("int32")
         y[np.arange(3)[None, :] >= rng.integers(1, 4, BATCH)[:, None]] = 0
@@ -119,8 +119,8 @@ def raw_request(model, spec, x, method="beam"):
     with `method`: beam search, as `serving_default` serves them)."""
     from mmzoo.data import Preprocessor
     from mmzoo.layers.vocab import OOV, PAD, model_ngrams
-    from mmzoo.models.captioning import generate
-    from mmzoo.models.retrieval import encoders
+    from mmzoo.tasks.captioning import generate
+    from mmzoo.tasks.retrieval import encoders
 
     raw = {}
     for name in spec.inputs:
@@ -147,7 +147,7 @@ def raw_request(model, spec, x, method="beam"):
         # served: beam search (`serving_default`), as the bench reports it
         return raw, {"caption": np.array(generate(model, x["image"], method), dtype=object)}
     if spec.task == "transcription":
-        from mmzoo.models.transcription import transcribe
+        from mmzoo.tasks.transcription import transcribe
 
         return raw, {"transcript": np.array(transcribe(model, x["audio"], method),
                                             dtype=object)}
@@ -192,7 +192,7 @@ def test_every_saved_model_reloads_in_a_fresh_process():
 import numpy as np
 import keras
 import mmzoo
-assert callable(mmzoo.models.captioning.generate) and callable(mmzoo.models.retrieval.encoders)
+assert callable(mmzoo.tasks.captioning.generate) and callable(mmzoo.tasks.retrieval.encoders)
 for name in {names!r}:
     data = np.load(f"{EXPORTS}/{{name}}.keras.npz")
     model = keras.saving.load_model(f"{EXPORTS}/{{name}}.keras")

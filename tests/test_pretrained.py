@@ -4,6 +4,7 @@ The weights are the real ImageNet MobileNet v1 (alpha 0.25) in ../shared/data/we
 downloaded.
 """
 
+import csv
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo import blocks
-from mmzoo.models import features as feats
+from mmzoo import contract as feats
+from mmzoo.features import feature_model
 
 WEIGHTS = "weights/mobilenet_v1_0.25_224_imagenet_no_top.h5"
 MOBILENET = dict(image_encoder="mobilenet", image_alpha=0.25, image_size=32)
@@ -164,7 +166,7 @@ def test_feature_model_is_the_model_after_its_backbone(name, weights):
     model = mmzoo.build(name, **{**spec.test_config, **MOBILENET, "image_weights": weights})
     backbone = feats.frozen_backbone(model)
     assert backbone is not None
-    head = feats.feature_model(model)
+    head = feature_model(model)
     assert not any(layer is backbone for layer in mmzoo.contract.walk(head))
     rng = np.random.default_rng(0)
     x = {}
@@ -220,8 +222,45 @@ def test_frozen_feature_training_equals_running_the_backbone(weights, tiny_easy_
         rtol=1e-4, atol=1e-5)
 
 
+# Texts a tokenizer may stumble on: accents, a dash, nothing, spaces, a word past 100 bytes,
+# tabs and newlines, CJK, a soft hyphen and a zero-width space (Unicode's default ignorables)
+ODD_TEXTS = ["Café déjà vu — naïve façade!", "", "   ", "A" * 150, "tab\tnew\nline",
+             "中文 text", "soft\u00adhyphen zero\u200bwidth", "ÉCOLE Straße"]
+
+
+def news_texts(data_dir, rows=300):
+    """The first AG News rows' titles and descriptions."""
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        return [" ".join(row[1:3]) for row in list(csv.reader(f))[1:rows + 1]]
+
+
+@pytest.mark.parametrize("lowercase,strip_accents", [(True, True), (False, False)])
+def test_the_runtime_tokenizes_as_a_keras_hub_wordpiece_tokenizer(data_dir, lowercase,
+                                                                  strip_accents):
+    """`mmzoo.runtime.tokenize` (no TensorFlow) against the KerasHub tokenizer a model carries,
+    as the pipeline runs it (TensorFlow Text, in a tf.function), on real news text with a
+    WordPiece vocabulary learnt from it."""
+    import keras_hub
+
+    from mmzoo import runtime
+    from mmzoo.layers import HubTokenizer
+    from mmzoo.portable import hub_text_preprocessing
+
+    texts = news_texts(data_dir) + ODD_TEXTS
+    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(texts[:200]), vocabulary_size=600,
+        lowercase=lowercase, strip_accents=strip_accents,
+        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    layer = HubTokenizer(keras_hub.tokenizers.BertTokenizer(
+        vocabulary=vocabulary, lowercase=lowercase, strip_accents=strip_accents))
+    want = tf.function(lambda s: layer.ids(s, 24))(tf.constant(texts)).numpy()
+    got = runtime.tokenize(texts, hub_text_preprocessing(layer, 24))
+    np.testing.assert_array_equal(got, want)
+    assert (got == vocabulary.index("[UNK]")).any() and (got > 100).any()
+
+
 @pytest.fixture(scope="module")
-def hub_presets(tmp_path_factory):
+def hub_presets(tmp_path_factory, data_dir):
     """Tiny randomly initialised KerasHub presets, saved by the test (nothing downloaded)."""
     import keras_hub
 
@@ -245,7 +284,8 @@ def hub_presets(tmp_path_factory):
     bert.save_to_preset(str(root / "bert"))
     keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(
         str(root / "bert"))
-    return {"resnet": str(root / "resnet"), "vit": str(root / "vit"), "bert": str(root / "bert")}
+    return {"resnet": str(root / "resnet"), "vit": str(root / "vit"), "bert": str(root / "bert"),
+            "data_dir": data_dir}
 
 
 @pytest.mark.parametrize("kind", ["resnet", "vit"])
@@ -313,8 +353,22 @@ def test_keras_hub_preset_text_encoder_serves_raw_strings(hub_presets, tiny_easy
     assert ids[1].tolist()[:6] == [2, 7, 9, 12, 14, 3]   # [CLS] a blue triangle ##s [SEP]
     backbone = model.get_layer("text_encoder").get_layer("text_hub_backbone")
     assert not backbone.trainable_weights
+    # a runtime without TensorFlow makes the same ids from metadata.json's `preprocessing`
+    # (KerasHub's WordPiece), here on real news text with its punctuation and accents
+    from mmzoo import runtime
+    from mmzoo.portable import text_preprocessing
 
-    text_encoder, _ = mmzoo.models.retrieval.encoders(model)
+    news = news_texts(hub_presets["data_dir"]) + ODD_TEXTS
+    steps = runtime.tokenize(news, text_preprocessing(model, "text"))
+    graph = tf.function(lambda s: mmzoo.data.Preprocessor(model).text("text", s))
+    np.testing.assert_array_equal(steps, graph(tf.constant(news)).numpy())
+    np.testing.assert_array_equal(
+        steps, mmzoo.data.Preprocessor(model).text("text", tf.constant(news)).numpy())
+    with pytest.raises(ValueError, match="not keras_hub.tokenizers.BytePairTokenizer"):
+        runtime.tokenize(["a"], {"tokenizer": "keras_hub.tokenizers.BytePairTokenizer",
+                                 "config": {}, "vocabulary": [], "length": 4})
+
+    text_encoder, _ = mmzoo.tasks.retrieval.encoders(model)
     want = text_encoder.predict(ids, verbose=0)
     mmzoo.export(model, str(tmp_path / "sm"))
     code = textwrap.dedent(f"""

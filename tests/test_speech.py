@@ -10,9 +10,9 @@ import soundfile
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.data.checks import BadDataError
+from mmzoo.checks import BadDataError
 from mmzoo.evaluate import speech_scores
-from mmzoo.models.transcription import pad_waveforms, transcribe
+from mmzoo.tasks.transcription import pad_waveforms, transcribe
 from mmzoo.registry import get_spec
 from conftest import run_mmzoo
 
@@ -117,8 +117,8 @@ def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
     large = tf.data.Dataset.from_tensor_slices({"transcript": many})
     assert mmzoo.data.adapt("speech_ctc", large)["unit"] == "characters"
     assert mmzoo.data.adapt("speech_ctc", large.take(WORDS_UNIT_MAX - 1))["unit"] == "words"
-    assert mmzoo.contract.transcriber(mmzoo.build("speech_ctc", tokens=words)).unit == "words"
-    assert mmzoo.contract.transcriber(mmzoo.build("speech_ctc")).unit == "characters"
+    assert mmzoo.tasks.transcription.parts(mmzoo.build("speech_ctc", tokens=words)).unit == "words"
+    assert mmzoo.tasks.transcription.parts(mmzoo.build("speech_ctc")).unit == "characters"
     with pytest.raises(ValueError, match="with unit='words' every token is one word"):
         mmzoo.build("speech_ctc", unit="words")                  # the default tokens: letters
     known = r"\['george', 'jackson', 'lucas', 'nicolas', 'yweweler'\]"
@@ -207,18 +207,37 @@ def test_an_utterance_is_transcribed_the_same_alone_and_padded_in_a_batch(name, 
     # which a runtime decodes as metadata.json says
     from mmzoo.runtime import Runner, ctc_greedy
 
-    from mmzoo.data import Preprocessor
-    from mmzoo.models.transcription import decode_ids
+    from mmzoo.tasks.transcription import decode_ids, transcript_strings
 
     runner = Runner(mmzoo.export(model, tmp_path / "onnx", format="onnx"))
     frames = model({"audio": pad_waveforms([long, short])}, training=False).numpy()
-    decoded = Preprocessor(model).transcript_strings(decode_ids(frames, "greedy")).numpy()
+    decoded = transcript_strings(model, decode_ids(frames, "greedy")).numpy()
     assert ctc_greedy(frames, runner.metadata["ctc"]) == [t.decode() for t in decoded]
     assert len(runner.transcribe(pad_waveforms([long, short]))) == 2
+    # beam search as the SavedModel serves it, on each utterance alone (`mmzoo predict`)
+    assert [runner.serve(audio=w[None])["transcript"][0] for w in (long, short)] == want
     noisy = pad_waveforms([long, short])
     noisy[1, len(short):] = 0.3                  # whatever is past `lengths` is not heard
     out = padded(audio=tf.constant(noisy), lengths=tf.constant([len(long), len(short)]))
     assert [t.decode() for t in out["transcript"].numpy()] == want
+
+
+def test_the_runtimes_ctc_beam_search_is_tensorflows(data_dir):
+    """`mmzoo.runtime.ctc_beam` (numpy alone) decodes as `tf.nn.ctc_beam_search_decoder` (what
+    the SavedModel serves), on random frames of many shapes and beam widths: the same labels
+    where a full beam drops prefixes in TensorFlow's order."""
+    from mmzoo.runtime import _CTCBeam
+    from mmzoo.tasks.transcription import decode_ids
+
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        frames, classes, width = (int(rng.integers(5, 40)), int(rng.integers(3, 12)),
+                                  int(rng.integers(1, 17)))
+        logits = rng.standard_normal((1, frames, classes)) * rng.uniform(0.5, 4)
+        log_probs = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype("float32")
+        want = [int(i) for i in decode_ids(log_probs, "beam", beam_width=width).numpy()[0]
+                if i >= 0]
+        assert _CTCBeam(width).decode(log_probs[0]) == want, (frames, classes, width)
 
 
 def test_word_and_character_error_rates_as_the_field_counts_them():

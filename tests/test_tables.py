@@ -12,7 +12,7 @@ import pytest
 
 import mmzoo
 from conftest import news_rows, run_mmzoo
-from mmzoo.data.checks import BadDataError
+from mmzoo.checks import BadDataError
 from mmzoo.errors import DataWarning
 
 

@@ -11,6 +11,7 @@ backup. (tests/test_cli.py also kills a real `mmzoo train` with SIGKILL.)
 import csv
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -221,8 +222,6 @@ def test_a_disk_cache_lives_in_the_run_while_it_trains(fsdd_small, tmp_path):
     from mmzoo.data.base import HELD_IN, HELD_OUT
 
     seen = []
-    (tmp_path / "run" / "cache").mkdir(parents=True)
-    (tmp_path / "run" / "cache" / "notes.txt").write_text("mine")   # a user's file
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -234,8 +233,8 @@ def test_a_disk_cache_lives_in_the_run_while_it_trains(fsdd_small, tmp_path):
     # one artifact per split, named by what it was made from, which its manifest says
     assert sorted(m["parts"]["data"]["split"] for m in seen[0].values()) == [HELD_IN, HELD_OUT]
     assert all(name.startswith("examples-") for name in seen[0]) and seen[0] == seen[1]
-    # removed once training ended; the user's file is left where it was
-    assert os.listdir(tmp_path / "run" / "cache") == ["notes.txt"]
+    # removed once training ended, and the folder with them
+    assert not os.path.exists(tmp_path / "run" / "cache")
     recorded = json.load(open(tmp_path / "run" / "cache.json"))
     assert recorded == history.cache
     # the cache holds the MFCCs (16 frames x 13 coefficients, float32) of the training clips
@@ -294,21 +293,25 @@ def test_an_interrupted_run_never_goes_on_with_other_data(news, tmp_path, monkey
 def test_overwrite_removes_only_what_runs_wrote(news, tmp_path):
     run = tmp_path / "run"
     (run / "cache").mkdir(parents=True)
-    (run / "notes.md").write_text("my notes")
     (run / "cache" / "mine.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"already holds cache/, which mmzoo did not write"):
+        run_training(news, run, epochs=1)       # a user's folder of a name the run writes
+    assert os.listdir(run) == ["cache"] and os.listdir(run / "cache") == ["mine.txt"]
+    os.rename(run / "cache", tmp_path / "moved")
+    (run / "notes.md").write_text("my notes")
     run_training(news, run, epochs=1)
-    (run / "evaluation_test.json").write_text("{}")  # not claimed: it was there first
+    (run / "evaluation_test.json").write_text("{}")  # not claimed: the user wrote it
     from mmzoo.cli import main
+    from mmzoo.run import RunFolder
     from mmzoo.train import _check_finished
 
     assert main(["evaluate", str(run), "--split", "validation"]) == 0  # claims what it writes
     assert (run / "evaluation_validation.json").exists()
 
     with pytest.raises(ValueError, match="finished run"):
-        _check_finished(str(run), overwrite=False)
-    _check_finished(str(run), overwrite=True)
-    assert sorted(os.listdir(run)) == ["cache", "evaluation_test.json", "notes.md"]
-    assert os.listdir(run / "cache") == ["mine.txt"]
+        _check_finished(RunFolder(run), overwrite=False)
+    _check_finished(RunFolder(run), overwrite=True)
+    assert sorted(os.listdir(run)) == ["evaluation_test.json", "notes.md"]
 
 
 def test_a_resumed_run_goes_on_with_its_random_stream(news, tmp_path, monkeypatch):
@@ -321,7 +324,7 @@ def test_a_resumed_run_goes_on_with_its_random_stream(news, tmp_path, monkeypatc
             seeds.append(kwargs["seed"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mmzoo.data, "pipeline", spy)
+    monkeypatch.setattr(sys.modules["mmzoo.train"], "pipeline", spy)
     run = tmp_path / "run"
     _, result = killed_then_resumed(monkeypatch, 1, lambda: run_training(news, run))
     assert result.resumed_from == 1 and seeds[0] == 0 and seeds[1] != 0

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.models import captioning, retrieval
+from mmzoo.tasks import captioning, retrieval
 
 
 def test_vqa_cnn_lstm_beats_the_majority_answer_on_real_easy_vqa():

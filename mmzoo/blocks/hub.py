@@ -15,7 +15,11 @@ import os
 import keras
 from keras import layers
 
+from mmzoo.blocks.pooling import pool
 from mmzoo.errors import InvalidValue, MissingFile
+from mmzoo.layers.pooling import MaskedAverage
+from mmzoo.layers.vocab import HubTokenizer
+from mmzoo.layers.wrapped import Wrapped
 
 
 def _local(preset):
@@ -29,7 +33,7 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
         image: Keras tensor. `[batch, height, width, 3]`, values in [0, 255].
         preset: str. A KerasHub preset handle or a local preset directory.
         trainable: bool or None. False or None freezes the backbone (its features are then
-            cached in training, `mmzoo.models.features`); True fine-tunes all of it.
+            cached in training, `mmzoo.features`); True fine-tunes all of it.
         pooling: str. `avg`, `max` or `flatten` over the backbone's feature map (or its tokens,
             for a Transformer backbone: `avg` and `max` over the sequence).
         prefix: str. Prefix of the layer names.
@@ -40,8 +44,6 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
     ```
     """
     import keras_hub
-
-    from mmzoo.layers import Wrapped
 
     preset = _checked(preset)
     if trainable is not None and not isinstance(trainable, bool):
@@ -64,9 +66,7 @@ def hub_image_encoder(image, preset, *, trainable=None, pooling="avg", prefix="i
         else:
             x = layers.Flatten(name=f"{prefix}_flatten")(x)
     elif len(x.shape) == 4:
-        from mmzoo.blocks.image import _pool
-
-        x = _pool(x, pooling, prefix)
+        x = pool(x, pooling, prefix)
     else:
         raise InvalidValue(f"KerasHub preset {preset!r}: {type(backbone).__name__} gives "
                            f"outputs of shape {x.shape}; an image encoder needs a feature map "
@@ -94,8 +94,6 @@ def hub_text_encoder(ids, preset, *, pad_id=0, trainable=False, prefix="text"):
     """
     import keras_hub
 
-    from mmzoo.layers import MaskedAverage, Wrapped
-
     backbone = _from_preset(keras_hub.models.Backbone, _checked(preset), "text backbone")
     mask = keras.ops.cast(keras.ops.not_equal(ids, pad_id), "int32")
     feeds = {"token_ids": ids, "padding_mask": mask}
@@ -118,8 +116,6 @@ def hub_text_encoder(ids, preset, *, pad_id=0, trainable=False, prefix="text"):
 def hub_tokenizer_layer(preset, name):
     """The preset's tokenizer in a `mmzoo.layers.HubTokenizer` named `name`."""
     import keras_hub
-
-    from mmzoo.layers import HubTokenizer
 
     preset = _checked(preset)
     return HubTokenizer(_from_preset(keras_hub.tokenizers.Tokenizer, preset, "tokenizer"),

@@ -4,7 +4,7 @@ Two kinds: `cnn`, a small Conv2D/MaxPool stack trained from scratch, and pretrai
 from `keras.applications` (`BACKBONES`) or KerasHub presets (`mmzoo.blocks.hub`), each with its
 own preprocessing inside the graph, so a model still takes raw pixels and an exported one raw
 image bytes. A backbone is one sub-model named `{prefix}_backbone` (pixels -> pooled features):
-frozen, it is what `mmzoo.train` runs once per image and caches (`mmzoo.models.features`).
+frozen, it is what `mmzoo.train` runs once per image and caches (`mmzoo.features`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 import keras
 from keras import layers
 
+from mmzoo.blocks.hub import hub_image_encoder
+from mmzoo.blocks.pooling import pool
 from mmzoo.errors import InvalidType, InvalidValue, MissingFile, did_you_mean
 
 # Moving statistics that settle within a few hundred steps (Keras' 0.99 needs thousands).
@@ -228,7 +230,7 @@ def pretrained_encoder(image, kind, *, weights=None, alpha=1.0, trainable=None, 
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{prefix}_preprocess")(x)
     x = app(x)
     if pooling is not None:
-        x = _pool(x, pooling, prefix)
+        x = pool(x, pooling, prefix)
     backbone = keras.Model(pixels, x, name=f"{prefix}_backbone")
     backbone.trainable = bool(backbone.trainable_weights)
     return backbone(image)
@@ -258,7 +260,7 @@ def cnn_encoder(image, *, filters=(32, 64, 128), pooling="max", norm=None, prefi
             x = normalization(norm, f, f"{prefix}_norm{i}")(x)
         x = layers.Activation("relu", name=f"{prefix}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"{prefix}_pool{i}")(x)
-    return _pool(x, pooling, prefix)
+    return pool(x, pooling, prefix)
 
 
 def resnet_encoder(image, *, depth=50, weights=None, pooling="avg", trainable=None,
@@ -304,8 +306,6 @@ def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="auto", norm=No
             raise InvalidValue(f"resnet_depth must be one of {sorted(RESNETS)}, got "
                                f"{resnet_depth!r}")
     if isinstance(kind, str) and kind.startswith(KERAS_HUB):
-        from mmzoo.blocks.hub import hub_image_encoder
-
         if weights is not None:
             raise InvalidValue(f"image_encoder={kind!r} takes its weights from the preset; "
                                f"leave image_weights=None (got {weights!r})")
@@ -317,13 +317,3 @@ def image_encoder(kind, image, *, filters=(32, 64, 128), pooling="auto", norm=No
     hint = did_you_mean(kind, ENCODERS[:-1])
     raise InvalidValue(f"unknown image encoder {kind!r}" + (f"; {hint}" if hint else "")
                        + f" Use one of {list(ENCODERS)}")
-
-
-def _pool(x, pooling, prefix):
-    if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name=f"{prefix}_avgpool")(x)
-    if pooling == "max":
-        return layers.GlobalMaxPooling2D(name=f"{prefix}_maxpool")(x)
-    if pooling == "flatten":
-        return layers.Flatten(name=f"{prefix}_flatten")(x)
-    raise InvalidValue(f"unknown pooling {pooling!r}; use 'avg', 'max' or 'flatten'")

@@ -1,7 +1,7 @@
 """Data: `load` reads real sources into raw example dicts, `pipeline` shapes them for a model."""
 
 from mmzoo.data.adapt import adapt
-from mmzoo.data.checks import BadDataError
+from mmzoo.checks import BadDataError
 from mmzoo.data.pipeline import pipeline
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.prepare import prepare

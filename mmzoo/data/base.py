@@ -10,7 +10,9 @@ import warnings
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from mmzoo.errors import InvalidValue
+from mmzoo.data.index import fingerprint
+from mmzoo.data.preprocessor import decode_image as decode
+from mmzoo.errors import DataWarning, InvalidValue
 
 SPLITS = ("train", "validation", "test")
 SOURCES = {}  # kind -> Source subclass
@@ -74,8 +76,6 @@ def progress(items, desc, unit="file"):
 def progress_bytes(path, desc):
     """A `tqdm` bar over the bytes of file `path` (update it with bytes read), shown when the
     file is big enough (64 MB) for the wait to be noticed."""
-    import os
-
     size = os.path.getsize(path)
     return tqdm(total=size, desc=desc, unit="B", unit_scale=True, leave=False,
                 mininterval=0.5, disable=size < 64 * 2**20)
@@ -86,7 +86,7 @@ class Source:
 
     Subclasses set `kind`, `tasks` (the first is the default), `options` (name -> default) and
     `description`, check every item in `__init__` (reporting bad ones through
-    `mmzoo.data.checks.Problems`), and implement `split_names` and `dataset`.
+    `mmzoo.checks.Problems`), and implement `split_names` and `dataset`.
     """
 
     kind = ""
@@ -182,8 +182,6 @@ class Source:
         """A digest of the files this source reads (`watched`: names, sizes and modification
         times, nothing opened), taken once."""
         if getattr(self, "_fingerprint", None) is None:
-            from mmzoo.data.index import fingerprint
-
             files, folders = self.watched()
             self._fingerprint = fingerprint(files=files, folders=folders)
         return self._fingerprint
@@ -321,8 +319,6 @@ FEW_EXAMPLES = 5  # classes with fewer training examples are named in a warning
 def warn_few_classes(name, trained):
     """Warn naming the classes with fewer than `FEW_EXAMPLES` training examples (`trained`:
     label -> its training examples)."""
-    from mmzoo.errors import DataWarning
-
     few = sorted((n, label) for label, n in trained.items() if 0 < n < FEW_EXAMPLES)
     if few:
         warnings.warn(DataWarning(
@@ -336,6 +332,4 @@ def warn_few_classes(name, trained):
 def decode_image(path):
     """A uint8 `[height, width, 3]` image from a file path tensor (JPEG, PNG, GIF, BMP, WebP),
     decoded as the exported models decode image bytes (`mmzoo.data.preprocessor`)."""
-    from mmzoo.data.preprocessor import decode_image as decode
-
     return decode(tf.io.read_file(path))

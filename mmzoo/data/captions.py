@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split,
                               register_source, train_part)
-from mmzoo.data.checks import (Problems, file_problem, image_problem, outside_problem,
+from mmzoo.checks import (Problems, file_problem, image_problem, outside_problem,
                                utf8_lines)
 from mmzoo.data.index import check_files, fingerprint, indexed
 from mmzoo.data.table import SPLIT_VALUES

@@ -15,9 +15,9 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.contract import END, START
+from mmzoo.layers.vocab import END, START
 from mmzoo.data.base import Source, decode_image, register_source
-from mmzoo.data.checks import Problems
+from mmzoo.checks import Problems, image_problem
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
 SHAPES = ("circle", "rectangle", "triangle")
@@ -63,10 +63,8 @@ def read_split(folder, problems, answers=None):
     questions, one entry each, and how many entries the file has.
 
     Malformed entries, answers outside `answers` (when given) and bad image files are added to
-    `problems` (`mmzoo.data.checks.Problems`) and left out.
+    `problems` (`mmzoo.checks.Problems`) and left out.
     """
-    from mmzoo.data.checks import image_problem
-
     qfile = os.path.join(folder, "questions.json")
     with open(qfile) as f:
         try:

@@ -11,15 +11,14 @@ import tensorflow as tf
 
 from mmzoo.data.base import (Source, decode_image, hash_split, keep_classes, register_source,
                               warn_few_classes)
-from mmzoo.data.checks import Problems, audio_info, image_problem
+from mmzoo.checks import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, Problems, audio_info,
+                          image_problem)
 from mmzoo.data.fsdd import rates_of
 from mmzoo.data.index import check_files
-from mmzoo.data.checks import read_audio
+from mmzoo.checks import read_audio
 from mmzoo.data.table import SPLIT_VALUES
 from mmzoo.errors import DataWarning, InvalidValue, MissingFile
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 
 class ClassFolders(Source):

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
-from mmzoo.data.checks import Problems, audio_info, read_audio
+from mmzoo.checks import Problems, audio_info, read_audio
 from mmzoo.errors import InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
@@ -50,7 +50,7 @@ def checked_recordings(name, path, on_error, *, kind="fsdd"):
 
     Every `.wav` file is checked: a name outside the layout, a label that is not a digit, and
     unreadable, empty or truncated audio are reported with their paths (`on_error` `raise` or
-    `skip`, `mmzoo.data.checks.Problems`), once all files are checked.
+    `skip`, `mmzoo.checks.Problems`), once all files are checked.
     """
     if not path:
         raise InvalidValue(f"{name}: give the FSDD folder, e.g. {kind}:../shared/data/fsdd")

@@ -12,9 +12,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from mmzoo import contract
+from mmzoo.artifacts import Artifact
+from mmzoo.contract import TEXT_INPUTS, front_end_key, front_ends
 from mmzoo.data import waveform
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.errors import InvalidValue
+from mmzoo.registry import task_of
 
 # Example keys each model input may be fed from, in order of preference (`captions`: several
 # captions per image, one of which is used per example).
@@ -34,25 +38,22 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     """Shape a dataset of raw example dicts into batched `(inputs, targets)` for `model`.
 
     Every step from a raw example to model inputs is the model's `Preprocessor` (the same one
-    the exported serving graph uses). Per example (parallel `map`): images resized to the
-    model's size (grey -> RGB), waveforms resampled to the model's rate when the example's
-    `sample_rate` differs, then centred and padded or cropped to its length, integer labels
-    turned into their strings; per batch of 256: questions and texts tokenized with the
-    vocabulary the model carries, labels turned into class ids; then `cache`; then for
-    captioning every caption of an image as an example, for retrieval one caption per image
-    (drawn anew each epoch when training, else the first); `shuffle` when training; `batch`;
+    the exported serving graph uses), and every step of its targets its task's
+    (`mmzoo.registry.task_of(model)`, `mmzoo.tasks`). Per example (parallel `map`): images
+    resized to the model's size (grey -> RGB), waveforms resampled to the model's rate when the
+    example's `sample_rate` differs, then centred and padded or cropped to its length, and the
+    task's `prepare` (a label written as its class name; a transcript as CTC ids); per batch of
+    256: questions and texts tokenized with the vocabulary the model carries, and the task's
+    `encode` (class names to ids); then `cache`; then the task's `expand` (a captioner's every
+    caption an example of its own; a dual encoder's one caption per image, drawn anew each epoch
+    when training, else the first); `shuffle` when training; `batch` (or the task's own: a
+    speech recogniser's utterances of similar length batched together, zero-padded at the end);
     waveform augmentation per batch (`mmzoo.data.waveform.augment`: time shift, gain, noise);
-    per batch: captions tokenized and
-    shifted for teacher forcing, images cast to float32; then `prefetch`.
+    per batch: images cast to float32, texts drawn per epoch tokenized, and the task's
+    `targets` (a captioner's caption shifted for teacher forcing); then `prefetch`.
 
     Audio examples say the rate they were read at in a `sample_rate` entry (every mmzoo source
     does); examples without one are taken to be at the model's rate.
-
-    For a speech recogniser (task `transcription`), utterances keep their length: each
-    `transcript` becomes CTC target ids before the cache; training perturbs each waveform's
-    speed and adds gain and noise, and batches utterances of similar length together; audio
-    and targets are zero-padded at the end of each batch (`({"audio": [batch, longest]}, ids
-    [batch, longest])`).
 
     Args:
         model: keras.Model. A model built by `mmzoo.build` (it carries its vocabularies).
@@ -84,7 +85,7 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
         cache_dir: str or None. Folder of a disk cache (only mmzoo's own files in it are ever
             removed); None: a temporary folder removed when the process exits.
         augment: bool or None. Augment waveforms; None: when `training`.
-        features: bool. For a model with fixed front ends (`mmzoo.models.features.front_ends`:
+        features: bool. For a model with fixed front ends (`mmzoo.contract.front_ends`:
             a frozen image backbone, an MFCC audio front end): `image` is the backbone's
             features and `audio` the MFCCs, computed once per example before the cache, for
             `feature_model(model)` to train on. Training then augments the MFCCs instead of the
@@ -101,24 +102,58 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
     model.fit(train, epochs=1)
     ```
     """
-    pre = Preprocessor(model)
-    spec, element = pre.spec, dataset.element_spec
+    pre, task = Preprocessor(model), task_of(model)
+    keys = input_keys(model, dataset.element_spec)
+    task.check_examples(model, dataset.element_spec)
+    ds = dataset.map(_preparer(pre, task, keys, dataset.element_spec, extras),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+    encoded = [n for n in keys if n in TEXT_INPUTS and not task.per_epoch_text(n, keys[n])]
+    if encoded or task.encodes_targets:  # once, before the cache: later epochs read ids
+        ds = _per_batch(ds, _encoder(pre, task, encoded), 256,
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    fronts = {}
+    if features:
+        ds, fronts = _front_end_features(ds, model, keys)
+
+    def parts():  # what a disk cache is keyed by (worked out only for a disk cache)
+        return {"data": getattr(dataset, "identity", None),
+                "preprocessing": {**pre.identity(), "task": task.name, **task.identity(model)},
+                "inputs": sorted(keys.items()), "encoded": encoded,
+                "features": front_end_key(fronts) if fronts else None}
+
+    ds, cache_info = _cache(ds, cache, cache_dir, media=features or "image" in keys
+                            or "audio" in keys, parts=parts)
+    ds = task.expand(ds, training)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    augment = training if augment is None else augment
+    batched = task.batch(ds, pre, batch_size, training, augment, extras)
+    if batched is None:
+        ds = _augmented(ds.batch(batch_size), pre, fronts, augment and "audio" in keys)
+        finish = _finisher(pre, task, keys, features, extras)
+        batched = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = batched.prefetch(tf.data.AUTOTUNE)
+    ds.cache_info = cache_info
+    return ds
+
+
+def input_keys(model, element):
+    """`{input name: example key}`: the example key each input of `model` is fed from
+    (`SOURCE_KEYS`, in order of preference); an input the examples lack fails naming both."""
     keys = {}
-    for name in spec.inputs:
+    for name in contract.input_shapes(model):
         found = [k for k in SOURCE_KEYS[name] if k in element]
         if not found:
             raise InvalidValue(
                 f"model {model.name!r} needs input {name!r} but the dataset's examples have only "
-                f"{sorted(element)}; load the data for task {spec.task!r}")
+                f"{sorted(element)}; load the data for task {task_of(model).name!r}")
         keys[name] = found[0]
-    if pre.labels is not None and "label" not in element:
-        raise InvalidValue(f"model {model.name!r} ({spec.task}) needs a 'label' in each "
-                           f"example; the dataset has {sorted(element)}")
-    speech = pre.transcriber is not None
-    if speech and "transcript" not in element:
-        raise InvalidValue(f"model {model.name!r} (transcription) needs a 'transcript' in each "
-                           f"example; the dataset has {sorted(element)}; load the data for "
-                           "task 'transcription' (e.g. digit_sequences:PATH or speech:PATH)")
+    return keys
+
+
+def _preparer(pre, task, keys, element, extras):
+    """The per-example step: images resized, waveforms resampled and fitted, the targets'
+    raw parts (the task's `prepare`), the extras carried."""
     with_rate = "audio" in keys and "sample_rate" in element
 
     def prepare(example):
@@ -130,79 +165,58 @@ def pipeline(model, dataset, batch_size=32, training=False, *, shuffle_buffer=10
             elif name == "audio":
                 value = pre.audio(value, example["sample_rate"] if with_rate else None)
             out[key if key == "captions" else name] = value
-        if pre.labels is not None:
-            out["label"] = pre.label_string(example["label"])
-        if speech:
-            out["transcript"] = example["transcript"]
+        out.update(task.prepare(pre, example))
         for key in extras:
             out[f"extra_{key}"] = example[key]
         return out
 
-    ds = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    encoded = [n for n in keys if n in ("text", "question") and not _per_epoch_text(spec, keys, n)]
-    if speech:  # one by one: utterances differ in length
-        ds = ds.map(lambda e: {**e, "transcript": pre.transcript_ids(e["transcript"][None])[0]},
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    if encoded or pre.labels is not None:  # once, before the cache: later epochs read ids
-        def encode(batch):
-            out = dict(batch)
-            for name in encoded:
-                out[name] = pre.text(name, batch[name])
-            if pre.labels is not None:
-                out["label"] = pre.label_ids(batch["label"])
-            return out
+    return prepare
 
-        ds = _per_batch(ds, encode, 256, num_parallel_calls=tf.data.AUTOTUNE)
-    fronts = {}
-    if features:
-        ds, fronts = _front_end_features(ds, model, keys)
 
-    def parts():  # what a disk cache is keyed by (worked out only for a disk cache)
-        from mmzoo.models.features import backbone_key
+def _encoder(pre, task, encoded):
+    """The per-batch step before the cache: texts tokenized (those not tokenized per epoch) and
+    the task's targets encoded (`Task.encode`), so later epochs read ids."""
+    def encode(batch):
+        out = dict(batch)
+        for name in encoded:
+            out[name] = pre.text(name, batch[name])
+        return task.encode(pre, out) if task.encodes_targets else out
 
-        return {"data": getattr(dataset, "identity", None), "preprocessing": pre.identity(),
-                "inputs": sorted(keys.items()), "encoded": encoded,
-                "features": backbone_key(fronts) if fronts else None}
+    return encode
 
-    ds, cache_info = _cache(ds, cache, cache_dir, media=features or "image" in keys
-                            or "audio" in keys, parts=parts)
-    if keys.get("text") == "captions":
-        ds = _one_caption_per_example(ds, training, spec.task)
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if speech:
-        ds = _utterance_batches(ds, pre, batch_size, training,
-                                training if augment is None else augment, extras)
-        ds.cache_info = cache_info
+
+def _augmented(ds, pre, fronts, augment):
+    """Batches of waveforms augmented (`mmzoo.data.waveform.augment`: time shift, gain, noise),
+    or of cached MFCCs augmented as MFCCs (`augment_mfcc`), when `augment`."""
+    if not augment:
         return ds
-    ds = ds.batch(batch_size)
-    if "audio" in keys and (training if augment is None else augment):
-        if "audio" in fronts:  # MFCCs of the waveforms as read, cached: augmented as MFCCs
-            mfcc = fronts["audio"]
-            ds = ds.map(lambda e: {**e, "audio": waveform.augment_mfcc(
-                e["audio"], mfcc.sample_rate / mfcc.hop_length, mfcc.n_mels)},
-                num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            ds = ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], pre.sample_rate)},
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    per_epoch_text = _per_epoch_text(spec, keys, "text")
+    if "audio" in fronts:  # MFCCs of the waveforms as read, cached: augmented as MFCCs
+        mfcc = fronts["audio"]
+        return ds.map(lambda e: {**e, "audio": waveform.augment_mfcc(
+            e["audio"], mfcc.sample_rate / mfcc.hop_length, mfcc.n_mels)},
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda e: {**e, "audio": waveform.augment(e["audio"], pre.sample_rate)},
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _finisher(pre, task, keys, features, extras):
+    """The per-batch step after the cache: model inputs (images float32), texts tokenized per
+    epoch, the task's targets, the extras as a third element."""
+    per_epoch = [n for n in keys if n in TEXT_INPUTS and task.per_epoch_text(n, keys[n])]
 
     def finish(batch):
         inputs = pre.model_inputs({name: batch[name] for name in keys}, features=features)
-        targets = batch.get("label")
-        if per_epoch_text and spec.task == "captioning":
-            inputs["text"], targets = pre.teacher_forcing(batch["text"])
-        elif per_epoch_text:
-            inputs["text"] = pre.text("text", batch["text"])
-        if spec.task == "retrieval":
-            targets = tf.zeros(tf.shape(inputs["image"])[:1], tf.int32)  # unused: in-batch pairs
+        for name in per_epoch:
+            inputs[name] = batch[name]          # strings: the task tokenizes them
+        inputs, targets = task.targets(pre, batch, inputs)
+        for name in per_epoch:
+            if inputs[name].dtype == tf.string:
+                inputs[name] = pre.text(name, inputs[name])
         if extras:
             return inputs, targets, {key: batch[f"extra_{key}"] for key in extras}
         return inputs, targets
 
-    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    ds.cache_info = cache_info
-    return ds
+    return finish
 
 
 def _cache(ds, cache, cache_dir, media, parts):
@@ -239,8 +253,6 @@ def disk_cache(ds, cache_dir, parts):
     place (made from exactly these data and preprocessing), else written first, in one pass
     with a progress bar, under a staging name, then moved into place. A dataset of unknown
     identity (`parts["data"]` None) gets a cache of its own, never reused, removed at exit."""
-    from mmzoo.artifacts import Artifact
-
     if cache_dir is None:
         cache_dir = tempfile.mkdtemp(prefix="mmzoo-cache-")
         atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
@@ -298,48 +310,9 @@ def cache_bytes(info):
                if f.startswith(CACHE_PREFIX))
 
 
-# Utterance lengths (seconds) that separate the buckets of similar length batched together in
-# training, so a batch pads little (`tf.data.Dataset.bucket_by_sequence_length`).
-BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0)
-
-
-def _utterance_batches(ds, pre, batch_size, training, augment, extras=()):
-    """Utterances of any length -> `({"audio": [batch, longest]}, transcript ids [batch,
-    longest])`, both zero-padded at the end. Training augments each waveform (speed 0.9-1.1x,
-    `mmzoo.data.waveform.perturb_speed`; gain and noise, `mmzoo.data.waveform.augment` without
-    a shift) and batches utterances of similar length together; evaluation keeps the order.
-    (0-0.5 s of silence added around each training utterance made the test WER 6.4% against
-    1.8% without it, at 30 epochs: it is not done.)"""
-    if augment:
-        rate = pre.sample_rate
-
-        def perturb(wave):
-            return waveform.augment(waveform.perturb_speed(wave, rate), rate, max_shift=0.0)
-
-        ds = ds.map(lambda e: {**e, "audio": perturb(e["audio"])},
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    shapes = {"audio": [None], "transcript": [None], **{f"extra_{k}": [] for k in extras}}
-    ds = ds.map(lambda e: {k: e[k] for k in shapes})
-    if training:
-        bounds = [int(s * pre.sample_rate) for s in BUCKET_SECONDS]
-        ds = ds.bucket_by_sequence_length(
-            lambda e: tf.shape(e["audio"])[0], bounds, [batch_size] * (len(bounds) + 1),
-            padded_shapes=shapes)
-    else:
-        ds = ds.padded_batch(batch_size, padded_shapes=shapes)
-    def split(e):
-        out = ({"audio": e["audio"]}, e["transcript"])
-        return (*out, {k: e[f"extra_{k}"] for k in extras}) if extras else out
-
-    ds = ds.map(split, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 def _front_end_features(ds, model, keys):
     """Images -> the frozen backbone's features, waveforms -> their MFCCs (the model's fixed
-    front ends, `mmzoo.models.features.front_ends`), in batches of 64, before the cache."""
-    from mmzoo.models.features import front_ends
-
+    front ends, `mmzoo.contract.front_ends`), in batches of 64, before the cache."""
     fronts = {name: front for name, front in front_ends(model).items() if name in keys}
     if not fronts:
         raise InvalidValue(f"features=True needs a model with a fixed front end (a frozen "
@@ -361,29 +334,3 @@ def _per_batch(ds, fn, size, **map_options):
     count = ds.cardinality()
     ds = ds.batch(size).map(fn, **map_options).unbatch()
     return ds.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else ds
-
-
-def _one_caption_per_example(ds, training, task):
-    """`captions` -> `text`: captioning uses every caption of an image, as an example of its
-    own (training: the teacher-forcing targets; evaluating: the loss's references); retrieval
-    one caption per image and epoch, drawn at random when training (so no batch holds an image
-    twice, which the in-batch contrastive loss would count as a wrong match) and the first when
-    evaluating."""
-    def text(e, caption):
-        return {**{k: v for k, v in e.items() if k != "captions"}, "text": caption}
-
-    if task == "captioning":
-        return ds.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(e["captions"]).map(
-            lambda c: text(e, c)))
-    if training:
-        def pick(e):
-            i = tf.random.uniform([], 0, tf.shape(e["captions"])[0], dtype=tf.int32)
-            return text(e, e["captions"][i])
-        return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.map(lambda e: text(e, e["captions"][0]))
-
-
-def _per_epoch_text(spec, keys, name):
-    """Whether input `name` is tokenized per batch after the cache: captions (drawn anew each
-    epoch, or shifted for teacher forcing)."""
-    return name in keys and (spec.task == "captioning" or keys[name] == "captions")

@@ -15,6 +15,10 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from mmzoo.artifacts import Artifact
+from mmzoo.data.base import HELD_IN, HELD_OUT
+from mmzoo.data.labels import label_names, label_text
+from mmzoo.data.sources import open_source, parse_source
 from mmzoo.errors import InvalidValue
 
 VERSION = "1.0.0"
@@ -50,8 +54,6 @@ def _features(src, split, labels):
 def _split(src, split, decode):
     """Split `split` of `src`; a listed source without a validation split gives the `train`
     and `validation` that `fit_splits` holds out."""
-    from mmzoo.data.base import HELD_IN, HELD_OUT
-
     if src.holds_out() and split in ("train", "validation"):
         split = HELD_IN if split == "train" else HELD_OUT
     return src.dataset(split, decode=decode)
@@ -68,8 +70,6 @@ def _split_names(src):
 
 def _labels(src, splits):
     """The label names of all `splits` (`mmzoo.data.adapt.label_names`), or None without labels."""
-    from mmzoo.data.adapt import label_names
-
     parts = [_split(src, split, decode=False) for split in splits]
     if "label" not in parts[0].element_spec:
         return None
@@ -84,8 +84,6 @@ def _examples(src, split, labels):
     file's bytes), audio decoded, labels as their index among `labels`."""
     raw = _split(src, split, decode=False)
     decoded = _split(src, split, decode=True) if "audio" in raw.element_spec else None
-    from mmzoo.data.adapt import label_text
-
     index = {name: i for i, name in enumerate(labels or ())}
     pairs = (zip(raw.as_numpy_iterator(), decoded.as_numpy_iterator()) if decoded is not None
              else ((e, e) for e in raw.as_numpy_iterator()))
@@ -140,9 +138,7 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
     """
     import tensorflow_datasets as tfds
 
-    from mmzoo.data.sources import open_source, parse_source
 
-    from mmzoo.artifacts import Artifact
 
     src = open_source(source, on_error=on_error, **options)
     splits = _split_names(src)

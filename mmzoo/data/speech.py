@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, hash_split, progress, register_source
-from mmzoo.data.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
+from mmzoo.checks import Problems, file_problem, outside_problem, utf8_lines, wav_problem
 from mmzoo.data.fsdd import (DIGITS, checked_recordings, find_recordings, rates_of, read_audio,
                              with_rate)
 from mmzoo.data.text import standardize

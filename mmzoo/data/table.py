@@ -25,7 +25,9 @@ import tensorflow as tf
 from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, in_split,
                               keep_rank, progress_bytes, register_source, train_part,
                               warn_few_classes)
-from mmzoo.data.checks import Problems, file_problem, outside_problem, read_audio
+from mmzoo.checks import (Problems, audio_info, file_problem, image_bytes_problem, image_problem,
+                          outside_problem, read_audio)
+from mmzoo.data.preprocessor import decode_image as decode_bytes
 from mmzoo.data.text import standardize
 from mmzoo.errors import DATA_ERROR, InvalidValue, MissingFile
 
@@ -290,8 +292,6 @@ class Table(Source):
     def _check_media(self, fields):
         """What is wrong with a row's image or audio file (checked once per file; its name,
         size and modification time go into the source's fingerprint), or None."""
-        from mmzoo.data.checks import audio_info, image_bytes_problem, image_problem
-
         for role in MEDIA:
             if role not in fields:
                 continue
@@ -574,8 +574,6 @@ class Table(Source):
             if "image" in e:
                 data = tf.cond(e["image_inline"], lambda: e["image"],
                                lambda: tf.io.read_file(e["image"]))
-                from mmzoo.data.preprocessor import decode_image as decode_bytes
-
                 out["image"] = decode_bytes(data)
             if "audio" in e:
                 wave, sr = tf.numpy_function(read_audio, [e["audio"], rate, e["audio_inline"]],

@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 
 from mmzoo.data.base import Source, register_source
+from mmzoo.data.preprocessor import decode_image
 from mmzoo.errors import InvalidValue, MissingFile
 
 # mmzoo example key -> TFDS feature names tried, in order, when no option names one.
@@ -183,7 +184,6 @@ class TFDS(Source):
     def _converter(self, key, feature, decoders):
         import tensorflow_datasets as tfds
 
-        from mmzoo.data.preprocessor import decode_image
 
         if isinstance(feature, tfds.features.ClassLabel):
             names = tf.constant(feature.names)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -60,7 +62,6 @@ class Similarity(keras.layers.Layer):
         self.init_scale = float(init_scale)
 
     def build(self, input_shape):
-        import math
         self.log_scale = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(math.log(self.init_scale)),
             name="log_scale")

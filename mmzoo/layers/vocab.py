@@ -18,6 +18,9 @@ from keras import ops
 from mmzoo.errors import InvalidValue
 
 PAD, OOV = "", "[UNK]"
+# The caption vocabulary's first two tokens: a decoder's prompt starts with the one, a caption
+# ends with the other.
+START, END = "[start]", "[end]"
 
 
 @keras.saving.register_keras_serializable("mmzoo")

@@ -1,5 +1,6 @@
-"""The built-in models: importing this package registers them."""
+"""The built-in models: importing this package registers them (`mmzoo.load()` imports it after
+`mmzoo.tasks`, whose tasks the registrations name)."""
 
-from mmzoo.models import captioning, classification, features, retrieval, transcription, vqa
+from mmzoo.models import captioning, classification, retrieval, transcription, vqa
 
-__all__ = ["captioning", "classification", "features", "retrieval", "transcription", "vqa"]
+__all__ = ["captioning", "classification", "retrieval", "transcription", "vqa"]

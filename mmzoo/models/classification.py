@@ -8,10 +8,14 @@ from typing import Literal
 import keras
 
 from mmzoo.blocks import fuse, late_fusion
-from mmzoo.data import easy_vqa
 from mmzoo.layers.vocab import LabelNames
 from mmzoo.models.common import (
     DIGITS,
+    SHAPES,
+    TINY_AUDIO,
+    TINY_HEAD,
+    TINY_IMAGE,
+    TINY_TEXT,
     AudioConfig,
     HeadConfig,
     ImageConfig,
@@ -28,11 +32,6 @@ from mmzoo.models.common import (
 from mmzoo.registry import register
 
 FusionMethod = Literal["concat", "sum", "product", "attention", "gated"]
-TINY_TEXT = dict(sequence_length=6, embed_dim=8, text_units=8)
-TINY_IMAGE = dict(image_size=16, filters=(4, 8))
-TINY_AUDIO = dict(sample_rate=4000, clip_seconds=0.25, n_fft=128, hop_length=64, n_mels=20,
-                  audio_filters=(8, 8), audio_units=8)
-TINY_HEAD = dict(hidden_units=(8,), labels=("a", "b", "c"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +108,7 @@ def late_fusion_classifier(cfg):
 class ImageClassifierConfig(ImageConfig, HeadConfig):
     # the class names are adapted on the training data (`mmzoo.data.adapt`); these are the
     # shapes of easy-VQA's images (`images:DIR` of them arranged by shape)
-    labels: tuple[str, ...] = easy_vqa.SHAPES
+    labels: tuple[str, ...] = SHAPES
 
 
 @register("image_classifier", task="classification", inputs=("image",),
@@ -166,7 +165,9 @@ TINY_TEXT_CLASSIFIER = {**TINY_TEXT, **TINY_HEAD}
 
 
 @register("text_word_vector_mlp", task="classification", inputs=("text",),
-          config=TextClassifierConfig, test_config=TINY_TEXT_CLASSIFIER)
+          config=TextClassifierConfig, test_config=TINY_TEXT_CLASSIFIER,
+          limits=(
+                  "On AG News it misses its 0.88 target (86.6%).",))
 def text_word_vector_mlp(cfg):
     """Averaged word vectors and an MLP (fastText-style), softmax head."""
     return _text_classifier(cfg, "word_vector_mlp", "text_word_vector_mlp")

@@ -11,17 +11,35 @@ from mmzoo.blocks.audio import audio_encoder
 from mmzoo.blocks.heads import classifier_head
 from mmzoo.blocks.image import image_encoder
 from mmzoo.blocks.text import text_encoder
-from mmzoo.data import easy_vqa
 from mmzoo.layers.vocab import Vocabulary
 
+# The defaults a model is built with before it meets data (`mmzoo.data.adapt` replaces them with
+# the training data's): those of the bundled easy-VQA data, so that `mmzoo.build(NAME)` fits
+# it at once (tests check them against `mmzoo.data.easy_vqa`'s), and FSDD's digits.
 DIGITS = tuple(str(d) for d in range(10))
+SHAPES = ("circle", "rectangle", "triangle")
+COLORS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
+ANSWERS = ("circle", "green", "red", "gray", "yes", "teal", "black", "rectangle", "yellow",
+           "triangle", "brown", "blue", "no")
+QUESTION_VOCABULARY = (
+    "the", "shape", "is", "what", "image", "a", "there", "color", "not", "does", "contain",
+    "present", "in", "of", "no", "rectangle", "circle", "triangle", "brown", "yellow", "gray",
+    "teal", "red", "blue", "green", "black")
+CAPTION_WORDS = ("there", "is", "a") + COLORS + SHAPES
+
+# The tiny variants the generic tests build (`register(..., test_config=...)`).
+TINY_TEXT = dict(sequence_length=6, embed_dim=8, text_units=8)
+TINY_IMAGE = dict(image_size=16, filters=(4, 8))
+TINY_AUDIO = dict(sample_rate=4000, clip_seconds=0.25, n_fft=128, hop_length=64, n_mels=20,
+                  audio_filters=(8, 8), audio_units=8)
+TINY_HEAD = dict(hidden_units=(8,), labels=("a", "b", "c"))
 
 
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
     """Text branch: `vocabulary` is adapted on the training split (`mmzoo.data.adapt`)."""
 
-    vocabulary: tuple[str, ...] = easy_vqa.QUESTION_VOCABULARY
+    vocabulary: tuple[str, ...] = QUESTION_VOCABULARY
     sequence_length: int = 12
     embed_dim: int = 64
     text_units: int = 64
@@ -69,7 +87,7 @@ class AudioConfig:
 class HeadConfig:
     """Softmax head and training defaults."""
 
-    labels: tuple[str, ...] = easy_vqa.ANSWERS
+    labels: tuple[str, ...] = ANSWERS
     hidden_units: tuple[int, ...] = (64,)
     dropout: float = 0.2
     l1: float = 0.0

@@ -8,14 +8,12 @@ from typing import Optional
 import keras
 from keras import layers, ops
 
-from mmzoo import contract
 from mmzoo.blocks.hub import hub_text_encoder, hub_tokenizer_layer
 from mmzoo.blocks.image import KERAS_HUB
-from mmzoo.data.easy_vqa import CAPTION_WORDS
 from mmzoo.layers.fusion import Similarity, _matching, contrastive_loss
 from mmzoo.layers.vocab import Vocabulary
-from mmzoo.models.classification import TINY_IMAGE, TINY_TEXT
-from mmzoo.models.common import ImageConfig, TextConfig, encode_image, encode_text, image_input
+from mmzoo.models.common import (CAPTION_WORDS, TINY_IMAGE, TINY_TEXT, ImageConfig, TextConfig,
+                                 encode_image, encode_text, image_input)
 from mmzoo.registry import register
 
 
@@ -59,7 +57,10 @@ TINY_DUAL = {**TINY_TEXT, **TINY_IMAGE, "embedding_dim": 8}
 
 
 @register("dual_encoder", task="retrieval", inputs=("image", "text"), config=DualEncoderConfig,
-          test_config=TINY_DUAL)
+          test_config=TINY_DUAL,
+          limits=(
+                  "Under a strategy with several replicas the `similarity` output is the gathered "
+                  "form; embed with the two encoders.",))
 def dual_encoder(cfg):
     """Separate text and image encoders into one L2-normalised space, contrastive loss (CLIP)."""
     return _dual_encoder(cfg, "dual_encoder")
@@ -105,16 +106,3 @@ def _dual_encoder(cfg, name):
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=contrastive_loss,
                   metrics=[in_batch_accuracy])
     return model
-
-
-def encoders(model):
-    """The separate embedding models of a dual encoder: `(text_encoder, image_encoder)`.
-
-    Examples:
-    ```python
-    text_encoder, image_encoder = mmzoo.models.retrieval.encoders(model)
-    image_embeddings = image_encoder.predict(images)
-    ```
-    """
-    parts = contract.retriever(model)
-    return parts.text_encoder, parts.image_encoder

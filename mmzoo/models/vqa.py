@@ -8,8 +8,10 @@ from typing import Literal
 import keras
 
 from mmzoo.blocks import fuse
-from mmzoo.models.classification import TINY_HEAD, TINY_IMAGE, TINY_TEXT
 from mmzoo.models.common import (
+    TINY_HEAD,
+    TINY_IMAGE,
+    TINY_TEXT,
     HeadConfig,
     ImageConfig,
     TextConfig,

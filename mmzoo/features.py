@@ -13,7 +13,7 @@ exported is still the whole graph from raw input to output.
 Examples:
 ```python
 model = mmzoo.build("caption_lstm", image_encoder="mobilenet", image_weights="imagenet")
-head = mmzoo.models.features.feature_model(model)     # image input: [None, 1024] features
+head = mmzoo.features.feature_model(model)     # image input: [None, 1024] features
 head.fit(mmzoo.data.pipeline(model, train, training=True, features=True), epochs=5)
 mmzoo.export(model, "out/captioner")                   # raw image bytes in, as ever
 ```
@@ -21,46 +21,11 @@ mmzoo.export(model, "out/captioner")                   # raw image bytes in, as 
 
 from __future__ import annotations
 
-import hashlib
-
 import keras
-import numpy as np
 
+from mmzoo.contract import BACKBONE, front_ends
+from mmzoo.contract import walk as walk_layers
 from mmzoo.errors import InvalidValue
-from mmzoo.layers.mfcc import MFCC
-from mmzoo.layers.vocab import walk_layers
-
-BACKBONE = "image_backbone"
-
-
-def frozen_backbone(model):
-    """The model's image backbone sub-model (`image_backbone`) when it is frozen (no trainable
-    weights), else None."""
-    for layer in walk_layers(model):
-        if layer.name == BACKBONE and isinstance(layer, keras.Model):
-            return None if layer.trainable_weights else layer
-    return None
-
-
-def audio_front_end(model):
-    """The model's MFCC layer when it reads the `audio` input as it comes (a fixed front end:
-    no weights), else None."""
-    inputs = model.input if isinstance(model.input, dict) else {}
-    if "audio" not in inputs:
-        return None
-    for layer in model.layers:
-        if isinstance(layer, MFCC) and len(layer._inbound_nodes) == 1 \
-                and layer.input is inputs["audio"]:
-            return layer
-    return None
-
-
-def front_ends(model):
-    """`{input name: fixed front end}` of `model`: its frozen image backbone (`image`) and its
-    audio MFCC layer (`audio`), those it has."""
-    found = {"image": frozen_backbone(model), "audio": audio_front_end(model)}
-    return {name: layer for name, layer in found.items() if layer is not None}
-
 
 def _contains(model, layers):
     return any(inner is layer for inner in walk_layers(model) for layer in layers)
@@ -97,7 +62,7 @@ def feature_model(model, fronts=None):
 
     Examples:
     ```python
-    head = mmzoo.models.features.feature_model(model)
+    head = mmzoo.features.feature_model(model)
     head.input["image"].shape     # (None, 1024): MobileNet's pooled features
     ```
     """
@@ -124,31 +89,4 @@ def feature_model(model, fronts=None):
     return head
 
 
-_NAMES = ("name", "inbound_nodes", "input_layers", "output_layers")
-
-
-def _unnamed(config):
-    """A layer or model config without the names in it (what `backbone_key` hashes)."""
-    if isinstance(config, dict):
-        return {k: _unnamed(v) for k, v in sorted(config.items()) if k not in _NAMES}
-    if isinstance(config, (list, tuple)):
-        return [_unnamed(v) for v in config]
-    return config
-
-
-def backbone_key(fronts):
-    """A short hex digest of the front ends' architecture and weights (a backbone, or a dict of
-    front ends): what a disk cache of their features is keyed by, with the split."""
-    if not isinstance(fronts, dict):
-        fronts = {"image": fronts}
-    digest = hashlib.sha256()
-    for name, front in sorted(fronts.items()):
-        # the architecture without the names Keras numbers per process (`input_layer_3`)
-        digest.update(f"{name}:{_unnamed(front.get_config())}".encode())
-        for weight in front.weights:
-            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()[:16]
-
-
-__all__ = ["BACKBONE", "audio_front_end", "backbone_key", "feature_model", "front_ends",
-           "frozen_backbone"]
+__all__ = ["feature_model"]

@@ -1,18 +1,26 @@
 """File checks run when a source is listed, and how bad items are reported.
 
 Every file a source names is checked from its header (and, for images, its last bytes) before
-any training starts, so a bad file surfaces with its path at once, not hours into a run.
+any training starts, so a bad file surfaces with its path at once, not hours into a run. This
+module imports no TensorFlow: `mmzoo predict` checks its inputs with it on a portable export's
+runtime alone.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
 
+import numpy as np
+
 from mmzoo.errors import DATA_ERROR, DataWarning, InvalidValue
 
 MAX_LISTED = 20  # bad items named in an error message (a warning names them all)
+# The files of each kind in a folder (`images:DIR`, `audio:DIR`, `mmzoo predict --image DIR`)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 
 class BadDataError(InvalidValue):
@@ -66,8 +74,6 @@ def utf8_lines(f, path):
     """The lines of binary file `f` decoded as UTF-8 (a byte-order mark dropped; Python's own
     decoder, in C), for `csv.reader`: a line that is not UTF-8 fails naming the file and the
     line (found by reading the file again, line by line, only then)."""
-    import io
-
     try:
         yield from io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
         return
@@ -117,10 +123,7 @@ def read_audio(value, rate=0, inline=False):
     path (str or bytes) or, with `inline`, the file's bytes (a table's audio cell). Every audio
     source and `mmzoo predict` read through this one function; an error names the file.
     """
-    import io
-
     import librosa
-    import numpy as np
 
     if inline:
         where, source = "audio bytes", io.BytesIO(value)
