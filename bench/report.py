@@ -1,11 +1,13 @@
-"""The README's generated parts: every figure from bench/results, every model fact from the
-registry. A test (tests/test_readme.py) fails when the README and these disagree.
+"""The generated parts of the README and of docs/: every figure from bench/results, every model
+and task fact from the registry. A test (tests/test_readme.py) fails when the documents and
+these disagree.
 
     python bench/report.py --check      # exit 1 and name the stale parts
-    python bench/report.py --write      # rewrite them in README.md
+    python bench/report.py --write      # rewrite them in README.md and docs/*.md
 
-Each part sits between `<!-- begin: NAME ... -->` and `<!-- end: NAME -->` lines. The first
-cell of each notebook ends with its `**Time:**` line, also rewritten from bench/results.
+Each part sits between `<!-- begin: NAME ... -->` and `<!-- end: NAME -->` lines, once in all
+the documents. The first cell of each notebook ends with its `**Time:**` line, also rewritten
+from bench/results.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ sys.path.insert(0, HERE)
 from common import ROOT, read_result, shown  # noqa: E402
 
 README = os.path.join(ROOT, "README.md")
+# The guides README links to, in reading order (tests/test_readme.py runs their snippets so)
+GUIDES = ("data", "models", "training", "export-and-serving", "results", "troubleshooting",
+          "architecture")
+DOCUMENTS = (README, *(os.path.join(ROOT, "docs", f"{name}.md") for name in GUIDES))
 BLOCK = re.compile(r"(<!-- begin: (?P<name>[a-z_]+)[^>]*-->\n)(?P<body>.*?)"
                    r"(<!-- end: (?P=name) -->)", re.S)
 
@@ -28,6 +34,12 @@ def models():
     from mmzoo.registry import model_table
 
     return model_table()
+
+
+def tasks():
+    from mmzoo.registry import task_table
+
+    return task_table()
 
 
 def quality():
@@ -174,19 +186,19 @@ def notebook_first_cells(write=False):
     return stale
 
 
-PARTS = {"models": models, "quality": quality, "throughput": throughput, "latency": latency,
+PARTS = {"models": models, "tasks": tasks, "quality": quality, "throughput": throughput, "latency": latency,
          "portable": portable,
          "scale": scale, "measured": measured, "notebooks": notebooks}
 
 
 def render(text):
-    """`text` (the README) with every generated part made anew; `(new text, stale names)`."""
+    """`text` (a document) with every generated part made anew; `(new text, stale names)`."""
     stale = []
 
     def replace(match):
         name = match["name"]
         if name not in PARTS:
-            raise SystemExit(f"README.md: unknown generated part {name!r}; known: {list(PARTS)}")
+            raise SystemExit(f"unknown generated part {name!r}; known: {list(PARTS)}")
         body = PARTS[name]().rstrip("\n") + "\n"
         if body != match["body"]:
             stale.append(name)
@@ -195,25 +207,39 @@ def render(text):
     return BLOCK.sub(replace, text), stale
 
 
+def documents():
+    """`{path: text}` of the README and the guides."""
+    out = {}
+    for path in DOCUMENTS:
+        with open(path) as f:
+            out[path] = f.read()
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true", help="fail if a part is stale")
-    group.add_argument("--write", action="store_true", help="rewrite the parts in README.md")
+    group.add_argument("--write", action="store_true",
+                       help="rewrite the parts in README.md and docs/*.md")
     args = parser.parse_args()
-    with open(README) as f:
-        text = f.read()
-    new, stale = render(text)
+    stale = {}
+    for path, text in documents().items():
+        new, names = render(text)
+        name = os.path.relpath(path, ROOT)
+        if names:
+            stale[name] = names
+        if args.write and names:
+            with open(path, "w") as f:
+                f.write(new)
     if args.write:
-        with open(README, "w") as f:
-            f.write(new)
-        print(f"README.md: rewrote {stale or 'nothing (all current)'}")
+        print(f"rewrote {stale or 'nothing (all current)'}")
         print(f"notebooks: rewrote the time of {notebook_first_cells(write=True) or 'none'}")
     elif stale or notebook_first_cells():
-        raise SystemExit(f"README.md: stale generated parts {stale}, notebooks' times "
+        raise SystemExit(f"stale generated parts {stale}, notebooks' times "
                          f"{notebook_first_cells()}; run python bench/report.py --write")
     else:
-        print("README.md: every generated part is current")
+        print("every generated part is current")
 
 
 if __name__ == "__main__":

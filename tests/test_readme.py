@@ -1,5 +1,6 @@
-"""The README cannot drift: its model table comes from the registry and its figures from the
-JSON files in bench/results, each of which records the commit and date it was measured at."""
+"""The README and its guides (`docs/`) cannot drift: their model and task tables come from the
+registry and their figures from the JSON files in bench/results, each of which records the
+commit and date it was measured at; their snippets run and their commands parse."""
 
 import glob
 import json
@@ -13,13 +14,26 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import report  # noqa: E402
 
 
-def test_every_generated_part_of_the_readme_is_current():
+def documents():
+    """The README and the guides, in reading order: their text."""
+    return list(report.documents().values())
+
+
+def test_every_generated_part_of_the_readme_and_the_guides_is_current():
+    names = [m["name"] for text in documents() for m in report.BLOCK.finditer(text)]
+    assert sorted(names) == sorted(report.PARTS), names   # each part, once, in one document
+    for path, text in report.documents().items():
+        _, stale = report.render(text)
+        assert stale == [], f"{path}: parts {stale} are stale: run python bench/report.py --write"
+
+
+def test_every_guide_is_linked_from_the_readme_and_exists():
     with open(report.README) as f:
         text = f.read()
-    names = [m["name"] for m in report.BLOCK.finditer(text)]
-    assert sorted(names) == sorted(report.PARTS), names   # each part, once
-    _, stale = report.render(text)
-    assert stale == [], f"README.md parts {stale} are stale: run python bench/report.py --write"
+    for name in report.GUIDES:
+        assert f"(docs/{name}.md)" in text, name
+    found = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    assert found == sorted(report.GUIDES)
 
 
 def test_the_model_table_is_the_registry():
@@ -45,9 +59,8 @@ def test_every_bench_result_records_its_commit_and_date():
         assert re.match(r"\d{4}-\d\d-\d\dT", measured.get("date", "")), name
 
 
-def test_every_bench_result_is_in_the_readme():
-    with open(report.README) as f:
-        text = f.read()
+def test_every_bench_result_is_in_the_readme_or_a_guide():
+    text = "\n".join(documents())
     rendered = {name: fn() for name, fn in report.PARTS.items()}
     for path in glob.glob(os.path.join(ROOT, "bench", "results", "*.json")):
         name = os.path.basename(path)[:-5]
@@ -67,8 +80,7 @@ def test_every_python_name_the_readme_gives_is_there():
 
     import mmzoo
 
-    with open(report.README) as f:
-        text = f.read()
+    text = "\n".join(documents())
     dotted = sorted(set(re.findall(r"`[^`]*?\b(mmzoo(?:\.[A-Za-z_]\w*)+)", text)))
     missing = []
     for name in dotted:
@@ -88,15 +100,15 @@ def test_every_python_name_the_readme_gives_is_there():
 
 
 def _blocks(language):
-    """The README's fenced code blocks of `language`, in order."""
-    with open(report.README) as f:
-        text = f.read()
-    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+    """The fenced code blocks of `language` of the README, then of each guide, in order."""
+    return [block for text in documents()
+            for block in re.findall(rf"```{language}\n(.*?)```", text, re.S)]
 
 
-def test_every_python_snippet_of_the_readme_runs_as_written(data_dir, tmp_path):
-    """As a reader runs them: one after another in one Python, from a folder beside
-    `../shared/data` (what the snippets name); they write `out/` and `runs/` there."""
+def test_every_python_snippet_of_the_readme_and_the_guides_runs_as_written(data_dir, tmp_path):
+    """As a reader runs them: the README's, then each guide's in reading order, one after
+    another in one Python, from a folder beside `../shared/data` (what the snippets name); they
+    write `out/` and `runs/` there."""
     import subprocess
 
     work = tmp_path / "work"
@@ -113,7 +125,7 @@ def test_every_python_snippet_of_the_readme_runs_as_written(data_dir, tmp_path):
     assert (work / "runs" / "speech_ctc" / "model.keras").is_file()
 
 
-def test_every_mmzoo_command_of_the_readme_parses():
+def test_every_mmzoo_command_of_the_readme_and_the_guides_parses():
     import shlex
 
     from mmzoo.cli import _parser
