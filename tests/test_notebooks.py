@@ -29,7 +29,7 @@ def test_every_tutorial_is_here():
     assert [_name(p) for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_captioning.ipynb", "03_audio.ipynb", "04_fusion.ipynb",
         "05_export_and_serve.ipynb", "06_real_photos.ipynb", "07_speech_to_text.ipynb",
-        "08_your_own_data.ipynb"]
+        "08_your_own_data.ipynb", "09_your_own_model.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)
