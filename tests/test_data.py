@@ -20,6 +20,19 @@ def test_constants_match_the_package():
     assert set(easy_vqa.QUESTION_VOCABULARY) == set(counts)
 
 
+def test_the_models_defaults_fit_the_bundled_data():
+    """A model built before it meets data (`mmzoo.build(NAME)`) reads easy-VQA: its config's
+    defaults, which the models keep themselves (no model imports a data source), are the
+    data's."""
+    from mmzoo.models import common
+
+    assert common.ANSWERS == easy_vqa.ANSWERS
+    assert common.QUESTION_VOCABULARY == easy_vqa.QUESTION_VOCABULARY
+    assert common.CAPTION_WORDS == easy_vqa.CAPTION_WORDS and common.SHAPES == easy_vqa.SHAPES
+    caption = mmzoo.registry.get_spec("caption_lstm").config()
+    assert caption.vocabulary == easy_vqa.CAPTION_VOCABULARY
+
+
 def test_easy_vqa_splits_are_real_and_disjoint():
     test = mmzoo.data.load("easy_vqa", split="test")
     assert test.cardinality().numpy() == 9673
