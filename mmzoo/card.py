@@ -27,7 +27,7 @@ from mmzoo._version import __version__
 from mmzoo.evaluate import table
 from mmzoo.portable import input_metadata
 from mmzoo.registry import get_spec, get_task
-from mmzoo.run import CARD, RunFolder, open_run, read_history
+from mmzoo.run import CARD, RunFolder, open_model, open_run, read_history
 
 def _read_json(path):
     if not os.path.isfile(path):
@@ -38,14 +38,20 @@ def _read_json(path):
 
 def run_record(run):
     """What a run folder recorded: `config` (config.json), `training` (training.json),
-    `evaluation` (evaluation_test.json, as `mmzoo evaluate` wrote it), `history` rows; `{}`
-    entries when `run` is None or lacks them."""
+    `evaluation` (evaluation_test.json, as `mmzoo evaluate` wrote it: a file of that name that
+    mmzoo did not write is not read), `history` rows; `{}` entries when `run` is None or lacks
+    them."""
     if run is None:
         return {}
-    return {"config": _read_json(os.path.join(run, "config.json")) or {},
-            "training": _read_json(os.path.join(run, "training.json")) or {},
-            "evaluation": _read_json(os.path.join(run, "evaluation_test.json")),
-            "history": read_history(os.path.join(run, "history.csv"))}
+    folder = RunFolder(run)
+    return {"config": _read_json(folder.file("config.json")) or {},
+            "training": _read_json(folder.file("training.json")) or {},
+            "evaluation": (_read_json(folder.file(EVALUATION)) if folder.ours(EVALUATION)
+                           else None),
+            "history": read_history(folder.file("history.csv"))}
+
+
+EVALUATION = "evaluation_test.json"   # the evaluation a card shows
 
 
 def versions():
@@ -86,6 +92,7 @@ def metadata(model, fmt="saved_model", *, quantize=None, graphs=None, run=None):
         out["sample_rate"] = contract.sample_rate(model)
     out.update(task.metadata(model))
     out["answer"] = task.answer(model)
+    out["serve"] = task.served_inputs(model)
     record = run_record(run)
     if record.get("config"):
         config = record["config"]
@@ -279,7 +286,7 @@ def write(run, model=None):
     """
     folder = run if isinstance(run, RunFolder) else open_run(run, "a model card")
     if model is None:
-        model = keras.saving.load_model(folder.file("model.keras"))
+        model, _ = open_model(folder.path)
     meta = metadata(model, None, run=folder.path)
     return folder.write_text(CARD, card(model, meta, run=folder.path))
 

@@ -162,12 +162,12 @@ def _cmd_train(args):
             print(f"best epoch {history.best['epoch']}/{history.best['epochs']}: "
                   f"{history.best['metrics']}")
         print(f"saved {os.path.join(args.out, 'model.keras')}")
-        if model is not None:
-            def validation():
-                return fit_splits(data, task=spec.task, on_error=args.on_error)[1]
 
-            for line in get_task(spec.task).report(model, validation):
-                print(line)
+        def validation():
+            return fit_splits(data, task=spec.task, on_error=args.on_error)[1]
+
+        for line in get_task(spec.task).report(model, validation):
+            print(line)
 
 
 def _cmd_evaluate(args):
@@ -466,8 +466,9 @@ def _parser():
 
 def _needs_tensorflow(args):
     """Whether the command starts TensorFlow: all but `predict` and `search` of an ONNX or
-    LiteRT export, which run on their runtime alone."""
-    if args.command not in ("predict", "search"):
+    LiteRT export, which run on their runtime alone (a `--table` of inputs is read by mmzoo's
+    data sources, which start it)."""
+    if args.command not in ("predict", "search") or getattr(args, "table", None):
         return True
     from mmzoo.run import portable_record
 
@@ -513,8 +514,9 @@ def main(argv=None):
 
 
 def _start(args):
-    """Load what the command needs: the whole library and the plugins (`mmzoo.load`), or, for
-    an ONNX or LiteRT export, the plugins alone."""
+    """Load what the command needs: the whole library and the plugins (`mmzoo.load`); nothing
+    for `predict` or `search` of an ONNX or LiteRT export, whose runtime needs no model of
+    mmzoo's (a plugin would import TensorFlow: `--import` is not needed there)."""
     import mmzoo
 
     if _needs_tensorflow(args):

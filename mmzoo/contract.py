@@ -95,17 +95,20 @@ def sample_rate(model):
     return rates.pop()
 
 
+def lacks(model, read, *args):
+    """What `model` lacks for `read(model, *args)` (a function that reads part of it and raises
+    a `ContractError` when it cannot): `[]`, or the error's one line completing "it ..."."""
+    try:
+        read(model, *args)
+    except ContractError as e:
+        return [str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", "")]
+    return []
+
+
 def problems(model, spec, task):
     """What `model` lacks of the contract for its registration `spec` and its `task` (a
     `mmzoo.tasks.base.Task`): a list of str, each completing "it ..."."""
     found = []
-
-    def attempt(fn, *args):
-        try:
-            return fn(*args)
-        except ContractError as e:
-            found.append(str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", ""))
-            return None
 
     shapes = input_shapes(model)
     if set(shapes) != set(spec.inputs):
@@ -113,7 +116,7 @@ def problems(model, spec, task):
                      "(pass a dict of keras.Input named by modality)")
     for name, shape in shapes.items():
         if name in TEXT_INPUTS:
-            attempt(vocabulary, model, name)
+            found += lacks(model, vocabulary, name)
             if len(shape) != 1 or shape[0] is None:
                 found.append(f"has a {name!r} input of shape {shape}; it takes token ids "
                              "[batch, length] of a fixed length")
@@ -121,7 +124,7 @@ def problems(model, spec, task):
             found.append(f"has an 'image' input of shape {shape}; it takes [height, width, 3] "
                          "of a fixed size")
         elif name == "audio":
-            attempt(sample_rate, model)
+            found += lacks(model, sample_rate)
             if task.audio_any_length:
                 if len(shape) != 1:
                     found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
@@ -129,11 +132,7 @@ def problems(model, spec, task):
             elif len(shape) != 1 or shape[0] is None:
                 found.append(f"has an 'audio' input of shape {shape}; it takes a waveform "
                              "[samples] of a fixed length")
-    try:
-        found += task.problems(model)
-    except ContractError as e:
-        found.append(str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", ""))
-    return found
+    return found + task.problems(model)
 
 
 def check(model, spec, task):
@@ -211,5 +210,6 @@ def front_end_key(fronts):
 
 
 __all__ = ["BACKBONE", "END", "START", "TEXT_INPUTS", "audio_front_end", "check", "find",
+           "lacks",
            "front_end_key", "front_ends", "frozen_backbone", "input_shapes", "labels",
            "problems", "sample_rate", "vocabulary", "walk"]

@@ -77,18 +77,10 @@ def evaluate(model, dataset, *, batch_size=64, modality_ablation=False):
     if nothing:
         result["learned_nothing"] = nothing
     if modality_ablation and len(spec.inputs) > 1:
-        result["ablation"] = {f"{m}_zeroed": _figures_only(
+        result["ablation"] = {f"{m}_zeroed": task.figures(
             task.evaluate(model, dataset, batch_size, ablate=m))
             for m in task.ablated_inputs(spec)}
     return result
-
-
-def _figures_only(ablated):
-    """An ablated evaluation without its labels, confusion matrix and examples."""
-    for part in (ablated, ablated.get("greedy", {}), ablated.get("beam", {})):
-        for key in ("labels", "confusion_matrix", "examples"):
-            part.pop(key, None)
-    return ablated
 
 
 __all__ = ["CAUSE", "evaluate", "learned_nothing", "table"]

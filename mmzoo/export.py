@@ -22,8 +22,8 @@ from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.errors import InvalidValue
 from mmzoo.portable import check_request, portable_files
 from mmzoo.registry import get_spec, get_task
-from mmzoo.run import (CARD, MARKER, METADATA, FolderLock, command_line, export_files,
-                       is_export)
+from mmzoo.run import (CARD, MARKER, METADATA, FolderLock, changed_files, command_line,
+                       export_record, file_stats, is_export)
 
 RAW_SPECS = {"image": tf.TensorSpec([None], tf.string, name="image"),
              "text": tf.TensorSpec([None], tf.string, name="text"),
@@ -42,7 +42,7 @@ def serving_functions(model):
     spec = get_spec(model.name)
     task = get_task(spec.task)
     bodies, extra = task.serving_functions(model, pre)
-    info = {"model": model.name, "task": spec.task, "inputs": list(spec.inputs),
+    info = {"model": model.name, "task": spec.task, "inputs": list(bodies["serve"][1]),
             "sample_rate": pre.sample_rate or 0, "answer": task.answer(model), **extra}
     endpoints = {name: _fn(body, names) for name, (body, names) in bodies.items()}
     metadata = json.dumps(info)
@@ -53,12 +53,6 @@ def serving_functions(model):
     for name in sorted(served & set(contract.TEXT_INPUTS)):
         pre.text(name, tf.constant([""]))
     return endpoints, pre.resources()
-
-
-def decoding(task):
-    """How the SavedModel of a model of `task` (a name) decodes (`serving_default`: the bench's
-    beam search; `greedy`: the second signature), or None for tasks without decoding."""
-    return get_task(task).decoding()
 
 
 def _fn(body, names):
@@ -93,13 +87,19 @@ def _check_replaceable(path):
             f"(no {MARKER} nor an mmzoo {METADATA}); mmzoo export replaces only a folder it "
             "wrote itself. Choose another path, or move what is there yourself")
     extra = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
-    written = export_files(path)
+    record = export_record(path)
+    written = record.get("files")
     if written is not None:  # every file the export wrote is recorded: anything else is not
         extra = sorted(set(_files(path)) - set(written) - {MARKER})
     if extra:
         raise InvalidValue(
             f"cannot export to {path}: it is a previous mmzoo export but also holds {extra}, "
             "which export did not write; move them, or choose another path")
+    changed = changed_files(path, record.get("stats") or {})
+    if changed:
+        raise InvalidValue(
+            f"cannot export to {path}: it is a previous mmzoo export, but its {changed} changed "
+            "since export wrote them; move them (or the export), or choose another path")
 
 
 def _files(folder):
@@ -209,10 +209,14 @@ def _write(model, folder, fmt, quantize, run, data, on_error):
     with open(os.path.join(folder, CARD), "w") as f:
         f.write(card(model, meta, run=run))
     meta["files"] = _files(folder) + [METADATA]
+    # each file as written (the records themselves aside): a later export replaces the folder
+    # only while they are so
+    meta["stats"] = file_stats(folder, _files(folder))
     if fmt == "saved_model":
         os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
         with open(os.path.join(folder, MARKER), "w") as f:
-            json.dump({"model": model.name, "mmzoo": __version__, "files": meta["files"]}, f)
+            json.dump({"model": model.name, "mmzoo": __version__, "files": meta["files"],
+                       "stats": meta["stats"]}, f)
     with open(os.path.join(folder, METADATA), "w") as f:
         json.dump(meta, f, indent=1)
 

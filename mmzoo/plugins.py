@@ -57,7 +57,7 @@ def import_module(name, why="--import"):
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as e:
-        if e.name and name.startswith(e.name):
+        if e.name == name or (e.name and name.startswith(e.name + ".")):
             raise InvalidValue(f"{why} {name!r}: no module named {e.name!r} on PYTHONPATH or in "
                                f"{os.getcwd()}; put its folder on PYTHONPATH, or install its "
                                "package") from None
@@ -106,9 +106,15 @@ def load(names=()):
     import_modules(names)
 
 
-def import_recorded(module):
+def import_recorded(module, model=None):
     """Import the module a run recorded as the one that registered its model (`config.json`'s
-    `module`); mmzoo's own models need nothing."""
+    `module`); mmzoo's own models need nothing. A model registered by a script or a notebook
+    (`__main__`) cannot be imported by another process: that fails saying what to do."""
+    if module == "__main__":
+        raise InvalidValue(f"the run's model {model or ''!s} was registered by a script or a "
+                           "notebook (`__main__`), which another process cannot import; move "
+                           "its registration into a module and give --import MODULE (and "
+                           "train it again, or keep importing that module)")
     if module and not module.startswith("mmzoo.") and module not in sys.modules:
         import_module(module, why="the run's model module")
 

@@ -39,8 +39,8 @@ class Served:
 
     @property
     def inputs(self):
-        found = self.info.get("inputs", [])
-        return list(found) if not isinstance(found, dict) else list(found)
+        """The raw inputs it is served (metadata.json's `serve`; a SavedModel's `inputs`)."""
+        return list(self.info.get("serve") or self.info.get("inputs") or [])
 
 
 class _Portable(Served):
@@ -189,51 +189,34 @@ def table_inputs(source, names):
 
 
 def _shown(name, value):
-    """How an input is named in a result: its path, its text, or what bytes it is."""
-    if isinstance(value, bytes):
-        return f"({name} bytes)"
-    if name in MEDIA:
-        return value
-    return value
+    """How an input is named in a result: its path or its text, or what bytes it is."""
+    return f"({name} bytes)" if isinstance(value, bytes) else value
 
 
 # --- answers ----------------------------------------------------------------------------------
 
 def answers(outputs, info, top=3):
     """What the model says of each example of a served batch, as its task's `answer` (in the
-    export's metadata) reads the outputs: `top` classes with their scores, a text (a caption,
-    a transcript), or a score (a text-image similarity)."""
-    answer = info.get("answer") or _answer_of(outputs)
-    kind = answer["kind"]
+    export's metadata, `mmzoo.runtime.answer_of`) reads the outputs: `top` classes with their
+    scores, a text (a caption, a transcript), or a score (a text-image similarity)."""
+    answer = runtime.answer_of(info, outputs)
+    kind, output = answer["kind"], answer.get("output")
+    if kind not in ("labels", "text", "score"):
+        raise InvalidValue(f"the export's metadata asks for an answer of kind {kind!r}, which "
+                           "this mmzoo does not read; upgrade mmzoo")
     out = []
-    first = next(iter(outputs.values()))
-    for i in range(len(first)):
+    for i in range(len(next(iter(outputs.values())))):
         if kind == "labels":
             scores = np.asarray(outputs[answer["scores"]][i])
             labels = info.get(answer["labels"])
-            best = np.argsort(-scores)[:top]
             out.append({"top": [{"label": labels[j] if labels else int(j),
-                                 "score": float(scores[j])} for j in best]})
+                                 "score": float(scores[j])} for j in np.argsort(-scores)[:top]]})
         elif kind == "text":
-            value = outputs[answer["output"]][i]
-            out.append({answer["output"]: value.decode() if isinstance(value, bytes)
-                        else str(value)})
-        elif kind == "score":
-            out.append({answer["output"]: float(outputs[answer["output"]][i, i])})
+            value = outputs[output][i]
+            out.append({output: value.decode() if isinstance(value, bytes) else str(value)})
         else:
-            raise InvalidValue(f"the export's metadata asks for an answer of kind {kind!r}, "
-                               "which this mmzoo does not read; upgrade mmzoo")
+            out.append({output: float(outputs[output][i, i])})
     return out
-
-
-def _answer_of(outputs):
-    """The `answer` of an export written before metadata said it: by its outputs' names."""
-    if "scores" in outputs:
-        return {"kind": "labels", "scores": "scores", "labels": "labels"}
-    for name in ("caption", "transcript"):
-        if name in outputs:
-            return {"kind": "text", "output": name}
-    return {"kind": "score", "output": "similarity"}
 
 
 def predict(path, inputs, top=3, table=None, on_error="raise"):
@@ -320,14 +303,8 @@ def _read(chunk, rate, on_error, skipped, names):
         kept.append(i)
         for name, value in example.items():
             values[name].append(value)
-    feed = {}
-    for name, items in values.items():
-        if name == "audio" and items:
-            feed[name] = np.stack(items).astype("float32")
-        elif name == "image":
-            feed[name] = np.array(items, dtype=object)
-        else:
-            feed[name] = np.array(items, dtype=object)
+    feed = {name: np.stack(items).astype("float32") if name == "audio" and items
+            else np.array(items, dtype=object) for name, items in values.items()}
     return feed, kept
 
 
@@ -361,7 +338,7 @@ def search(path, text, images, top=5):
     ```
     """
     model = served(path)
-    if (model.info.get("answer") or {}).get("kind", "score") != "score":
+    if runtime.answer_of(model.info)["kind"] != "score":
         raise InvalidValue(f"{path} is a {model.info.get('task')} model "
                            f"({model.info.get('model')}); search takes a model that embeds texts "
                            "and images (a dual encoder)")

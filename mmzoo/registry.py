@@ -159,6 +159,11 @@ def register(name, *, task, inputs, config, test_config=None, limits=()):
     return decorator
 
 
+def is_registered(name):
+    """Whether a model named `name` is registered in this process."""
+    return name in _REGISTRY
+
+
 def get_spec(name) -> ModelSpec:
     """The `ModelSpec` registered under `name`; an unknown name suggests close ones and says
     how to make a model of one's own known (`--import MODULE`, an entry point)."""
@@ -182,7 +187,7 @@ def list_models(pattern=None, *, task=None, modality=None):
 
     Examples:
     ```python
-    mmzoo.list_models(task="captioning")   # ['caption_lstm']
+    mmzoo.list_models(task="captioning")   # ['caption_lstm', 'caption_lstm_mobilenet']
     mmzoo.list_models(modality="audio")
     ```
     """

@@ -32,13 +32,12 @@ import contextlib
 import csv
 import json
 import os
-import shutil
 import socket
 import sys
 import tempfile
 import time
 
-from mmzoo import plugins
+from mmzoo import _startup, plugins
 from mmzoo.errors import InvalidValue, MissingFile
 
 LEDGER = ".mmzoo-written.json"
@@ -97,7 +96,8 @@ class FolderLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:     # held by another process (any other error is ours)
+                holder = ""
                 with contextlib.suppress(OSError):
                     holder = os.read(fd, 4096).decode(errors="replace")
                 os.close(fd)
@@ -137,12 +137,9 @@ class FolderLock:
 
 def command_line():
     """This process's command, for a lock's holder: `mmzoo train ...` or the Python program."""
-    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
-    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] in ("mmzoo", "mmzoo.cli"):
-        argv = ["mmzoo"] + argv[argv.index("-m") + 2:]
-    elif argv and os.path.basename(argv[0]) == "mmzoo":
-        argv = ["mmzoo"] + argv[1:]
-    return " ".join(argv)[:300]
+    args = _startup.command_line()
+    words = ["mmzoo", *args] if args is not None else list(getattr(sys, "orig_argv", sys.argv))
+    return " ".join(words)[:300]
 
 
 # --- the ledger -------------------------------------------------------------------------------
@@ -205,8 +202,12 @@ class RunFolder:
             raise InvalidValue(f"{self.path} is a file, not a folder; give a folder for mmzoo to "
                                "write into")
         if not os.path.isdir(self.path):
-            os.makedirs(self.path)
-            self._created = True
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            try:
+                os.mkdir(self.path)
+                self._created = True
+            except FileExistsError:     # made by another process meanwhile: not ours
+                pass
         if self._lock is None:
             self._lock = FolderLock(os.path.join(self.path, LOCK), self.path,
                                     command or command_line())
@@ -228,7 +229,8 @@ class RunFolder:
     def entries(self):
         """`{name: entry}` of the ledger: `{"kind": "file", "stat": [...]}`, `{"kind":
         "folder", "files": {...}}`, `{"kind": "pending"}` (claimed, not recorded yet) or
-        `{"kind": "legacy"}` (claimed by an older mmzoo, which recorded names only)."""
+        `{"kind": "legacy"}` (claimed by an older mmzoo, which recorded names only). An entry
+        being written (`writing`) holds `since`: when mmzoo started writing it again."""
         try:
             with open(self.ledger, encoding="utf-8") as f:
                 found = json.load(f)
@@ -269,14 +271,30 @@ class RunFolder:
                           f"would write over; {fix}")
 
     def claim(self, name):
-        """Claim `name` before writing it: fails when it exists and is not mmzoo's."""
+        """Claim `name` before writing it: fails when it exists and is not mmzoo's, or is a file
+        mmzoo wrote that was changed since (mmzoo writes over its own files only as it left
+        them)."""
         entries = self.entries()
         if name in entries:
+            if not self._unchanged(name, entries[name]) and os.path.isfile(self.file(name)):
+                raise NotOurs(f"{self.file(name)} was changed since mmzoo wrote it, and mmzoo "
+                              "would write over it; move it away (or choose another folder)")
             return
         self.refuse_foreign([name])
-        entries[name] = {"kind": "pending"}
+        entries[name] = {"kind": "pending", "since": time.time_ns()}
         self._save(entries)
         self._written.append(name)
+
+    def writing(self, *names):
+        """Mark `names` (claimed) as being written from now on, until they are recorded: what a
+        killed process leaves in them (a history row, a model moved into place, a log) is
+        mmzoo's, for `remove_ours`."""
+        entries = self.entries()
+        now = time.time_ns()
+        for name in names:
+            if name in entries and "since" not in entries[name]:
+                entries[name] = {**entries[name], "since": now}
+        self._save(entries)
 
     def record(self, *names):
         """Record what `names` (claimed) hold now: as mmzoo left them. A name that is gone is
@@ -322,7 +340,7 @@ class RunFolder:
 
     def _unchanged(self, name, entry):
         path = self.file(name)
-        if entry["kind"] in ("legacy", "pending"):
+        if entry["kind"] in ("legacy", "pending") or "since" in entry:
             return True
         if entry["kind"] == "file":
             return os.path.isfile(path) and _stat(path) == entry["stat"]
@@ -357,16 +375,19 @@ class RunFolder:
         return kept
 
     def _remove_folder(self, path, entry):
-        """Remove a folder mmzoo made: the files it recorded (all of them for a pending or
-        legacy claim, whose files were never listed) and the folders left empty. Returns the
-        files it leaves."""
+        """Remove a folder mmzoo made: the files it recorded, those written since it started
+        writing the folder again (`since`), every file of a legacy claim (whose files were never
+        listed), and the folders left empty. Returns the files it leaves."""
         recorded = entry.get("files")
+        since = entry.get("since")
         left = []
         for folder, dirs, names in os.walk(path, topdown=False):
             for n in names:
                 rel = os.path.relpath(os.path.join(folder, n), path)
-                if recorded is None or rel in recorded:
-                    os.remove(os.path.join(folder, n))
+                file = os.path.join(folder, n)
+                if (entry["kind"] == "legacy" or (recorded is not None and rel in recorded)
+                        or (since is not None and os.stat(file).st_mtime_ns >= since)):
+                    os.remove(file)
                 else:
                     left.append(rel)
             with contextlib.suppress(OSError):
@@ -467,14 +488,33 @@ def is_export(path):
 
 def export_files(path):
     """The files a previous export at `path` says it wrote (None when it does not say)."""
+    return export_record(path).get("files")
+
+
+def export_record(path):
+    """What a previous export at `path` says of itself: its `files`, and `stats` (each file's
+    size and modification time as written; the record itself aside); `{}` when it says
+    nothing."""
     portable = portable_record(path)
     if portable is not None:
-        return portable.get("files")
+        return portable
     try:
         with open(os.path.join(path, MARKER)) as f:
-            return json.load(f).get("files")
+            found = json.load(f)
     except (OSError, ValueError):
-        return None
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def file_stats(folder, files):
+    """`{file: [size, modification time ns]}` of `files` (relative to `folder`)."""
+    return {f: _stat(os.path.join(folder, f)) for f in files}
+
+
+def changed_files(folder, stats):
+    """Those of `stats`' files that are no longer as they were (`file_stats`) in `folder`."""
+    return sorted(f for f, stat in stats.items() if os.path.isfile(os.path.join(folder, f))
+                  and _stat(os.path.join(folder, f)) != stat)
 
 
 def kind_of(path):
@@ -506,10 +546,13 @@ def open_model(path):
     if kind not in ("run", "keras"):
         raise InvalidValue(f"{path} is a {kind} export; this command takes a folder written by "
                            "`mmzoo train` (or a .keras file)")
+    from mmzoo.registry import is_registered   # heavy too: it imports Keras
+
     run = RunFolder(path) if kind == "run" else None
     file = run.file("model.keras") if run else path
     recorded = run.recorded() if run else recorded_beside(file)
-    plugins.import_recorded(recorded.get("module"))
+    if not is_registered(recorded.get("model")):
+        plugins.import_recorded(recorded.get("module"), recorded.get("model"))
     return keras.saving.load_model(file), run
 
 
@@ -523,6 +566,7 @@ def recorded_beside(file):
 
 
 __all__ = ["CARD", "FolderBusy", "FolderLock", "LEDGER", "LOCK", "MARKER", "METADATA",
-           "NotOurs", "RunFolder", "best_epoch", "check_name", "export_files", "is_export",
+           "NotOurs", "RunFolder", "best_epoch", "changed_files", "check_name", "export_files",
+           "export_record", "file_stats", "is_export",
            "kind_of", "open_model", "open_run", "portable_record", "read_history",
            "recorded_beside"]

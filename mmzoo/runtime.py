@@ -82,17 +82,18 @@ class Runner:
         `embed_text` and `embed_image` (a dual encoder's)."""
         meta = self.metadata
         inputs = {name: self.numbers(name, value) for name, value in raw.items()}
-        output = self.answer.get("output")
-        if output == "caption":
-            method = "greedy" if endpoint == "greedy" else "beam"
-            return {"caption": np.array(self.caption(inputs["image"], method), object)}
-        if output == "transcript":
-            frames = self(audio=inputs["audio"])["frames"]
-            width = (meta.get("decoding") or {}).get("serving_default", {}).get("beam_width")
-            texts = (ctc_greedy(frames, meta["ctc"]) if endpoint == "greedy" or not width
-                     else ctc_beam(frames, meta["ctc"], width))
-            return {"transcript": np.array(texts, object)}
-        if output == "similarity":
+        answer = answer_of(meta)
+        kind, output = answer["kind"], answer.get("output")
+        method = "greedy" if endpoint == "greedy" else "beam"
+        if kind == "labels":
+            scores = self(**inputs)[answer["scores"]]
+            labels = np.array(meta[answer["labels"]], object)
+            return {"label": labels[scores.argmax(-1)], answer["scores"]: scores}
+        if kind == "text" and output == "caption":
+            return {output: np.array(self.caption(inputs["image"], method), object)}
+        if kind == "text" and output == "transcript":
+            return {output: np.array(self.transcribe(inputs["audio"], method), object)}
+        if kind == "score" and output == "similarity":
             out = {}
             if "text" in inputs:
                 out["text_embedding"] = self("text_encoder", text=inputs["text"])["embedding"]
@@ -101,26 +102,11 @@ class Runner:
             if endpoint in ("embed_text", "embed_image"):
                 return {"embedding": out[endpoint.replace("embed_", "") + "_embedding"]}
             scale = (meta.get("similarity") or {}).get("scale", 1.0)
-            out["similarity"] = scale * out["text_embedding"] @ out["image_embedding"].T
+            out[output] = scale * out["text_embedding"] @ out["image_embedding"].T
             return out
-        scores = self(**inputs)["scores"]
-        labels = np.array(meta["labels"], object)
-        return {"label": labels[scores.argmax(-1)], "scores": scores}
-
-    @property
-    def answer(self):
-        """What the export answers (`metadata.json`'s `answer`, as the model's task says; an
-        export written before it said so is read by its graphs)."""
-        if "answer" in self.metadata:
-            return self.metadata["answer"]
-        graphs = self.metadata["graphs"]
-        if "caption_decoder" in graphs:
-            return {"kind": "text", "output": "caption"}
-        if "ctc" in self.metadata:
-            return {"kind": "text", "output": "transcript"}
-        if "text_encoder" in graphs:
-            return {"kind": "score", "output": "similarity"}
-        return {"kind": "labels", "scores": "scores", "labels": "labels"}
+        raise ValueError(f"this runtime does not serve an export whose answer is {answer}; call "
+                         "its graphs with Runner(...)(graph, **inputs) and decode their outputs "
+                         "as its metadata.json says")
 
     def numbers(self, name, value):
         """A raw input as its graphs take it: images decoded and resized (`image_pixels`), texts
@@ -207,6 +193,22 @@ def ctc_greedy(frames, ctc):
         text = ctc["join"].join(ctc["tokens"][c - 2] for c in kept)
         out.append(" ".join(text.split()))
     return out
+
+
+def answer_of(metadata, outputs=()):
+    """What an export answers: its metadata's `answer` (its task's: `kind` `labels`, `text` or
+    `score`, and the outputs it reads); for an export written before metadata said so, read from
+    its metadata's sections and graphs, or the names of its `outputs`."""
+    if "answer" in metadata:
+        return metadata["answer"]
+    graphs = metadata.get("graphs") or {}
+    if "caption_decoder" in graphs or "caption" in outputs:
+        return {"kind": "text", "output": "caption"}
+    if "ctc" in metadata or "transcript" in outputs:
+        return {"kind": "text", "output": "transcript"}
+    if "text_encoder" in graphs or "similarity" in outputs:
+        return {"kind": "score", "output": "similarity"}
+    return {"kind": "labels", "scores": "scores", "labels": "labels"}
 
 
 def _log_add(a, b):

@@ -16,6 +16,8 @@ import types
 import warnings
 
 import keras
+import keras_hub
+import numpy as np
 import tensorflow as tf
 
 from mmzoo import contract
@@ -139,16 +141,34 @@ class _Restore(keras.callbacks.BackupAndRestore):
 class _Backup(keras.callbacks.Callback):
     """Writes the backup of `_Restore`, after the other callbacks of the epoch, then commits
     the epoch's best model (`_BestModel.commit`) and records in the run's ledger what the epoch
-    wrote (`mmzoo.run.RunFolder.record`)."""
+    wrote (`mmzoo.run.RunFolder.record`). `written`: the backups this process wrote."""
 
     def __init__(self, restore, best, folder):
         super().__init__()
         self.restore, self.best, self.folder = restore, best, folder
+        self.written = 0
 
     def on_epoch_end(self, epoch, logs=None):
         self.restore.write()
+        self.written += 1
         self.best.commit()
         self.folder.record(*RECORDED)
+
+
+class _Writing(keras.callbacks.Callback):
+    """Marks in the run's ledger what `fit` writes as being written (`RunFolder.writing`) before
+    it writes it: at the start of training and of each epoch, until `_Backup` records it. So
+    what a killed run leaves half-written is still mmzoo's for `--overwrite`."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_train_begin(self, logs=None):
+        self.folder.writing(*RECORDED)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.folder.writing(*RECORDED)
 
 
 class _BestModel(keras.callbacks.Callback):
@@ -281,10 +301,17 @@ def _run_record(name, data, opts, overrides, config):
             "mixed_precision": opts.mixed_precision, "jit_compile": opts.jit_compile,
             "augment": opts.augment, "config": config,
             "versions": {"mmzoo": __version__, "tensorflow": tf.__version__,
-                         "keras": keras.__version__, **{
-                             package.replace("-", "_"): importlib.metadata.version(package)
-                             for package in ("keras-hub", "librosa", "numpy")},
+                         "keras": keras.__version__, "keras_hub": keras_hub.__version__,
+                         "librosa": _version_of("librosa"), "numpy": np.__version__,
                          "python": sys.version.split()[0]}}
+
+
+def _version_of(package):
+    """The installed version of `package` (without importing it), or `unknown`."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def train(name, data=None, *, epochs=10, batch_size=64, out=None, seed=0,
@@ -460,6 +487,7 @@ def _prepare(folder, name, spec, data, overrides, opts, dist):
     val_ds = pipeline(model, val_raw, batch_size=opts.batch_size, features=bool(fronts),
                       cache=caches["validation"], cache_dir=cache_dir)
     cache_info = {"train": train_ds.cache_info, "validation": val_ds.cache_info}
+    folder.record(*(n for n in ("cache", "feature_cache") if folder.ours(n)))  # what they hold
     if opts.verbose:
         print("cache: " + "; ".join(f"{split} {_described(info)}"
                                     for split, info in cache_info.items()),
@@ -524,10 +552,11 @@ def _fit(folder, run, epochs, verbose, callbacks):
     # its rate) and before `_Resume` (which gives it the finished epochs); the backup last in
     # each epoch, so that a kill at any point leaves history.csv, model.keras and the backup
     # consistent (see _BestModel).
-    callbacks = [restore, *([plateau] if plateau else []), resume,
+    backup = _Backup(restore, best, folder)
+    callbacks = [_Writing(folder), restore, *([plateau] if plateau else []), resume,
                  keras.callbacks.CSVLogger(folder.file("history.csv"), append=True),
                  keras.callbacks.TensorBoard(folder.file("logs")), *(callbacks or ()),
-                 best, _Backup(restore, best, folder)]
+                 best, backup]
     try:
         with warnings.catch_warnings():
             if run.train.cardinality() == tf.data.UNKNOWN_CARDINALITY:
@@ -537,6 +566,12 @@ def _fit(folder, run, epochs, verbose, callbacks):
             history = run.fit_model.fit(run.train, validation_data=run.validation,
                                         epochs=epochs, verbose=verbose, callbacks=callbacks,
                                         shuffle=False)  # the pipeline shuffles
+    except BaseException:
+        if not backup.written and not resume.resumed_from:
+            # nothing trained to keep (a data error at the first batch, an interrupt): what
+            # this run wrote goes, as for a failure before training
+            folder.rollback(keep=("warnings.txt",))
+        raise
     finally:
         folder.record(*RECORDED)
     history.resumed_from = resume.resumed_from

@@ -26,6 +26,17 @@ def data_dir():
     return DATA_DIR
 
 
+def tree(path):
+    """Every file under `path` with its bytes: what must not change."""
+    out = {}
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
 def run_mmzoo(*args):
     """The `mmzoo` command run in this process (its `main`: the same code, without a new
     TensorFlow start-up), as a `subprocess.CompletedProcess` with what it printed."""

@@ -214,6 +214,14 @@ def test_export_refuses_to_replace_what_it_did_not_write(trained, tmp_path):
     assert f"mmzoo: error: cannot export to {mine}: it already holds thesis.tex" in out.stderr
     assert os.listdir(mine) == ["thesis.tex"] and (mine / "thesis.tex").read_text() == \
         "years of work"
+    # a previous export is replaced, unless a file of it was edited since
+    again = tmp_path / "again"
+    assert mmzoo("export", run, "--out", again).returncode == 0
+    assert mmzoo("export", run, "--out", again).returncode == 0
+    (again / "README.md").write_text("my notes on this model")
+    out = mmzoo("export", run, "--out", again)
+    assert out.returncode == 2 and "['README.md'] changed since export wrote them" in out.stderr
+    assert (again / "README.md").read_text() == "my notes on this model"
 
 
 @pytest.fixture(scope="module")

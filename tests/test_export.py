@@ -1,11 +1,13 @@
 """`mmzoo.export` writes a SavedModel without ever destroying what it did not write."""
 
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
 
 import mmzoo
+from conftest import tree
 from mmzoo.run import MARKER, is_export
 from mmzoo.registry import get_spec
 
@@ -15,25 +17,19 @@ def model():
     return mmzoo.build("text_word_vector_mlp", **get_spec("text_word_vector_mlp").test_config)
 
 
-def tree(path):
-    """Every file under `path` with its bytes."""
-    out = {}
-    for folder, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(folder, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = f.read()
-    return out
-
-
 def test_export_writes_a_marked_savedmodel_and_replaces_a_previous_export(model, tmp_path):
     sm = tmp_path / "sm"
     assert mmzoo.export(model, sm) == str(sm)
     assert is_export(sm) and os.path.isfile(sm / MARKER)
     assert sorted(os.listdir(tmp_path)) == ["sm"]   # no staging folder left behind
-    (sm / "saved_model.pb").write_bytes(b"stale")   # a file the previous export wrote
     mmzoo.export(model, sm)                          # a previous export: replaced whole
-    assert (sm / "saved_model.pb").read_bytes() != b"stale" and is_export(sm)
+    assert is_export(sm) and sorted(os.listdir(tmp_path)) == ["sm"]
+    (sm / "saved_model.pb").write_bytes(b"edited")   # a file it wrote, changed since
+    with pytest.raises(ValueError, match=r"its \['saved_model.pb'\] changed since export wrote"):
+        mmzoo.export(model, sm)
+    assert (sm / "saved_model.pb").read_bytes() == b"edited"
+    shutil.rmtree(sm)
+    mmzoo.export(model, sm)
     served = tf.saved_model.load(str(sm))
     assert served.signatures["serving_default"](text=tf.constant(["a"]))["label"].shape == (1,)
     empty = tmp_path / "empty"

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import news_rows, run_mmzoo
+from conftest import tree as listing
 from mmzoo.run import LEDGER, LOCK, NotOurs, RunFolder
 
 TINY = ["--set", "sequence_length=6", "--set", "embed_dim=8", "--set", "hidden_units=(8,)"]
@@ -23,17 +24,6 @@ ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
 @pytest.fixture(scope="module")
 def news(data_dir, tmp_path_factory):
     return f"csv:{news_rows(data_dir, tmp_path_factory.mktemp('news'), 96)}"
-
-
-def listing(folder):
-    """Every file under `folder` with its content: what must not change."""
-    out = {}
-    for d, _, names in os.walk(folder):
-        for n in names:
-            path = os.path.join(d, n)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = f.read()
-    return out
 
 
 def train(news, out, *more):
@@ -98,22 +88,26 @@ def test_two_trains_on_one_folder_one_is_refused(news, tmp_path):
             "--epochs", "40", "--batch-size", "4", "--out", str(out), *TINY]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              env=ENV)
+    history = out / "history.csv"
     try:
         deadline = time.time() + 300
-        while not (out / "config.json").exists() and time.time() < deadline:
+        # two epochs logged: the second's files were written after the first was recorded
+        while not (history.exists() and len(history.read_text().splitlines()) >= 3):
             assert first.poll() is None, first.stderr.read()
+            assert time.time() < deadline
             time.sleep(0.05)
         second = train(news, out)
         assert second.returncode == 2, second.stderr
         assert f"being written by another mmzoo process (pid {first.pid}" in second.stderr
         assert "mmzoo train text_word_vector_mlp" in second.stderr
     finally:
-        first.kill()
+        first.kill()          # SIGKILL, mid-epoch: whatever it was writing is half-written
         first.wait()
-    # the killed run's lock went with its process: the same command resumes it
-    resumed = train(news, out)
-    assert resumed.returncode in (0, 2), resumed.stderr      # resumed, or a different run
-    assert "being written" not in resumed.stderr
+    # the lock went with the process; what the killed run wrote is still mmzoo's, to remove
+    (out / "notes.md").write_text("mine")
+    again = train(news, out, "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert (out / "notes.md").read_text() == "mine" and len(history.read_text().splitlines()) == 2
 
 
 def test_a_held_folder_names_its_holder(tmp_path):
@@ -161,6 +155,16 @@ def test_a_split_is_a_name_never_a_path(news, tmp_path):
 def test_evaluate_and_card_claim_what_they_write(news, tmp_path):
     run = tmp_path / "run"
     assert train(news, run).returncode == 0
+    # a user's evaluation file is not read into the card, and an edited card is not rewritten
+    (run / "evaluation_test.json").write_text('{"accuracy": 0.99}')
+    assert run_mmzoo("card", run).returncode == 0
+    assert "0.99" not in (run / "README.md").read_text()
+    (run / "README.md").write_text("# my own card")
+    done = run_mmzoo("card", run)
+    assert done.returncode == 2 and "README.md was changed since mmzoo wrote it" in done.stderr
+    assert (run / "README.md").read_text() == "# my own card"
+    os.remove(run / "README.md")
+    os.remove(run / "evaluation_test.json")
     (run / "evaluation_validation.json").write_text("{}")     # the user's, there first
     done = run_mmzoo("evaluate", run, "--split", "validation")
     assert done.returncode == 2 and "evaluation_validation.json" in done.stderr
@@ -169,6 +173,22 @@ def test_evaluate_and_card_claim_what_they_write(news, tmp_path):
     assert "evaluation_test.json" in RunFolder(run).claimed()
     assert run_mmzoo("card", run).returncode == 0
     assert "README.md" in RunFolder(run).claimed()
+
+
+def test_a_run_that_fails_in_its_first_epoch_leaves_nothing(news, tmp_path):
+    import keras
+
+    import mmzoo
+
+    class Broken(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise RuntimeError("a bad batch")
+
+    with pytest.raises(RuntimeError, match="a bad batch"):
+        mmzoo.train("text_word_vector_mlp", news, epochs=1, batch_size=16, verbose=0,
+                    out=str(tmp_path / "run"), callbacks=[Broken()],
+                    overrides={"sequence_length": 6, "embed_dim": 8, "hidden_units": (8,)})
+    assert not (tmp_path / "run").exists()
 
 
 def test_remove_ours_keeps_what_changed_and_what_is_not_ours(tmp_path):

@@ -110,7 +110,7 @@ def test_digit_sequences_split_fsdd_recordings_and_say_what_they_hold(data_dir):
     assert mmzoo.data.adapt("speech_ctc", train) == {"tokens": words, "unit": "words"}
     letters = {"tokens": tuple(" abc")}       # tokens given win, and their unit with them
     assert "unit" not in mmzoo.data.adapt("speech_ctc", train, config=letters)
-    from mmzoo.data.adapt import WORDS_UNIT_MAX
+    from mmzoo.tasks.transcription import WORDS_UNIT_MAX
 
     many = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)} one" for i in range(WORDS_UNIT_MAX)]
     assert len({w for t in many for w in t.split()}) == WORDS_UNIT_MAX + 1

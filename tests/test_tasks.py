@@ -71,10 +71,9 @@ def test_the_contract_and_the_adapted_config(case):
     other = MODELS["captioning"] if task.name in ("classification", "vqa") else \
         MODELS["classification"]
     assert task.problems(mmzoo.build(other, **get_spec(other).test_config)), task.name
-    exercised("problems", "audio_any_length", "adapt", "text_tokens", "fail")
-    if hasattr(task, "caption_length"):
-        assert set(task.caption_length(7, fields)) <= fields
-        exercised("caption_length")
+    length = task.caption_length(7, fields)
+    assert set(length) <= fields and (bool(length) == (task.name in ("captioning", "retrieval")))
+    exercised("problems", "audio_any_length", "adapt", "text_tokens", "fail", "caption_length")
 
 
 def test_the_pipeline_the_task_shapes(case):
@@ -122,8 +121,12 @@ def test_evaluation_and_its_table(case):
     assert said is None or ("learned nothing" in said and said.endswith("cause"))
     assert set(task.ablated_inputs(spec)) <= set(spec.inputs)
     assert set(task.decoders) <= {"greedy", "beam"}
+    figures = task.figures(json.loads(json.dumps(result)))
+    assert not {"labels", "confusion_matrix", "examples"} & set(figures)
+    assert all("examples" not in figures[d] for d in task.decoders)
     assert table(result).splitlines()[0].startswith(model.name)
-    exercised("evaluate", "headline", "table", "learned_nothing", "ablated_inputs", "decoders")
+    exercised("evaluate", "headline", "table", "learned_nothing", "ablated_inputs", "decoders",
+              "figures")
 
 
 def test_what_training_asks_after_fit(case):
@@ -146,6 +149,9 @@ def test_export_metadata_and_card(case, tmp_path):
     assert "serve" in endpoints and json.dumps(info)
     for body, names in endpoints.values():
         assert set(names) <= set(spec.inputs) | {"lengths"}
+    served = task.served_inputs(model)
+    assert served and set(served) <= set(spec.inputs)
+    assert ("text" in served) == (task.name not in ("captioning",) and "text" in spec.inputs)
     decoding = task.decoding()
     assert (decoding is not None) == bool(task.decoders)
     graphs = mmzoo.portable.graphs(model)   # the task's portable_graphs
@@ -168,7 +174,8 @@ def test_export_metadata_and_card(case, tmp_path):
     assert isinstance(extra, dict) and set(extra) <= {"features", "ids"}
     exercised("serving_functions", "decoding", "portable_graphs", "portable_output", "metadata",
               "answer", "card_lines", "pipeline_tag", "tags", "summary", "intended_use",
-              "limits", "multimodal", "calibration_inputs", "calibration_data")
+              "limits", "multimodal", "calibration_inputs", "calibration_data",
+              "served_inputs")
 
 
 def test_every_registered_task_has_a_model_here():

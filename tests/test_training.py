@@ -86,6 +86,15 @@ def test_a_portable_captioner_decodes_as_the_savedmodel(caption_model, tmp_path)
         runner = Runner(mmzoo.export(caption_model, tmp_path / fmt, format=fmt))
         for method in ("beam", "greedy"):
             assert runner.caption(pixels, method) == want[method], (fmt, method)
+    # `mmzoo predict` asks for the image alone (the prompt is the decoder's), and says the
+    # served caption whatever the export
+    files = []
+    for i, png in enumerate(pngs.numpy()):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(png)
+    for path in (tmp_path / "sm", tmp_path / "onnx", tmp_path / "litert"):
+        rows = mmzoo.predict.predict(str(path), {"image": [str(f) for f in files]})
+        assert [r["caption"] for r in rows] == want["beam"], path
 
 
 def test_beam_search_of_width_one_is_greedy(caption_model):

@@ -14,10 +14,6 @@ from mmzoo.errors import InvalidValue
 from mmzoo.registry import get_spec, get_task
 
 
-# `unit="auto"` of a speech recogniser: words when the training transcripts use at most this many
-# distinct words (a closed vocabulary: digits, commands), else characters.
-WORDS_UNIT_MAX = 100
-
 # The vocabulary cap of `adapt`: the most frequent tokens (padding and OOV among them), as the
 # Keras text-classification examples cap theirs. It bounds the model's embedding whatever the
 # corpus size; AG News (19,766 distinct words), Flickr8k captions and easy-VQA fit under it.
@@ -28,10 +24,9 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
     """Config overrides adapted on `dataset` (the training split): `vocabulary`, `labels`, and
     for captions the text length (`max_length` of a captioner: the 95th percentile of the
     caption lengths in words, plus the start token; `sequence_length` of a retrieval model: that
-    percentile); for transcription the CTC `tokens`: the characters of the standardised
-    transcripts (sorted, `" "` among them), or their words with `unit="words"`; with
-    `unit="auto"` (the default) words when there are at most `WORDS_UNIT_MAX` (100) distinct
-    ones, else characters, and the `unit` chosen.
+    percentile); for transcription the CTC `tokens` and their `unit`
+    (`mmzoo.tasks.transcription.transcript_tokens`): what the model's task adapts
+    (`Task.adapt`).
 
     Only the fields the model's config has are returned, so the result can go straight to
     `mmzoo.build(name, **overrides)`. Vocabulary tokens are ordered by frequency (as
@@ -74,26 +69,6 @@ def adapt(name, dataset, *, max_tokens=MAX_TOKENS, config=None):
             overrides.update(caption_length(task, fields, texts))
     overrides.update(task.adapt(spec, dataset, fields, dict(config or {})))
     return overrides
-
-
-def transcript_tokens(dataset, unit, name):
-    """`(tokens, unit)` of the training transcripts: their characters (sorted, `" "` among
-    them) or their words; `unit="auto"`: words when there are at most `WORDS_UNIT_MAX` distinct
-    ones, else characters. Counted in one streaming pass."""
-    if "transcript" not in dataset.element_spec:
-        raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'transcript' "
-                           f"({sorted(dataset.element_spec)})")
-    texts = dataset.map(lambda e: standardize(e["transcript"]),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-    characters, words = set(), set()
-    for batch in texts.batch(4096).as_numpy_iterator():
-        for text in batch:
-            text = text.decode()
-            characters.update(text)
-            words.update(text.split())
-    if unit == "auto":
-        unit = "words" if len(words) <= WORDS_UNIT_MAX else "characters"
-    return tuple(sorted(words if unit == "words" else characters)), unit
 
 
 def caption_length(task, fields, captions):

@@ -23,7 +23,7 @@ class SpeechConfig:
     `tokens` are adapted on the training transcripts (`mmzoo.data.adapt`): their characters
     (`unit="characters"`, `" "` separating words) or their words (`unit="words"`, a closed
     vocabulary). `unit="auto"` (the default) lets `adapt` choose: words when the training
-    transcripts use at most `mmzoo.data.adapt.WORDS_UNIT_MAX` (100) distinct words (digits,
+    transcripts use at most `mmzoo.tasks.transcription.WORDS_UNIT_MAX` (100) distinct words (digits,
     commands), else characters; a model built with `auto` and no adapted tokens reads
     characters. The waveform is at `sample_rate`, of any length.
 

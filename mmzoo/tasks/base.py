@@ -14,15 +14,18 @@ file (and the file imported by `mmzoo/tasks/__init__.py`, or by a plugin module:
 The methods, by the driver that calls them:
 
 - the model contract (`mmzoo.registry.build`): `problems`, `audio_any_length`;
-- adapting a config to the training data (`mmzoo.data.adapt`): `text_tokens`, `adapt`;
-- the input pipeline (`mmzoo.data.pipeline`): `check_examples`, `prepare`, `encode`,
-  `identity`, `expand`, `per_epoch_text`, `batch`, `targets`, `resources`;
-- evaluation (`mmzoo.evaluate`): `evaluate`, `ablated_inputs`, `headline`, `table`,
-  `learned_nothing`, and after training (`mmzoo.train`) `learned_nothing_after_training`,
-  `validation_needs_decoding`, `report`;
-- export (`mmzoo.export`, `mmzoo.portable`, `mmzoo.card`): `serving_functions`, `decoding`,
-  `portable_graphs`, `calibration_inputs`, `metadata`, `answer`, `card_lines`, `pipeline_tag`,
-  `tags`, `intended_use`, `limits`.
+- adapting a config to the training data (`mmzoo.data.adapt`): `text_tokens`, `adapt`,
+  `caption_length`;
+- the input pipeline (`mmzoo.data.pipeline`): `check_examples`, `prepare`, `encode` (with
+  `encodes_targets`), `identity`, `expand`, `per_epoch_text`, `batch`, `targets`;
+- evaluation (`mmzoo.evaluate`): `evaluate`, `ablated_inputs`, `figures` (with `decoders`),
+  `headline`, `table`, `learned_nothing`; after training (`mmzoo.train`, `mmzoo train`):
+  `validation_needs_decoding`, `learned_nothing_after_training`, `report`;
+- export (`mmzoo.export`): `serving_functions`, `served_inputs`, `decoding`, `answer`;
+  portable exports (`mmzoo.portable`): `portable_graphs`, `portable_output`,
+  `calibration_data`, `calibration_inputs`; the model card (`mmzoo.card`): `metadata`,
+  `card_lines`, `pipeline_tag`, `tags`, `summary`, `intended_use`, `limits`, `multimodal`;
+- `mmzoo predict` and `mmzoo/runtime.py` read `answer` from the export's metadata.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class Task:
     decoders = ()
     #: Whether a model of this task takes `audio` of any length (an utterance as it is).
     audio_any_length = False
-    #: One line for `mmzoo list --tasks` and the docs.
+    #: One line on what the task does (the README's table of tasks).
     summary = ""
     #: The model card's "Intended use" paragraph.
     intended_use = ""
@@ -87,6 +90,12 @@ class Task:
         """Config overrides adapted on the training `dataset` beyond the text vocabulary
         (`mmzoo.data.adapt` does that): class names, CTC tokens, caption lengths. Only
         fields of `fields` (the config's field names) may be returned."""
+        return {}
+
+    def caption_length(self, p95, fields):
+        """The config's text length for texts from several captions per example, whose 95th
+        percentile has `p95` words (a captioner's `max_length`, a dual encoder's
+        `sequence_length`); `{}` where the task sets none."""
         return {}
 
     # --- the input pipeline ---------------------------------------------------------------
@@ -142,6 +151,14 @@ class Task:
         """The inputs whose zeroing the modality ablation measures."""
         return list(spec.inputs)
 
+    def figures(self, result):
+        """An evaluation's figures alone (of a modality ablation): without its class names,
+        confusion matrix and examples, in each decoder's part too."""
+        for part in (result, *(result.get(d, {}) for d in self.decoders)):
+            for key in ("labels", "confusion_matrix", "examples"):
+                part.pop(key, None)
+        return result
+
     def headline(self, result):
         """`(metric name, value)`: the figure an ablation line reports."""
         raise NotImplementedError
@@ -162,7 +179,7 @@ class Task:
     def learned_nothing_after_training(self, model, validation, best, batch_size, cause,
                                        evaluate):
         """One line when the model just trained learned nothing, else None: `validation`
-        the validation split's raw examples, `best` the best epoch (`mmzoo.train.best_epoch`),
+        the validation split's raw examples, `best` the best epoch (`mmzoo.run.best_epoch`),
         `evaluate` the evaluation driver."""
         return None
 
@@ -182,6 +199,12 @@ class Task:
     def decoding(self):
         """How the SavedModel decodes (`serving_default` and `greedy`), or None."""
         return None
+
+    def served_inputs(self, model):
+        """The inputs the export's `serving_default` takes (its `serve` endpoint's): what
+        `mmzoo predict` asks for. A captioner's prompt is its own, not the caller's."""
+        endpoints, _ = self.serving_functions(model, Preprocessor(model))
+        return list(endpoints["serve"][1])
 
     def portable_graphs(self, model, numeric_inputs, batch):
         """The numbers-in Keras models a portable export holds, by file stem
@@ -224,6 +247,11 @@ class Task:
         """The model card's tags: the task, its inputs, `multimodal` when it is."""
         multimodal = self.multimodal or len(set(inputs) - {"question"}) > 1
         return [self.name, *inputs] + (["multimodal"] if multimodal else [])
+
+
+def with_caption(example, caption):
+    """`example` with its `captions` replaced by one `text`: what a model of captions reads."""
+    return {**{k: v for k, v in example.items() if k != "captions"}, "text": caption}
 
 
 def zeroed(ds, name):
@@ -287,4 +315,5 @@ def as_list(strings):
     return [s.decode() for s in np.asarray(strings).tolist()]
 
 
-__all__ = ["Task", "as_list", "decoder_table", "figure", "image_batches", "rows", "zeroed"]
+__all__ = ["Task", "as_list", "decoder_table", "figure", "image_batches", "rows", "with_caption",
+           "zeroed"]

@@ -22,11 +22,11 @@ from mmzoo import contract
 from mmzoo.artifacts import digest
 from mmzoo.contract import END, START
 from mmzoo.data.pipeline import pipeline
-from mmzoo.errors import ContractError, InvalidValue
+from mmzoo.errors import InvalidValue
 from mmzoo.layers.vocab import OOV, PAD
 from mmzoo.metrics import caption_scores, standardized, unique_share
 from mmzoo.registry import register_task
-from mmzoo.tasks.base import Task, as_list, decoder_table, image_batches
+from mmzoo.tasks.base import Task, as_list, decoder_table, image_batches, with_caption
 
 # The beam search the bench reports and the SavedModel serves (`serving_default`).
 NUM_BEAMS, LENGTH_PENALTY = 3, 0.7
@@ -192,11 +192,7 @@ class Captioning(Task):
     multimodal = True
 
     def problems(self, model):
-        try:
-            parts(model)
-        except ContractError as e:
-            return [str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", "")]
-        return []
+        return contract.lacks(model, parts)
 
     # --- adapting ---------------------------------------------------------------------------
 
@@ -227,12 +223,8 @@ class Captioning(Task):
         targets; evaluating: the loss's references)."""
         if "captions" not in ds.element_spec:
             return ds
-
-        def text(e, caption):
-            return {**{k: v for k, v in e.items() if k != "captions"}, "text": caption}
-
         return ds.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(e["captions"]).map(
-            lambda c: text(e, c)))
+            lambda c: with_caption(e, c)))
 
     def targets(self, pre, batch, inputs):
         prompt, targets = teacher_forcing(pre, batch["text"])

@@ -17,7 +17,7 @@ from mmzoo import contract
 from mmzoo.artifacts import digest
 from mmzoo.data.labels import label_names, label_string
 from mmzoo.data.pipeline import pipeline
-from mmzoo.errors import DATA_ERROR, ContractError, InvalidValue
+from mmzoo.errors import DATA_ERROR, InvalidValue
 from mmzoo.metrics import classification_metrics
 from mmzoo.registry import register_task
 from mmzoo.tasks.base import Task, figure, rows, zeroed
@@ -67,11 +67,7 @@ class Classification(Task):
     # --- the model contract -----------------------------------------------------------------
 
     def problems(self, model):
-        try:
-            contract.labels(model)
-        except ContractError as e:
-            return [str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", "")]
-        return []
+        return contract.lacks(model, contract.labels)
 
     # --- adapting ---------------------------------------------------------------------------
 

@@ -18,10 +18,10 @@ import tensorflow as tf
 
 from mmzoo import contract
 from mmzoo.data.preprocessor import Preprocessor
-from mmzoo.errors import ContractError, InvalidValue
+from mmzoo.errors import InvalidValue
 from mmzoo.metrics import retrieval_scores
 from mmzoo.registry import register_task
-from mmzoo.tasks.base import Task, figure, image_batches, rows
+from mmzoo.tasks.base import Task, figure, image_batches, rows, with_caption
 
 Retriever = collections.namedtuple("Retriever", "text_encoder image_encoder similarity")
 Retriever.__doc__ = """The parts of a retrieval model: `text_encoder`, `image_encoder` and the
@@ -64,11 +64,7 @@ class Retrieval(Task):
     portable_output = "embedding"
 
     def problems(self, model):
-        try:
-            parts(model)
-        except ContractError as e:
-            return [str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", "")]
-        return []
+        return contract.lacks(model, parts)
 
     def caption_length(self, p95, fields):
         """The text length for captions whose 95th percentile has `p95` words."""
@@ -87,16 +83,12 @@ class Retrieval(Task):
         first when evaluating."""
         if "captions" not in ds.element_spec:
             return ds
-
-        def text(e, caption):
-            return {**{k: v for k, v in e.items() if k != "captions"}, "text": caption}
-
         if training:
             def pick(e):
                 i = tf.random.uniform([], 0, tf.shape(e["captions"])[0], dtype=tf.int32)
-                return text(e, e["captions"][i])
+                return with_caption(e, e["captions"][i])
             return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.map(lambda e: text(e, e["captions"][0]))
+        return ds.map(lambda e: with_caption(e, e["captions"][0]))
 
     def targets(self, pre, batch, inputs):
         # unused: every other image of the batch is a text's negative

@@ -20,11 +20,10 @@ from keras import ops
 from mmzoo import contract
 from mmzoo.artifacts import digest
 from mmzoo.data import waveform
-from mmzoo.data.adapt import transcript_tokens
 from mmzoo.data.pipeline import pipeline
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.text import standardize
-from mmzoo.errors import ContractError, InvalidValue
+from mmzoo.errors import InvalidValue
 from mmzoo.layers.speech import CTCTokens
 from mmzoo.layers.vocab import OOV, PAD
 from mmzoo.metrics import speech_scores
@@ -38,6 +37,10 @@ CHECKED_EXAMPLES = 64  # validation utterances a recogniser is tried on after tr
 # Utterance lengths (seconds) that separate the buckets of similar length batched together in
 # training, so a batch pads little (`tf.data.Dataset.bucket_by_sequence_length`).
 BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+
+# `unit="auto"` of a speech recogniser: words when the training transcripts use at most this many
+# distinct words (a closed vocabulary: digits, commands), else characters.
+WORDS_UNIT_MAX = 100
 
 Transcriber = collections.namedtuple("Transcriber", "tokens unit")
 Transcriber.__doc__ = """What a transcription model's outputs index: its `tokens` (class `i + 2`)
@@ -84,6 +87,26 @@ def transcript_strings(model, ids):
     separator = " " if transcriber.unit == "words" else ""
     joined = tf.strings.reduce_join(kept, axis=1, separator=separator)
     return tf.strings.strip(tf.strings.regex_replace(joined, " +", " "))
+
+
+def transcript_tokens(dataset, unit, name):
+    """`(tokens, unit)` of the training transcripts: their characters (sorted, `" "` among
+    them) or their words; `unit="auto"`: words when there are at most `WORDS_UNIT_MAX` distinct
+    ones, else characters. Counted in one streaming pass."""
+    if "transcript" not in dataset.element_spec:
+        raise InvalidValue(f"cannot adapt {name!r}: its examples have no 'transcript' "
+                           f"({sorted(dataset.element_spec)})")
+    texts = dataset.map(lambda e: standardize(e["transcript"]),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    characters, words = set(), set()
+    for batch in texts.batch(4096).as_numpy_iterator():
+        for text in batch:
+            text = text.decode()
+            characters.update(text)
+            words.update(text.split())
+    if unit == "auto":
+        unit = "words" if len(words) <= WORDS_UNIT_MAX else "characters"
+    return tuple(sorted(words if unit == "words" else characters)), unit
 
 
 def decode_ids(log_probs, method="greedy", *, beam_width=BEAM_WIDTH):
@@ -180,14 +203,10 @@ class Transcription(Task):
     portable_output = "frames"
 
     def problems(self, model):
-        try:
-            parts(model)
-        except ContractError as e:
-            return [str(e).split("; see mmzoo.")[0].replace(f"model {model.name!r} ", "")]
-        return []
+        return contract.lacks(model, parts)
 
     def adapt(self, spec, dataset, fields, config):
-        """The CTC `tokens` of the training transcripts (`mmzoo.data.adapt.transcript_tokens`),
+        """The CTC `tokens` of the training transcripts (`transcript_tokens`),
         and the `unit` chosen when the config leaves it to them (`auto`)."""
         if "tokens" not in fields:
             return {}
@@ -331,5 +350,6 @@ class Transcription(Task):
 TRANSCRIPTION = register_task(Transcription("transcription"))
 
 __all__ = ["BEAM_WIDTH", "DECODERS", "TRANSCRIPTION", "Transcriber", "Transcription",
+           "WORDS_UNIT_MAX", "transcript_tokens",
            "decode_ids", "pad_waveforms", "parts", "transcribe", "transcript_ids",
            "transcript_strings", "utterance_batches"]
