@@ -486,11 +486,6 @@ def is_export(path):
             or portable_record(path) is not None)
 
 
-def export_files(path):
-    """The files a previous export at `path` says it wrote (None when it does not say)."""
-    return export_record(path).get("files")
-
-
 def export_record(path):
     """What a previous export at `path` says of itself: its `files`, and `stats` (each file's
     size and modification time as written; the record itself aside); `{}` when it says
@@ -566,7 +561,7 @@ def recorded_beside(file):
 
 
 __all__ = ["CARD", "FolderBusy", "FolderLock", "LEDGER", "LOCK", "MARKER", "METADATA",
-           "NotOurs", "RunFolder", "best_epoch", "changed_files", "check_name", "export_files",
+           "NotOurs", "RunFolder", "best_epoch", "changed_files", "check_name",
            "export_record", "file_stats", "is_export",
            "kind_of", "open_model", "open_run", "portable_record", "read_history",
            "recorded_beside"]
