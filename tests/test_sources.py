@@ -22,6 +22,7 @@ import mmzoo
 from mmzoo.data import BadDataError
 from mmzoo.data.digit_qa import QUESTIONS, digit_images
 from mmzoo.data.base import hash_split
+from mmzoo.errors import InvalidValue
 
 
 def read_as(text):
@@ -719,8 +720,9 @@ def test_streamed_sources_hold_validation_out_before_decoding(data_dir, tmp_path
 
 
 def test_csv_splits_keep_every_label_in_training(tmp_path):
-    """A label whose rows all hash outside training has one moved in, and so does a label
-    whose training rows are all held out for validation (a file with its own train/test)."""
+    """A label whose rows all hash outside training is named, never moved in (its row stays in
+    test); a label whose training rows are all held out for validation has one kept in
+    training (a file with its own train/test); validation is never empty."""
     from mmzoo.data.base import held_out
 
     texts = [f"story number {i} about things" for i in range(400)]
@@ -730,11 +732,22 @@ def test_csv_splits_keep_every_label_in_training(tmp_path):
         w = csv.writer(f)
         w.writerow(["text", "label"])
         w.writerows([[t, "common" if t != lonely else "rare"] for t in texts])
+    with pytest.raises(BadDataError, match="label 'rare' is only in test rows"):
+        mmzoo.data.open_source(f"csv:{path}").dataset("train")
     src = mmzoo.data.open_source(f"csv:{path}")
-    train = {e["text"].decode(): e["label"].decode()
-             for e in src.dataset("train").as_numpy_iterator()}
-    assert train[lonely] == "rare"    # moved: the only row of its label
-    assert sum(int(src.dataset(s).cardinality()) for s in src.split_names()) == 400
+    assert lonely in {e["text"].decode() for e in src.dataset(None).as_numpy_iterator()}
+    # twelve rows none of which the hash holds out: one is, so validation is never empty
+    few = [t for t, i in zip(texts, read_as(texts))
+           if hash_split(i) == "train" and not held_out(i)][:12]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["text", "label"], *[[t, "ab"[k % 2]] for k, t in
+                                                       enumerate(few)]])
+    fit, val = mmzoo.data.fit_splits(f"csv:{path}")
+    assert (int(fit.cardinality()), int(val.cardinality())) == (11, 1)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["text", "label"], [few[0], "a"], [few[1], "b"]])
+    with pytest.raises(InvalidValue, match="too few to hold one out for validation"):
+        mmzoo.data.fit_splits(f"csv:{path}")[1]
     # the file's own splits, with no validation: held out by hash, every label kept in
     rare = next(t for t, i in zip(texts, read_as(texts)) if held_out(i))
     with open(path, "w", newline="") as f:

@@ -84,21 +84,39 @@ def test_labels_only_outside_training_are_named_before_training(news, tmp_path):
     table.append(["a headline of a class seen nowhere else", "sport", "test"])
     path = write(tmp_path / "split.csv", table)
     with pytest.raises(BadDataError) as e:
-        mmzoo.data.load(f"csv:{path}")
+        mmzoo.data.load(f"csv:{path}", split="test")
     assert e.value.problems == [(f"{path}:62", "label 'sport' is only in test rows, never in "
-                                               "training: a model cannot learn it; move one of "
-                                               "its rows to train, or remove them")]
+                                               "training: a model cannot learn it; add "
+                                               "training rows of it, or remove them")]
     with pytest.warns(DataWarning):
-        src = mmzoo.data.open_source(f"csv:{path}", on_error="skip")
-    assert src.counts["test"] == 20
-    # without a split column a label's only row goes to training, and few examples are named
-    table = [["text", "label"], *[[t, lab] for t, lab in rows],
-             ["a headline of a class seen nowhere else", "sport"]]
+        assert len(read(f"csv:{path}", "test", on_error="skip")) == 20
+    # every row, as `mmzoo evaluate` scores data that is not a run's own, keeps it
+    assert len(read(f"csv:{path}")) == 61
+
+
+def _hashed_to(split, stem):
+    """A headline `f"{stem} N"` whose row hashes into `split` (its identity is its text)."""
+    from mmzoo.data.base import hash_split
+
+    return next(f"{stem} {n}" for n in range(1000) if hash_split(f"{stem} {n}") == split)
+
+
+def test_splits_never_move_as_rows_are_added(news, tmp_path):
+    """A class of one row that hashes into test stays in test (a bad row once a split is read,
+    never moved into training); a second row of it does not move the first."""
+    rows, _ = news
+    lone = _hashed_to("test", "sport headline")
+    table = [["text", "label"], *[[t, lab] for t, lab in rows], [lone, "sport"]]
     path = write(tmp_path / "hashed.csv", table)
-    with pytest.warns(DataWarning, match=r"fewer than 5 training examples.*'sport' \(1\)"):
-        src = mmzoo.data.open_source(f"csv:{path}")
-    train = {lab for _, lab in read(f"csv:{path}", "train")}
-    assert "sport" in train
+    with pytest.raises(BadDataError, match=r"label 'sport' is only in test rows, never in "
+                                           r"training \(each row's split is drawn from a hash"):
+        mmzoo.data.load(f"csv:{path}", split="train")
+    test = dict(read(f"csv:{path}", "test", on_error="skip"))
+    assert lone not in test  # a bad row, named in a warning
+    second = _hashed_to("train", "sport report")
+    path = write(tmp_path / "hashed.csv", [*table, [second, "sport"]])
+    test, train = (dict(read(f"csv:{path}", split)) for split in ("test", "train"))
+    assert test[lone] == "sport" and lone not in train and second in train
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +170,33 @@ def test_a_table_of_images_reads_alike_from_csv_jsonl_and_parquet(vqa_rows, tmp_
     for split, mine in photos.items():
         others = {p for s, theirs in photos.items() if s != split for p in theirs}
         assert not set(mine) & others, split
+
+
+def test_a_file_is_one_item_however_it_is_named(vqa_rows, tmp_path):
+    """`x.png`, `./x.png` and `sub/../x.png` are one photo in one split; Parquet structs are
+    told apart by their bytes, not by the base name Hugging Face keeps as their `path`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = sorted({p for p, _, _ in vqa_rows})
+    rows = [["image", "text"]]
+    for i, path in enumerate(paths):
+        shutil.copy(path, tmp_path / f"{i}.png")
+        rows += [[spelled.format(i), f"photo {i} caption {k}"]
+                 for k, spelled in enumerate(["{}.png", "./{}.png", "sub/../{}.png"])]
+    table = write(tmp_path / "spelled.csv", rows)
+    src = mmzoo.data.open_source(f"csv:{table}")
+    examples = {split: list(src.dataset(split, "captioning", decode=False).as_numpy_iterator())
+                for split in src.split_names()}
+    assert sum(len(v) for v in examples.values()) == len(paths)
+    assert all(len(e["captions"]) == 3 for v in examples.values() for e in v)
+    # 12 distinct photos, each `1.jpg` of its own class folder: 12 examples, not 1
+    structs = [{"bytes": open(p, "rb").read(), "path": "1.jpg"} for p in paths]
+    pq.write_table(pa.table({"image": structs, "text": [f"caption {i}" for i in
+                                                        range(len(paths))]}),
+                   tmp_path / "hub.parquet")
+    ds = mmzoo.data.load(f"parquet:{tmp_path / 'hub.parquet'}", task="captioning")
+    assert int(ds.cardinality()) == len(paths) == len(set(paths))
 
 
 def test_table_rows_with_bad_files_are_named(vqa_rows, tmp_path):
@@ -242,7 +287,7 @@ def test_folder_per_class(tiny_easy_vqa, data_dir, tmp_path):
     with pytest.raises(BadDataError, match="class 'hexagon' has no folder in train/"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            mmzoo.data.open_source(f"images:{split_root}")
+            mmzoo.data.load(f"images:{split_root}", split="train")
     # audio: the folder's name is the label; each file's own rate is kept and said
     import librosa
     import soundfile

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from mmzoo.data.index import fingerprint
 from mmzoo.data.preprocessor import decode_image as decode
+from mmzoo.checks import Problems
 from mmzoo.errors import DataWarning, InvalidValue
 
 SPLITS = ("train", "validation", "test")
@@ -93,6 +94,9 @@ class Source:
     tasks = ()
     modalities = None  # the modalities its examples hold (None: any, by the data's features)
     streams_held_out = False  # a streamed source that reads `HELD_IN` / `HELD_OUT` itself
+    # `(index, where, what)` of the items whose label has no item in training: bad items once a
+    # named split is read (`drop_orphans`), kept when every item is read (`split` None)
+    orphans = ()
     options = {}
     description = ""
 
@@ -138,12 +142,40 @@ class Source:
         present = set(self.tags) if present is None else present
         return tuple(s for s in SPLITS if s in present)
 
+    def drop_orphans(self, split):
+        """When a named split is read: report the items whose label has no item in training
+        (`self.orphans`; an error, or a warning with `on_error="skip"`) and leave them out of
+        every split. A model cannot learn their label, so training, validation and test leave
+        them out alike; reading every item (`split` None, what `mmzoo evaluate` scores of data
+        that is not a run's own) keeps them. No item moves between splits for their sake."""
+        if split is None or not self.orphans:
+            return
+        problems = Problems(self.name, self.on_error)
+        for _, where, what in self.orphans:
+            problems.add(where, what)
+        problems.report(f"the {self.what_items()} of its splits")
+        orphans, self.orphans = self.orphans, ()
+        self.leave_out(sorted(i for i, _, _ in orphans))
+
+    def what_items(self):
+        return "items"
+
+    def leave_out(self, indices):
+        """Remove listed items (their positions in `self.columns` and `self.tags`)."""
+        gone = set(indices)
+        keep = [i for i in range(len(self.tags)) if i not in gone]
+        self.columns = {k: [v[i] for i in keep] for k, v in self.columns.items()}
+        self.tags = [self.tags[i] for i in keep]
+        if hasattr(self, "identities"):
+            self.identities = [self.identities[i] for i in keep]
+
     def counted(self, split, task):
         """The number of items of `split` (None: all) of a streamed source (`self.counts`,
         split -> items, `train` also as its parts `HELD_IN` and `HELD_OUT` when the source
         holds some out), after checking the split and the task; an empty split fails."""
         self.check_split(split)
         self.check_task(task)
+        self.drop_orphans(split)
         if split is None:  # every item once (`train` counts its held-in and held-out parts)
             count = sum(n for s, n in self.counts.items() if s not in (HELD_IN, HELD_OUT))
         else:
@@ -157,11 +189,13 @@ class Source:
         the split and the task (None: the source's first); an empty split fails. The internal
         splits `HELD_IN` and `HELD_OUT` are `train` without / with the items `held_out` by a
         stable hash of their identity (`self.identities`, `fit_splits`)."""
+        self.drop_orphans(split)
         if split in (HELD_IN, HELD_OUT):
             task = self.check_task(task)
             picked = self.select({**self.columns, "_id": self.identities}, self.tags, "train")
             ids = picked.pop("_id")
             out = keep_classes([held_out(i) for i in ids], picked.get("label"), ids)
+            out = hold_one_out(out, picked.get("label"), ids, self.name)
             return {k: [v for v, o in zip(values, out) if o == (split == HELD_OUT)]
                     for k, values in picked.items()}, task
         self.check_split(split)
@@ -284,7 +318,11 @@ class Source:
         return {k: [v[i] for i in keep] for k, v in columns.items()}
 
     def empty_split(self, split):
-        return ValueError(f"{self.name}: split {split!r} is empty (no items are tagged "
+        if split == HELD_OUT:
+            trained = self.counts.get(HELD_IN, 0) if hasattr(self, "counts") else sum(
+                t == "train" for t in self.tags)
+            return too_small(self.name, trained, "its")
+        return InvalidValue(f"{self.name}: split {split!r} is empty (no items are tagged "
                           f"{split!r}); it has {list(self.split_names())}")
 
 
@@ -311,6 +349,38 @@ def keep_classes(out, labels, identities=None):
     for _, i in best.values():
         out[i] = False
     return out
+
+
+def out_rank(identity):
+    """The rank by which `hold_one_out` picks the training item to hold out for validation."""
+    return (_bucket(identity, "held out:"), str(identity))
+
+
+def hold_one_out(out, labels, identities, name=""):
+    """`out` (whether each training item is held out for validation) with at least one item
+    held out: when the hash held none out, the item of smallest `out_rank` among those whose
+    label keeps another training item (any item when there are no labels). Training data too
+    small for that (every label one item) fails naming the source."""
+    out = list(out)
+    if any(out) or not out:
+        return out
+    counts = {}
+    for label in (labels if labels is not None else [None] * len(out)):
+        counts[label] = counts.get(label, 0) + 1
+    movable = [i for i in range(len(out))
+               if (len(out) > 1 if labels is None else counts[labels[i]] > 1)]
+    if not movable:
+        raise too_small(name, len(out), f"its {len(counts)}")
+    out[min(movable, key=lambda i: out_rank(identities[i]))] = True
+    return out
+
+
+def too_small(name, items, labels):
+    """The error of training data too small to hold one item out for validation."""
+    return InvalidValue(
+        f"{name}: its {items} training item(s) are too few to hold one out for validation "
+        f"(each of {labels} label(s) has one); add items, or give a validation split "
+        "(a split column, or validation/ folders)")
 
 
 FEW_EXAMPLES = 5  # classes with fewer training examples are named in a warning

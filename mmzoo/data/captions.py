@@ -8,7 +8,7 @@ import warnings
 
 import tensorflow as tf
 
-from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split,
+from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, decode_image, hash_split, out_rank,
                               register_source, train_part)
 from mmzoo.checks import (Problems, file_problem, image_problem, outside_problem,
                                utf8_lines)
@@ -117,7 +117,7 @@ class Captions(Source):
         real = os.path.realpath(images)
         found = check_files([os.path.join(images, n) for n in order], image_problem,
                             f"checking {self.name}")
-        counts, records = {}, []
+        counts, records, tags = {}, [], []
         for name, problem in zip(order, found):
             if problem:
                 problems.add(os.path.join(images, name),
@@ -130,6 +130,16 @@ class Captions(Source):
             counts[tag] = counts.get(tag, 0) + 1
             records.append(_record(os.path.normpath(os.path.join(real, name)), captions[name],
                                    tag))
+            tags.append((tag, name))
+        held = [name for tag, name in tags if tag == HELD_IN]
+        if len(held) > 1 and not counts.get(HELD_OUT) and "validation" not in counts:
+            # validation is never empty: the photo of smallest rank is held out (`hold_one_out`)
+            name = min(held, key=out_rank)
+            i = tags.index((HELD_IN, name))
+            records[i] = _record(os.path.normpath(os.path.join(real, name)), captions[name],
+                                 HELD_OUT)
+            counts[HELD_IN] -= 1
+            counts[HELD_OUT] = 1
         unlisted = [] if splits is None else [n for n in order if n not in splits]
         meta = {"counts": counts, "listed": len(order), "problems": problems.items,
                 "uncaptioned": uncaptioned, "unlisted": unlisted}

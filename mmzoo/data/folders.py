@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data.base import (Source, decode_image, hash_split, keep_classes, register_source,
+from mmzoo.data.base import (Source, decode_image, hash_split, register_source,
                               warn_few_classes)
 from mmzoo.checks import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, Problems, audio_info,
                           image_problem)
@@ -27,9 +27,10 @@ class ClassFolders(Source):
     splits of the user's own (`val` and `dev` read as validation).
 
     Without split folders, each file's split comes from a stable hash of its path inside DIR
-    (`CLASS/name`; `mmzoo.data.base.hash_split`: 1 in 10 validation, 1 in 10 test), every class
-    keeping a file in training. With split folders, a class with no training folder is a bad
-    item named before training. Every file is checked when the folder is listed (in parallel):
+    (`CLASS/name`; `mmzoo.data.base.hash_split`: 1 in 10 validation, 1 in 10 test), so adding
+    files moves no other file. A class with no file in training (no train/ folder, or every
+    file of a small class hashed outside training) is a bad item named before training: a
+    test file never moves into training. Every file is checked when the folder is listed (in parallel):
     bad files are named with their paths; files of other kinds (`.txt`, `.DS_Store`) are named
     in a warning and not read. Classes with fewer than five training files are named in a
     warning.
@@ -76,6 +77,7 @@ class ClassFolders(Source):
                 f"folder ({', '.join(self.extensions)}) and are not read",
                 ignored), stacklevel=3)
         problems = Problems(self.name, self.on_error)
+        self.orphans = []
         checked = check_files([f for _, _, f in found], self.check, f"checking {self.name}")
         self.columns = {self.media: [], "label": []}
         self.tags, self.identities = [], []
@@ -90,20 +92,19 @@ class ClassFolders(Source):
             self.columns["label"].append(label)
             self.tags.append(split or hash_split(identity))
             self.identities.append(identity)
-        if not any(split for split, _ in layout):
-            out = keep_classes([t != "train" for t in self.tags], self.columns["label"],
-                               self.identities)
-            self.tags = [t if o else "train" for t, o in zip(self.tags, out)]
-        else:
-            trained = {lab for lab, t in zip(self.columns["label"], self.tags) if t == "train"}
-            if trained:
-                for i, (label, tag) in enumerate(zip(self.columns["label"], self.tags)):
-                    if label not in trained:
-                        problems.add(self.columns[self.media][i],
-                                     f"class {label!r} has no folder in train/, only in "
-                                     f"{tag}: a model cannot learn it; add training files or "
-                                     "remove the folder")
-                        self.tags[i] = None
+        # a class with no training file is a bad item, whether the splits are the user's or
+        # drawn from the hash: a test file never moves into training
+        split_folders = any(split for split, _ in layout)
+        trained = {lab for lab, t in zip(self.columns["label"], self.tags) if t == "train"}
+        if trained or not split_folders:
+            for i, (label, tag) in enumerate(zip(self.columns["label"], self.tags)):
+                if label not in trained and tag is not None:
+                    where = ("has no folder in train/, only in " if split_folders else
+                             "has no file in training (its split is drawn from a hash of "
+                             "each file's path), only in ")
+                    self.orphans.append((i, self.columns[self.media][i],
+                                         f"class {label!r} {where}{tag}: a model cannot learn "
+                                         "it; add training files or remove the folder"))
         problems.report(f"{len(found)} {self.media} files")
         keep = [i for i, t in enumerate(self.tags) if t is not None]
         self.columns = {k: [v[i] for i in keep] for k, v in self.columns.items()}

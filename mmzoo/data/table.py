@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, in_split,
-                              keep_rank, progress_bytes, register_source, train_part,
-                              warn_few_classes)
+                              keep_rank, out_rank, progress_bytes, register_source,
+                              train_part, warn_few_classes)
 from mmzoo.checks import (Problems, audio_info, file_problem, image_bytes_problem, image_problem,
                           outside_problem, read_audio)
 from mmzoo.data.preprocessor import decode_image as decode_bytes
@@ -79,11 +79,12 @@ class Table(Source):
     otherwise from a stable hash of each row's identity (`mmzoo.data.base.hash_split`: 1 in 10
     `validation`, 1 in 10 `test`): the image or audio file it names (so every row of a photo
     shares its split), else its text as the models read it (`standardize`), so rows with the same
-    words share a split and adding, removing or reordering rows moves no other row. Every label
-    keeps a row in training (a label all of whose rows hash outside it has its row of smallest
-    hash moved there); with a `split` column, a label with no training row is a bad item,
-    named before any training. Classes with fewer than five training rows are named in a
-    warning.
+    words share a split and adding, removing or reordering rows moves no other row. No row moves
+    into or out of `test` or `validation` for any reason: a label with no training row is a bad
+    item, named when a split is read (`Source.drop_orphans`); reading every row (split None)
+    keeps it. Inside training, the part `fit_splits` holds out for validation is never empty
+    (`mmzoo.data.base.hold_one_out`'s rule). Classes with fewer than five training rows are
+    named in a warning.
 
     Every row is checked when the table is listed: empty or missing fields, a text without
     letters or digits (it standardises to nothing), a label outside `labels=`, an unknown
@@ -126,14 +127,16 @@ class Table(Source):
         self.folder = os.path.dirname(os.path.abspath(path))
         self.known = _names(self.opts["labels"])
         self.stamp = self._stamp()
-        # identities moved into training (`forced`) and into its held-in part (`forced_in`) so
-        # that every label is trained on (`mmzoo.data.base.keep_classes`'s rule)
-        self.forced, self.forced_in = set(), set()
+        # identities moved, inside training, into its held-in part (`forced_in`) so that every
+        # label is trained on (`mmzoo.data.base.keep_classes`'s rule), and into its held-out
+        # part (`forced_out`) so that validation is never empty (`hold_one_out`'s); no row
+        # ever moves into or out of `test` or `validation`
+        self.forced_in, self.forced_out = set(), set()
         for _ in range(3):  # a move changes the counts: list again (only when one is needed)
             problems, rows, moves = self._list()
             if not moves:
                 break
-        self._only_outside_training(problems)
+        self._find_orphans()
         problems.report(f"{rows} {self.what}")
         if not self.counts:
             raise InvalidValue(f"{self.name}: {path} has no data {self.what}")
@@ -257,6 +260,7 @@ class Table(Source):
         problems = Problems(self.name, self.on_error)
         self.parts, self.counts, rows = array.array("B"), {}, 0
         self.labelled = {}  # label -> {part: (rank, identity) of its best row outside it}
+        self.held_in = {}  # label -> [held-in rows, (out_rank, identity) of the smallest]
         self.groups = {}  # part -> the identities of its images (captioning, retrieval)
         self.rates = {}  # audio sample rate -> files
         self._checked, self._media_digest = {}, hashlib.sha256()
@@ -281,12 +285,15 @@ class Table(Source):
             del self.counts["train"]
         moves = 0
         for label, best in self.labelled.items():
-            if "train" not in best["seen"] and best["train"] and "split" not in self.roles:
-                moves += best["train"][1] not in self.forced
-                self.forced.add(best["train"][1])
-            elif "train" in best["seen"] and best[HELD_IN]:
+            if "train" in best["seen"] and best[HELD_IN]:
                 moves += best[HELD_IN][1] not in self.forced_in
                 self.forced_in.add(best[HELD_IN][1])
+        if not moves and self.counts.get(HELD_IN) and not self.counts.get(HELD_OUT) \
+                and "validation" not in self.counts:
+            movable = [rank for count, rank in self.held_in.values() if count > 1]
+            if movable:  # else reading validation fails (`too_small`)
+                self.forced_out.add(min(movable)[1])
+                moves = 1
         return problems, rows, moves
 
     def _check_media(self, fields):
@@ -321,13 +328,16 @@ class Table(Source):
         return None
 
     def _identity(self, fields, clean):
-        """A row's identity (what its split is drawn from): the image or audio it names (the
-        name as the table gives it, or a digest of its bytes), else its standardised text."""
+        """A row's identity (what its split is drawn from): the image or audio it names (its
+        path relative to the table's folder, normalised: `x.gif`, `./x.gif` and `a/../x.gif`
+        are one file), or the digest of the bytes it holds (whatever name a struct gives
+        them: Hugging Face keeps base names only, so `1.jpg` of two folders are two photos);
+        else its standardised text."""
         for role in MEDIA:
             if role in fields:
-                value, name = fields[role]
-                if name:
-                    return name
+                value, _ = fields[role]
+                if isinstance(value, str):
+                    return os.path.relpath(value, self.folder).replace(os.sep, "/")
                 return hashlib.sha1(value).hexdigest()
         return clean
 
@@ -336,8 +346,10 @@ class Table(Source):
         (what `fit_splits` holds out when the table has no validation rows); `split` the
         table's own, else from the row's identity (`hash_split`)."""
         if split is None:
-            split = "train" if identity in self.forced else hash_split(identity)
-        return split if split != "train" else train_part(identity, self.forced_in)
+            split = hash_split(identity)
+        if split != "train":
+            return split
+        return HELD_OUT if identity in self.forced_out else train_part(identity, self.forced_in)
 
     def _check_words(self, chunk, problems):
         """Each row's part, from its identity (its media, else its text as the models read it:
@@ -369,6 +381,11 @@ class Table(Source):
                 self.groups.setdefault(tag, set()).add(identity)
             if "label" in fields:
                 self._note_label(fields["label"], tag, identity, i, at)
+            if tag == HELD_IN:
+                held = self.held_in.setdefault(fields.get("label"), [0, None])
+                rank = out_rank(identity)
+                held[0] += 1
+                held[1] = rank if held[1] is None or rank < held[1] else held[1]
 
     def _note_label(self, label, tag, identity, i, at):
         """Keep, per label, its row of smallest rank (`keep_rank`) outside training and outside
@@ -376,14 +393,14 @@ class Table(Source):
         after listing is the row to move so that every label is trained on. Also counts its
         training rows, and keeps its rows outside training until it has one in training."""
         best = self.labelled.setdefault(
-            label, {"train": None, HELD_IN: None, "seen": set(), "trained": 0, "outside": []})
+            label, {HELD_IN: None, "seen": set(), "trained": 0, "outside": []})
         if tag in (HELD_IN, HELD_OUT):
             best["trained"] += 1
             best["outside"] = None
         elif best["outside"] is not None:
             best["outside"].append((i, at, tag))
         # (part, the tags inside it, the tags a row may be moved from)
-        for part, inside, movable in (("train", (HELD_IN, HELD_OUT), ("validation", "test")),
+        for part, inside, movable in (("train", (HELD_IN, HELD_OUT), ()),
                                       (HELD_IN, (HELD_IN,), (HELD_OUT,))):
             if part in best["seen"]:
                 continue
@@ -395,23 +412,33 @@ class Table(Source):
                 if best[part] is None or rank < best[part]:
                     best[part] = rank
 
-    def _only_outside_training(self, problems):
-        """With the table's own splits, the rows of a label none of whose rows is in
-        training are bad rows: a model cannot learn a class it never sees (and would fail on
-        it as an unknown label)."""
-        if "split" not in self.roles or "train" not in self.counts:
+    def _find_orphans(self):
+        """The rows of a label none of whose rows is in training (`self.orphans`): bad rows
+        once a split is read (`drop_orphans`), since a model cannot learn a class it never
+        sees; they stay where they are (a test row never moves into training)."""
+        self.orphans = []
+        if "train" not in self.counts:
             return
+        how = ("" if "split" in self.roles else
+               " (each row's split is drawn from a hash of its identity)")
         for label, best in self.labelled.items():
             if best["trained"] or not best["outside"]:
                 continue
             for i, at, tag in best["outside"]:
-                problems.add(at, f"label {label!r} is only in {tag} rows, never in training: "
-                                 "a model cannot learn it; move one of its rows to train, or "
-                                 "remove them")
-                self.parts[i] = BAD
-                self.counts[tag] -= 1
-                if not self.counts[tag]:
-                    del self.counts[tag]
+                self.orphans.append((i, at, f"label {label!r} is only in {tag} rows, never in "
+                                            f"training{how}: a model cannot learn it; add "
+                                            "training rows of it, or remove them"))
+
+    def what_items(self):
+        return self.what
+
+    def leave_out(self, indices):
+        for i in indices:
+            tag = PARTS[self.parts[i]]
+            self.parts[i] = BAD
+            self.counts[tag] -= 1
+            if not self.counts[tag]:
+                del self.counts[tag]
 
     def _warn_few(self):
         warn_few_classes(self.name, {label: best["trained"]
