@@ -171,32 +171,69 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    from mmzoo.data import load
+    from mmzoo.data import open_source
+    from mmzoo.data.sources import absolute_source
     from mmzoo.evaluate import evaluate, table
     from mmzoo.registry import get_spec
     from mmzoo.run import check_name, open_model, recorded_beside
 
-    split = check_name(args.split, "--split")
+    given = check_name(args.split, "--split") if args.split else None
     model, run = open_model(args.run)
     recorded = run.recorded() if run else recorded_beside(args.run)
     data = args.data or recorded.get("data")
     if data is None:
         raise InvalidValue(f"{args.run} is not a run recording its data; give --data SOURCE")
+    own = not args.data or absolute_source(args.data) == recorded.get("data")
     # the run's own data is read as it was trained on (bad items skipped there are skipped)
-    on_error = args.on_error or (recorded.get("on_error") if not args.data else None) or "raise"
-    names = (f"evaluation_{split}.json", f"evaluation_{split}_warnings.txt")
+    on_error = args.on_error or (recorded.get("on_error") if own else None) or "raise"
+    # the split: as given; else the run's own test split, the test split of other data with
+    # splits of its own, and every item of other data without (known once it is listed)
+    choices = [given] if given else ["test"] if own else ["test", "all"]
+    chosen = _Chosen(choices[0], run)
+    names = [f"evaluation_{s}{end}" for s in choices for end in (".json", "_warnings.txt")]
     with _held(run, names), _Warnings(args.verbose, run and (
-            lambda text, append: run.write_text(names[1], text, append=append),
-            run.file(names[1]))):
-        test = load(data, split=split, task=get_spec(model.name).task, on_error=on_error)
+            lambda text, append: run.write_text(chosen.warnings, text, append=append),
+            chosen)):
+        src = open_source(data, on_error=on_error)
+        split = chosen.split = given or ("test" if own or src.own_splits else "all")
+        test = src.dataset(split, get_spec(model.name).task)
+        print(_scored(data, split, int(test.cardinality()), given, own), file=sys.stderr,
+              flush=True)
         result = evaluate(model, test, batch_size=args.batch_size,
                           modality_ablation=args.modality_ablation)
         result = {"data": data, "split": split, **result}
         if run:
-            run.write_json(names[0], result)
+            run.write_json(f"evaluation_{split}.json", result)
     print(json.dumps(result) if args.json else table(result))
     if result.get("learned_nothing"):
         print(f"mmzoo: warning: {result['learned_nothing']}", file=sys.stderr)
+
+
+class _Chosen:
+    """The split `mmzoo evaluate` scores, once known; as text, its warnings file's name."""
+
+    def __init__(self, split, run):
+        self.split, self.run = split, run
+
+    @property
+    def warnings(self):
+        return f"evaluation_{self.split}_warnings.txt"
+
+    def __str__(self):
+        return self.run.file(self.warnings)
+
+
+def _scored(data, split, count, given, own):
+    """The line saying which items of `data` `mmzoo evaluate` scores, and how to score others."""
+    items = f"{count:,} item(s)" if count >= 0 else "the items"
+    if split == "all":
+        why = ("--split all" if given else
+               "it is not the run's data and has no split of its own")
+        return (f"evaluate: scoring all {items} of {data} ({why}; --split test scores only "
+                "the tenth of them a hash puts in test)")
+    whose = "the run's data" if own else data
+    return f"evaluate: scoring the {items} of the {split} split of {whose}; --split all " \
+           "scores every item"
 
 
 class _held:
@@ -371,7 +408,10 @@ def _add_evaluate(sub, common):
     p.add_argument("--data", default=None,
                    help="data source (default: the one the run was trained on, from its "
                         "config.json)")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--split", default=None,
+                   help="split to evaluate: train, validation, test or all (default: the run's "
+                        "test split; of other --data, its own test split when it has splits of "
+                        "its own, else all of it)")
     p.add_argument("--batch-size", type=_positive, default=64)
     p.add_argument("--modality-ablation", action="store_true",
                    help="also each metric with one input modality zeroed at a time")

@@ -257,6 +257,33 @@ def test_a_cli_trained_model_beats_its_majority_class(news_run):
     assert "learned_nothing" not in result
 
 
+def test_evaluate_scores_every_row_of_a_separate_test_file(news_run, data_dir, tmp_path):
+    """A 60-row file that is not the run's data is scored whole (it has no split of its own),
+    and evaluate says which rows it scored; with a split column, its own test rows; `all` is a
+    split of the run's own data too."""
+    import csv
+
+    run, _ = news_run
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    other = tmp_path / "test60.csv"
+    with open(other, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *rows[-60:]])
+    out = mmzoo("evaluate", run, "--data", f"csv:{other}", "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert (result["split"], result["examples"]) == ("all", 60)
+    assert "scoring all 60 item(s) of csv:" in out.stderr and "no split of its own" in out.stderr
+    assert os.path.exists(run / "evaluation_all.json")
+    with open(other, "w", newline="") as f:
+        csv.writer(f).writerows([[*rows[0], "split"], *[[*r, "test" if i < 25 else "train"]
+                                                        for i, r in enumerate(rows[-60:])]])
+    out = mmzoo("evaluate", run, "--data", f"csv:{other}", "--json")
+    assert json.loads(out.stdout)["examples"] == 25, out.stderr[-2000:]
+    out = mmzoo("evaluate", run, "--split", "all", "--json")
+    assert json.loads(out.stdout)["examples"] == len(rows) - 1, out.stderr[-2000:]
+
+
 def test_train_refuses_a_finished_run_unless_overwrite(news_run):
     run, source = news_run
     (run / "notes.txt").write_text("mine")

@@ -199,6 +199,46 @@ def test_a_file_is_one_item_however_it_is_named(vqa_rows, tmp_path):
     assert int(ds.cardinality()) == len(paths) == len(set(paths))
 
 
+def test_a_hub_layout_parquet_folder_trains_and_predicts_class_names(tiny_easy_vqa, tmp_path):
+    """`parquet:DIR` reads the Hugging Face Hub's layout (`data/train-*.parquet`,
+    `data/test-*.parquet`): the splits from the file names, the ClassLabel names (in the
+    files' `huggingface` metadata) as the labels, so a model trained on it answers names."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["circle", "rectangle", "triangle"]
+    meta = json.dumps({"info": {"features": {"image": {"_type": "Image"}, "label": {
+        "names": names, "_type": "ClassLabel"}}}})
+    from mmzoo.data import easy_vqa
+
+    os.makedirs(tmp_path / "hub" / "data")
+    for split, shard in (("train", "train-00000-of-00001"), ("test", "test-00000-of-00001")):
+        with open(os.path.join(tiny_easy_vqa, split, "questions.json")) as f:
+            captions, _ = easy_vqa.captions_by_image(*zip(*json.load(f)))
+        folder = os.path.join(tiny_easy_vqa, split, "images")
+        images = [{"bytes": open(os.path.join(folder, f"{i}.png"), "rb").read(),
+                   "path": f"{i}.png"} for i in sorted(captions)]
+        labels = [names.index(captions[i].split()[-1]) for i in sorted(captions)]
+        table = pa.table({"image": images, "label": labels}).replace_schema_metadata(
+            {"huggingface": meta})
+        pq.write_table(table, tmp_path / "hub" / "data" / f"{shard}.parquet")
+    src = mmzoo.data.open_source(f"parquet:{tmp_path / 'hub'}")
+    assert src.split_names() == ("train", "test") and src.own_splits
+    assert {e["label"].decode() for e in src.dataset("test", decode=False)
+            .as_numpy_iterator()} <= set(names)
+    run = tmp_path / "run"
+    out = run_mmzoo("train", "image_classifier", "--data", f"parquet:{tmp_path / 'hub'}",
+                    "--epochs", "1", "--set", "image_size=16", "--set", "filters=4,8",
+                    "--out", str(run))
+    assert out.returncode == 0, out.stderr[-2000:]
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(images[0]["bytes"])
+    out = run_mmzoo("predict", str(run), "--image", str(photo), "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    top = json.loads(out.stdout)[0]["top"]
+    assert sorted(t["label"] for t in top) == names
+
+
 def test_table_rows_with_bad_files_are_named(vqa_rows, tmp_path):
     os.makedirs(tmp_path / "photos")
     good = vqa_rows[0][0]

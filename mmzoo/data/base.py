@@ -75,9 +75,9 @@ def progress(items, desc, unit="file"):
 
 
 def progress_bytes(path, desc):
-    """A `tqdm` bar over the bytes of file `path` (update it with bytes read), shown when the
-    file is big enough (64 MB) for the wait to be noticed."""
-    size = os.path.getsize(path)
+    """A `tqdm` bar over the bytes of file `path` (or a list of files; update it with bytes
+    read), shown when there are enough (64 MB) for the wait to be noticed."""
+    size = sum(map(os.path.getsize, [path] if isinstance(path, str) else path))
     return tqdm(total=size, desc=desc, unit="B", unit_scale=True, leave=False,
                 mininterval=0.5, disable=size < 64 * 2**20)
 
@@ -97,6 +97,10 @@ class Source:
     # `(index, where, what)` of the items whose label has no item in training: bad items once a
     # named split is read (`drop_orphans`), kept when every item is read (`split` None)
     orphans = ()
+    # whether the items' splits are the data's own (a split column, split folders, an official
+    # split) rather than drawn from a hash: `mmzoo evaluate --data` scores the `test` split of
+    # data with its own splits, and every item of data without
+    own_splits = True
     options = {}
     description = ""
 
@@ -238,6 +242,7 @@ class Source:
 
         @functools.wraps(read)
         def dataset(self, split=None, task=None, *, decode=True):
+            split = None if split == "all" else split  # `all` is a split everywhere
             ds = read(self, split, task, decode=decode)
             ds.identity = self.identity(split, self.check_task(task), decode)
             return ds

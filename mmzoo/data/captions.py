@@ -76,6 +76,7 @@ class Captions(Source):
                     "captions.txt (image,caption lines) and optionally splits.txt")
         split_file = os.path.join(path, "splits.txt")
         self.caption_file, self.split_file = caption_file, split_file
+        self.own_splits = os.path.isfile(split_file)
         digest = fingerprint(files=(caption_file, split_file), folders=(self.images,))
         self._fingerprint = digest
         meta, self.records = indexed(

@@ -94,7 +94,7 @@ class ClassFolders(Source):
             self.identities.append(identity)
         # a class with no training file is a bad item, whether the splits are the user's or
         # drawn from the hash: a test file never moves into training
-        split_folders = any(split for split, _ in layout)
+        split_folders = self.own_splits = any(split for split, _ in layout)
         trained = {lab for lab, t in zip(self.columns["label"], self.tags) if t == "train"}
         if trained or not split_folders:
             for i, (label, tag) in enumerate(zip(self.columns["label"], self.tags)):

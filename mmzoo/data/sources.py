@@ -91,7 +91,7 @@ def load(source, split=None, *, task=None, on_error="raise", **options):
 
     Args:
         source: str. `kind[:PATH][?option=value&...]`.
-        split: str or None. `train`, `validation`, `test`, or None for everything.
+        split: str or None. `train`, `validation`, `test`, or `all` (None) for everything.
         task: str or None. The task the examples are for; defaults to the source's first.
         on_error: str. `raise` (default) or `skip`.
         **options: options of that kind of source.
@@ -103,8 +103,10 @@ def load(source, split=None, *, task=None, on_error="raise", **options):
     train = mmzoo.data.load("easy_vqa", split="train", task="captioning")
     ```
     """
-    if split is not None and split not in SPLITS and not str(source).startswith("tfds:"):
-        raise InvalidValue(f"unknown split {split!r}; use one of {list(SPLITS)} or None for all")
+    if split is not None and split not in (*SPLITS, "all") \
+            and not str(source).startswith("tfds:"):
+        raise InvalidValue(f"unknown split {split!r}; use one of {list(SPLITS)}, or 'all' "
+                           "(None) for every item")
     kind = parse_source(source)[0]
     if kind in SOURCES:  # before listing the files
         SOURCES[kind].check_task(task)

@@ -201,6 +201,7 @@ class Speech(Source):
             raise MissingFile(f"{self.name}: {table} is {problem}; expected a CSV with a "
                               "file,transcript header and one row per audio file")
         problems = Problems(self.name, self.on_error)
+        self.own_splits = True  # until a row without a split is read
         self.table = table
         self.columns = {"audio": [], "sample_rate": [], "transcript": [], "speaker": []}
         self.tags, self.identities = [], []
@@ -253,6 +254,7 @@ class Speech(Source):
             self.columns["transcript"].append(row["transcript"])
             self.columns["speaker"].append(row.get("speaker", ""))
             self.tags.append(split or hash_split(row["file"]))
+            self.own_splits = self.own_splits and bool(split)
             self.identities.append(row["file"])
         problems.report(f"{len(rows)} rows of {table}")
         if not self.tags:

@@ -119,12 +119,19 @@ class Table(Source):
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        problem = file_problem(path) if path else "no path given"
-        if problem and problem.startswith("empty"):
-            raise InvalidValue(f"{self.name}: {path} is empty (0 bytes)")
-        if problem:
-            raise MissingFile(f"{self.name}: cannot read {path or 'the table'} ({problem})")
-        self.folder = os.path.dirname(os.path.abspath(path))
+        if path and os.path.isdir(path):
+            self.files = self._split_files(path)
+        else:
+            problem = file_problem(path) if path else "no path given"
+            if problem and problem.startswith("empty"):
+                raise InvalidValue(f"{self.name}: {path} is empty (0 bytes)")
+            if problem:
+                raise MissingFile(f"{self.name}: cannot read {path or 'the table'} ({problem})")
+            self.files = [(path, None)]
+        self.file, self.folder = self.files[0][0], os.path.dirname(os.path.abspath(path))
+        self.headers = {}  # file -> its columns (JSON Lines: every object's keys)
+        self.class_names = {}  # column -> the names of its integer classes (a ClassLabel)
+        self.own_splits = any(split for _, split in self.files)
         self.known = _names(self.opts["labels"])
         self.stamp = self._stamp()
         # identities moved, inside training, into its held-in part (`forced_in`) so that every
@@ -136,11 +143,44 @@ class Table(Source):
             problems, rows, moves = self._list()
             if not moves:
                 break
+        self.own_splits = self.own_splits or "split" in self.roles
         self._find_orphans()
         problems.report(f"{rows} {self.what}")
         if not self.counts:
             raise InvalidValue(f"{self.name}: {path} has no data {self.what}")
         self._warn_few()
+
+    # --- files ------------------------------------------------------------------------------
+
+    extensions = ()
+
+    def _split_files(self, path):
+        """`[(file, split or None)]` of a folder of tables as the Hugging Face Hub lays them out
+        (`data/train-00000-of-00002.parquet`, `test.csv`, `valid/0.jsonl`): every file with
+        the format's extension under `path`, its split from the first word of its name or of
+        a folder above it (`train`, `validation`/`valid`/`val`/`dev`, `test`). Files of no
+        split are read together with their splits drawn from a hash, unless others have one."""
+        found = []
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and name.lower().endswith(self.extensions):
+                    full = os.path.join(root, name)
+                    found.append((full, _split_of(os.path.relpath(full, path))))
+        if not found:
+            raise InvalidValue(f"{self.name}: no {'/'.join(self.extensions)} files under "
+                               f"{path!r}; give a table file, or a folder of them (e.g. "
+                               f"data/train-00000-of-00001{self.extensions[0]})")
+        loose = [f for f, split in found if split is None]
+        if loose and len(loose) < len(found):
+            raise InvalidValue(
+                f"{self.name}: {len(loose)} file(s) under {path!r} name no split (train, "
+                f"validation, test) while others do: {', '.join(loose[:3])}; rename them, "
+                "or give one file")
+        empty = [f for f, _ in found if not os.path.getsize(f)]
+        if empty:
+            raise InvalidValue(f"{self.name}: {empty[0]} is empty (0 bytes)")
+        return found
 
     # --- reading rows (subclasses) ----------------------------------------------------------
 
@@ -170,12 +210,12 @@ class Table(Source):
                 roles[role] = (role,) if role == "text" else role
         if missing:
             raise InvalidValue(
-                f"{self.name}: {self.path} has no column(s) {missing}; its columns are "
+                f"{self.name}: {self.file} has no column(s) {missing}; its columns are "
                 f"{header}. Map yours with options, e.g. {self.kind}:PATH?image=photo&"
                 "text=title&label=category")
         if not any(r in roles for r in (*MEDIA, *TEXTS)):
             raise InvalidValue(
-                f"{self.name}: {self.path} has none of the columns image, audio, text, "
+                f"{self.name}: {self.file} has none of the columns image, audio, text, "
                 f"question, transcript (its columns are {header}); name yours with options, "
                 f"e.g. {self.kind}:PATH?image=photo&text=title,description&label=category")
         return roles
@@ -184,14 +224,23 @@ class Table(Source):
         """`(row number, where, fields, problem)` of every row in table order: `fields` a
         dict role -> value (text joined; `label` a string; `split` the file's own or None;
         `image`/`audio` `(path or bytes, name)`), `problem` what is wrong with a bad row."""
-        with self._reader(bar) as (header, rows):
-            roles = self.roles = self._roles(header)
-            for i, (where, record, problem) in enumerate(rows):
-                if problem:
-                    yield i, where, None, problem
-                    continue
-                fields, problem = self._fields(record, roles)
-                yield i, where, fields, problem
+        i = 0
+        for file, split in self.files:
+            self.file, self.folder = file, os.path.dirname(os.path.abspath(file))
+            with self._reader(bar) as (header, rows):
+                roles = self._roles(header)
+                if getattr(self, "roles", roles) != roles:
+                    raise InvalidValue(f"{self.name}: {file} has other columns ({header}) than "
+                                       f"{self.files[0][0]}; give tables of the same columns")
+                self.roles = roles
+                for where, record, problem in rows:
+                    fields = None
+                    if not problem:
+                        fields, problem = self._fields(record, roles)
+                    if split and fields:
+                        fields["split"] = split
+                    yield i, where, fields, problem
+                    i += 1
 
     def _fields(self, record, roles):
         fields = {}
@@ -214,6 +263,15 @@ class Table(Source):
                 if problem:
                     return None, problem
             elif role == "label":
+                names = self.class_names.get(column)
+                if names is not None and isinstance(value, (int, np.integer)) \
+                        and not isinstance(value, bool):
+                    if not 0 <= value < len(names):
+                        return None, (f"label {value} ({column!r}) is no class of its "
+                                      f"ClassLabel ({len(names)} names)" if value != -1 else
+                                      f"no label ({column!r} is -1, Hugging Face's missing "
+                                      "label)")
+                    value = names[value]
                 value = label_str(value) if value is not None else ""
                 if not value:
                     return None, f"empty label ({column!r})"
@@ -264,7 +322,7 @@ class Table(Source):
         self.groups = {}  # part -> the identities of its images (captioning, retrieval)
         self.rates = {}  # audio sample rate -> files
         self._checked, self._media_digest = {}, hashlib.sha256()
-        with progress_bytes(self.path, f"checking {self.name}") as bar:
+        with progress_bytes([f for f, _ in self.files], f"checking {self.name}") as bar:
             chunk = []  # (row number, where, fields) of good rows, checked together
             for i, at, fields, problem in self._parse(bar):
                 rows += 1
@@ -419,7 +477,7 @@ class Table(Source):
         self.orphans = []
         if "train" not in self.counts:
             return
-        how = ("" if "split" in self.roles else
+        how = ("" if self.own_splits or "split" in self.roles else
                " (each row's split is drawn from a hash of its identity)")
         for label, best in self.labelled.items():
             if best["trained"] or not best["outside"]:
@@ -449,11 +507,10 @@ class Table(Source):
         return dict(self.rates)
 
     def _stamp(self):
-        stat = os.stat(self.path)
-        return stat.st_size, stat.st_mtime_ns
+        return tuple((os.stat(f).st_size, os.stat(f).st_mtime_ns) for f, _ in self.files)
 
     def watched(self):
-        return (self.path,), ()
+        return tuple(f for f, _ in self.files), ()
 
     def fingerprint(self):
         """The table file's name, size and modification time, and those of every image and
@@ -615,6 +672,32 @@ class Table(Source):
 # --- the formats ---------------------------------------------------------------------------
 
 
+def _class_labels(metadata):
+    """`{column: [class names]}` of the ClassLabel columns a Parquet file's `huggingface`
+    metadata describes (Hugging Face `datasets`: `{"info": {"features": {column: {"_type":
+    "ClassLabel", "names": [...]}}}}`), `{}` without."""
+    try:
+        info = json.loads((metadata or {}).get(b"huggingface", b"{}"))
+        features = info.get("info", {}).get("features", {})
+        return {column: [str(n) for n in feature["names"]]
+                for column, feature in features.items()
+                if isinstance(feature, dict) and feature.get("_type") == "ClassLabel"
+                and isinstance(feature.get("names"), list)}
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _split_of(relative):
+    """The split a table file's path (relative to its folder) names, or None: the first word of
+    its name (`train-00000-of-00001.parquet`, `test.csv`, `valid_0.jsonl`) or of a folder."""
+    parts = relative.replace(os.sep, "/").split("/")
+    for part in reversed(parts):
+        word = re.split(r"[-_.]", part.lower(), maxsplit=1)[0]
+        if word in SPLIT_VALUES:
+            return SPLIT_VALUES[word]
+    return None
+
+
 def _codec(encoding):
     """An encoding as people name it (`utf-8-sig`, Python's UTF-8 that drops a BOM: UTF-8)."""
     return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf-8", "utf8") \
@@ -650,13 +733,14 @@ class CSVTable(Table):
     """
 
     kind = "csv"
+    extensions = (".csv", ".tsv")
     options = {**Table.options, "encoding": "utf-8-sig", "delimiter": ""}
     description = ("csv:PATH: a table (image, audio, text, question, label, split columns; "
                    "text classification rows)")
 
     @contextlib.contextmanager
     def _reader(self, bar):
-        path = self.path
+        path = self.file
         encoding = self.opts["encoding"]
         try:
             "".encode(encoding)
@@ -686,7 +770,7 @@ class CSVTable(Table):
             yield header, self._rows(f, reader, header, bar)
 
     def _rows(self, f, reader, header, bar):
-        path, encoding = self.path, self.opts["encoding"]
+        path, encoding = self.file, self.opts["encoding"]
         line, done, i = reader.line_num, 0, 0
         while True:
             try:
@@ -736,23 +820,26 @@ class JSONLTable(Table):
     kind = "jsonl"
     description = "jsonl:PATH: a table in JSON Lines (one object per line)"
 
+    extensions = (".jsonl", ".json", ".ndjson")
+
     @contextlib.contextmanager
     def _reader(self, bar):
-        with open(self.path, "rb") as f:
-            first = None
-            for line in f:
-                try:
-                    first = json.loads(line.decode("utf-8-sig"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    continue
-                if isinstance(first, dict):
-                    break
-                first = None
-            if first is None:
-                raise InvalidValue(f"{self.name}: {self.path} has no line holding a JSON "
-                                   "object")
-            f.seek(0)
-            yield list(first), self._rows(f, bar)
+        with open(self.file, "rb") as f:
+            if self.file not in self.headers:  # every object's keys, in the order first seen
+                keys = {}
+                for line in f:
+                    try:
+                        record = json.loads(line.decode("utf-8-sig"))
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        continue
+                    if isinstance(record, dict):
+                        keys.update(dict.fromkeys(record))
+                if not keys:
+                    raise InvalidValue(f"{self.name}: {self.file} has no line holding a JSON "
+                                       "object")
+                self.headers[self.file] = list(keys)
+                f.seek(0)
+            yield self.headers[self.file], self._rows(f, bar)
 
     def _rows(self, f, bar):
         done = 0
@@ -763,7 +850,7 @@ class JSONLTable(Table):
                 done = now
             if not line.strip():
                 continue
-            at = f"{self.path}:{number}"
+            at = f"{self.file}:{number}"
             try:
                 record = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError as e:
@@ -790,9 +877,11 @@ class JSONLTable(Table):
 class ParquetTable(Table):
     """`parquet:PATH`: a table in a Parquet file (pyarrow; see `Table`), read a batch of rows at
     a time. Image and audio cells may be structs of `bytes` and `path`, as Hugging Face
-    `datasets` writes its Image and Audio features."""
+    `datasets` writes its Image and Audio features; the names of a ClassLabel column (in the
+    file's `huggingface` metadata) are its labels, `-1` (no label) a bad row."""
 
     kind = "parquet"
+    extensions = (".parquet",)
     description = "parquet:PATH: a table in Parquet (Hugging Face image/audio structs too)"
 
     @contextlib.contextmanager
@@ -802,10 +891,11 @@ class ParquetTable(Table):
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise ImportError("parquet: tables need pyarrow: pip install pyarrow") from e
         try:
-            table = pq.ParquetFile(self.path)
+            table = pq.ParquetFile(self.file)
         except Exception as e:
-            raise InvalidValue(f"{self.name}: {self.path} is not a Parquet file ({e})") from None
+            raise InvalidValue(f"{self.name}: {self.file} is not a Parquet file ({e})") from None
         with contextlib.closing(table):
+            self.class_names.update(_class_labels(table.schema_arrow.metadata))
             yield list(table.schema_arrow.names), self._rows(table, bar)
 
     def _rows(self, table, bar):
@@ -818,4 +908,4 @@ class ParquetTable(Table):
                 bar.update(batch.nbytes)
             for record in batch.to_pylist():
                 number += 1
-                yield f"{self.path} row {number}", record, None
+                yield f"{self.file} row {number}", record, None
