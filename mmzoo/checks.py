@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
+import sys
 import warnings
 
 import numpy as np
@@ -18,6 +20,8 @@ import numpy as np
 from mmzoo.errors import DATA_ERROR, DataWarning, InvalidValue
 
 MAX_LISTED = 20  # bad items named in an error message (a warning names them all)
+SHARED_REASON = 5  # a reason shared by at least this many (and most) bad items is said once
+_REASON = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d.,]*\b")  # the values in a reason
 # The files of each kind in a folder (`images:DIR`, `audio:DIR`, `mmzoo predict --image DIR`)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
@@ -51,6 +55,21 @@ class Problems:
     def __bool__(self):
         return bool(self.items)
 
+    def _shared_reason(self):
+        """`(lines, the other items)`: when one reason (the message with its quoted values and
+        numbers set aside) is shared by most bad items (and at least 5), one line saying it
+        with its count and first places, the items of other reasons listed after."""
+        reasons = {}
+        for item in self.items:
+            reasons.setdefault(_REASON.sub("…", item[1]), []).append(item)
+        reason, shared = max(reasons.items(), key=lambda kv: len(kv[1]))
+        if len(shared) < max(SHARED_REASON, len(self.items) / 2):
+            return [], self.items
+        places = ", ".join(where for where, _ in shared[:3])
+        line = (f"  {len(shared):,} of them for one reason, e.g. {shared[0][1]} (at {places}"
+                f"{' ...' if len(shared) > 3 else ''})")
+        return [line], [item for item in self.items if item not in shared]
+
     def report(self, among):
         """Raise or warn about the problems found `among` (e.g. "2500 .wav files"); no-op
         when there are none."""
@@ -58,9 +77,10 @@ class Problems:
             return
         n = len(self.items)
         if self.on_error == "raise":
-            lines = [f"  {where}: {what}" for where, what in self.items[:MAX_LISTED]]
-            if n > MAX_LISTED:
-                lines.append(f"  ... and {n - MAX_LISTED} more")
+            lines, rest = self._shared_reason()
+            lines += [f"  {where}: {what}" for where, what in rest[:MAX_LISTED]]
+            if len(rest) > MAX_LISTED:
+                lines.append(f"  ... and {len(rest) - MAX_LISTED} more")
             raise BadDataError(
                 f"{self.source}: {n} bad item(s) among {among}:\n" + "\n".join(lines)
                 + "\nFix or remove them, or pass on_error='skip' to leave them out (each is "
@@ -70,10 +90,20 @@ class Problems:
                       stacklevel=4)
 
 
+def any_field_size():
+    """Let Python's `csv` read cells of any size (its default limit is 131,072 characters: a
+    longer cell, such as an article or a base64 image, would be a bad row)."""
+    import csv
+
+    csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
+
+
 def utf8_lines(f, path):
     """The lines of binary file `f` decoded as UTF-8 (a byte-order mark dropped; Python's own
-    decoder, in C), for `csv.reader`: a line that is not UTF-8 fails naming the file and the
-    line (found by reading the file again, line by line, only then)."""
+    decoder, in C), for `csv.reader` (of cells of any size: `any_field_size`): a line that is
+    not UTF-8 fails naming the file and the line (found by reading the file again, line by
+    line, only then)."""
+    any_field_size()
     try:
         yield from io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
         return
@@ -96,12 +126,13 @@ def outside_problem(name, allow_outside=False):
     symlinked folder inside the data is the user's own choice and is followed."""
     if allow_outside:
         return None
+    shown = repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name):,} characters)"
     if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
-        return (f"{name!r} is an absolute path, outside the data folder; name files relative "
+        return (f"{shown} is an absolute path, outside the data folder; name files relative "
                 "to it, or pass allow_outside=true to read files elsewhere")
     parts = os.path.normpath(name.replace("\\", "/")).split("/")
     if parts and parts[0] == "..":
-        return (f"{name!r} climbs out of the data folder with '..'; name files inside it, or "
+        return (f"{shown} climbs out of the data folder with '..'; name files inside it, or "
                 "pass allow_outside=true to read files elsewhere")
     return None
 
@@ -161,6 +192,33 @@ def wav_problem(path):
 def audio_info(source):
     """`(problem, sample rate)` of an audio file's path or a file object of its bytes:
     `problem` why it is not readable, complete audio (None when it is), the rate None then."""
+    problem, facts = audio_facts(source, samples=False)
+    return problem, facts and facts.rate
+
+
+SILENT_PEAK = 1e-4  # a clip whose loudest sample is below this (-80 dBFS) is silent
+
+
+class AudioFacts(tuple):
+    """What listing learns of an audio file: `rate` (Hz), `seconds` and `peak` (its loudest
+    sample's magnitude, None when the samples were not read)."""
+
+    def __new__(cls, rate, seconds, peak=None):
+        return super().__new__(cls, (rate, seconds, peak))
+
+    rate = property(lambda self: self[0])
+    seconds = property(lambda self: self[1])
+    peak = property(lambda self: self[2])
+
+    @property
+    def silent(self):
+        return self.peak is not None and self.peak < SILENT_PEAK
+
+
+def audio_facts(source, samples=True):
+    """`(problem, AudioFacts or None)` of an audio file's path or a file object of its bytes:
+    `problem` why it is not readable, complete audio (None when it is). With `samples`, the
+    samples are read (libsndfile, in blocks) for the clip's peak: silent clips are named."""
     import soundfile
 
     if isinstance(source, str):
@@ -173,7 +231,27 @@ def audio_info(source):
         return f"not a readable audio file ({str(e).strip() or type(e).__name__})", None
     if info.frames == 0:
         return "no audio samples (header declares 0 frames)", None
-    return None, int(info.samplerate)
+    peak = None
+    if samples:
+        if not isinstance(source, str):
+            source.seek(0)
+        try:
+            peak = 0.0
+            for block in soundfile.blocks(source, blocksize=1 << 18, dtype="float32"):
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+        except Exception as e:
+            return f"cannot read its samples ({str(e).strip() or type(e).__name__})", None
+    return None, AudioFacts(int(info.samplerate), float(info.frames) / info.samplerate, peak)
+
+
+def warn_silent(source, names, among):
+    """Warn naming the silent clips (`names`: their paths or rows) of a source."""
+    if names:
+        warnings.warn(DataWarning(
+            f"{source}: {len(names)} of {among} clip(s) are silent (their loudest sample is "
+            "below -80 dBFS): a model learns nothing from them; check the recordings",
+            [f"{name}: silent" for name in names]), stacklevel=4)
 
 
 def _riff_truncation(path):
@@ -222,7 +300,12 @@ def image_problem(path):
         head = f.read(16)
         f.seek(max(0, os.path.getsize(path) - 4096))
         tail = f.read()
-    return _image_ends_problem(head, tail)
+
+    def whole():
+        with open(path, "rb") as f:
+            return f.read()
+
+    return _image_ends_problem(head, tail, whole)
 
 
 def image_bytes_problem(data):
@@ -230,21 +313,51 @@ def image_bytes_problem(data):
     None (the checks of `image_problem`)."""
     if not data:
         return "empty (0 bytes)"
-    return _image_ends_problem(data[:16], data[-4096:])
+    return _image_ends_problem(data[:16], data[-4096:], lambda: data)
 
 
-def _image_ends_problem(head, tail):
+def _jpeg_ends(data):
+    """Whether JPEG `data` holds its end-of-image marker after its image data, with anything
+    after it (a phone's motion photo appends a video): its segments walked from the start,
+    each scan's entropy-coded bytes skipped (0xFF there is followed by 0x00 or a restart
+    marker), so the end marker of an embedded thumbnail is not taken for the image's."""
+    at, size = 2, len(data)
+    while at + 4 <= size:
+        if data[at] != 0xFF:
+            return False
+        marker = data[at + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            at += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        at += 2 + length
+        if marker == 0xDA:  # a scan: skip its entropy-coded data to the next marker
+            while True:
+                at = data.find(b"\xff", at)
+                if at < 0 or at + 1 >= size:
+                    return False
+                following = data[at + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    at += 2
+                    continue
+                break
+    return False
+
+
+def _image_ends_problem(head, tail, whole=None):
     kind = next((name for name, match in _IMAGE_FORMATS if match(head)), None)
     if kind is None:
         return ("not an image: its first bytes are none of JPEG, PNG, GIF, BMP or WebP "
                 f"({head[:8]!r})")
-    if kind == "JPEG" and b"\xff\xd9" not in tail:
-        return "truncated JPEG: no end-of-image marker (FFD9) at the end of the file"
+    if kind == "JPEG" and b"\xff\xd9" not in tail and not (whole and _jpeg_ends(whole())):
+        return "truncated JPEG: no end-of-image marker (FFD9) after its image data"
     if kind == "PNG" and b"IEND" not in tail[-16:]:
         return "truncated PNG: no IEND chunk at the end of the file"
     return None
 
 
-__all__ = ["BadDataError", "Problems", "audio_info", "file_problem", "image_bytes_problem",
+__all__ = ["AudioFacts", "BadDataError", "Problems", "audio_facts", "audio_info", "warn_silent", "file_problem", "image_bytes_problem",
            "image_problem", "outside_problem",
            "utf8_lines", "wav_problem"]

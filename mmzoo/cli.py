@@ -127,6 +127,33 @@ def _cmd_data(args):
     spec = src.dataset(None).element_spec
     print("  example:   " + ", ".join(f"{k} {v.dtype.name}{list(v.shape)}"
                                       for k, v in spec.items()))
+    for line in _described_data(src):
+        print(line)
+
+
+def _described_data(src):
+    """Lines of what `mmzoo data` says of a source beyond its splits: the lengths of its audio
+    clips, its classes with their counts, and the columns of a table that nothing reads."""
+    import numpy as np
+
+    lines = []
+    seconds = np.asarray(src.audio_seconds(None), float)
+    if seconds.size:
+        lines.append(f"  audio:     {seconds.size:,} clips of {seconds.min():.2f}-"
+                     f"{seconds.max():.2f} s (median {np.median(seconds):.2f} s, 99% at most "
+                     f"{np.percentile(seconds, 99):.2f} s); a run cuts longer clips than its "
+                     "clip length to their loudest part")
+    counts = src.label_counts() if hasattr(src, "label_counts") else {}
+    if counts:
+        shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        text = ", ".join(f"{label} {n:,}" for label, n in shown[:12])
+        more = f" and {len(shown) - 12} more" if len(shown) > 12 else ""
+        lines.append(f"  classes:   {len(shown)} ({text}{more})")
+    unused = src.unused_columns() if hasattr(src, "unused_columns") else []
+    if unused:
+        lines.append(f"  unused:    columns {', '.join(unused)} (nothing reads them; map one "
+                     f"with an option, e.g. {src.kind}:PATH?text={unused[0]})")
+    return lines
 
 
 def _cmd_train(args):

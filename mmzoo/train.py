@@ -26,7 +26,7 @@ from mmzoo.artifacts import artifacts
 from mmzoo.card import machine
 from mmzoo.card import write as write_card
 from mmzoo.contract import front_ends
-from mmzoo.data import adapt, open_source, pipeline
+from mmzoo.data import adapt, open_source, pipeline, waveform
 from mmzoo.data.pipeline import CACHES, cache_bytes
 from mmzoo.data.sources import absolute_source, default_source
 from mmzoo.errors import InvalidValue
@@ -452,6 +452,7 @@ def _prepare(folder, name, spec, data, overrides, opts, dist):
     # every worker adapts on the whole training split (the same vocabulary and classes)...
     config = {**adapt(name, src.fit_splits(spec.task, decode=False)[0], config=overrides),
               **overrides}
+    config = _clip_length(src, spec, config, overrides, opts.verbose)
     # ... and trains on its own shards of prepared data
     by_file, sharing = (_share(src, opts.workers, opts.pipeline_id)
                         if opts.strategy == "multi_worker" else (False, ""))
@@ -498,6 +499,38 @@ def _prepare(folder, name, spec, data, overrides, opts, dist):
         spec=spec, task=task, src=src, cfg=cfg, model=model, fit_model=fit_model,
         train=train_ds, validation=val_ds, raw={"train": train_raw, "validation": val_raw},
         cache_info=cache_info, batch_size=opts.batch_size)
+
+
+def _clip_length(src, spec, config, overrides, verbose):
+    """`config` with the clip length of a model that takes fixed-length audio chosen from the
+    training clips' lengths when the user gave none (`waveform.choose_clip_seconds`); says
+    what it chose, and how many clips are cut (to their loudest part) with the `--set` that
+    keeps them whole."""
+    fields = {f.name: f.default for f in dataclasses.fields(spec.config)}
+    seconds = src.audio_seconds("train") if "clip_seconds" in fields else []
+    if not len(seconds):
+        return config
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else \
+        (lambda line: None)
+    if "clip_seconds" not in overrides:
+        clip = waveform.choose_clip_seconds(seconds)
+        config = {**config, "clip_seconds": clip}
+        held = sum(s <= clip + 1e-6 for s in seconds)
+        say(f"audio: clip length {clip:g} s, chosen from the {len(seconds):,} training clips ("
+            f"{_percent(held, len(seconds))} of them at most that long, the longest "
+            f"{max(seconds):.2f} s; at most {waveform.MAX_CLIP_SECONDS:g} s); --set "
+            "clip_seconds=S chooses another")
+    line = waveform.cut_line(seconds, config.get("clip_seconds", fields["clip_seconds"]),
+                             "training clips")
+    if line:
+        say(line)
+    return config
+
+
+def _percent(part, whole):
+    """`part` of `whole` as a percentage that says 100% only when it is all."""
+    share = 100.0 * part / whole
+    return "100%" if part == whole else f"{min(share, 99.9):.1f}%"
 
 
 def _feature_training(folder, model, opts, dist):

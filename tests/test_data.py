@@ -149,7 +149,17 @@ def test_audio_pipeline_centres_and_augments(data_dir):
     from mmzoo.data.waveform import augment, fit_length
 
     np.testing.assert_array_equal(fit_length([1.0, 2.0], 6).numpy(), [0, 0, 1, 2, 0, 0])
-    np.testing.assert_array_equal(fit_length(np.arange(10.0), 4).numpy(), [3, 4, 5, 6])
+    # a longer clip keeps its loudest part, wherever it is: a voice note's word at its start
+    np.testing.assert_array_equal(fit_length(np.arange(10.0), 4).numpy(), [6, 7, 8, 9])
+    note = np.zeros(16000, "float32")
+    note[800:4800] = np.sin(np.arange(4000) / 3.0)
+    note[4800:] = 1e-3 * np.sin(np.arange(11200) / 5.0)        # seconds of near-quiet after it
+    kept = fit_length(note, 4096).numpy()
+    assert np.sum(kept ** 2) > 0.99 * np.sum(note[800:4800] ** 2)
+    # ... the same rule for a clip alone and in a zero-padded batch
+    batch = np.stack([np.pad(note[:12000], (0, 4000)), note])
+    np.testing.assert_array_equal(fit_length(batch, 4096)[0].numpy(),
+                                  fit_length(note[:12000], 4096).numpy())
     wave = fit_length(np.sin(np.linspace(0, 300, 3000)).astype("float32"), 8000)
     out = augment(wave, 8000).numpy()
     assert out.shape == (8000,) and not np.allclose(out, wave.numpy())

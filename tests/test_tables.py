@@ -56,7 +56,9 @@ def test_csv_as_people_save_it(news, tmp_path):
     assert bad
     with pytest.raises(BadDataError) as e:
         mmzoo.data.load(f"csv:{latin}")
-    assert f"latin1.csv:{bad[0] + 2}: not UTF-8 text (byte b'\\xe9')" in str(e.value)
+    # every one bad for one reason: said once, with where it first is
+    assert (f"{len(bad)} of them for one reason, e.g. not UTF-8 text (byte b'\\xe9')"
+            in str(e.value)) and f"latin1.csv:{bad[0] + 2}," in str(e.value)
     assert "encoding=latin-1" in str(e.value) and len(e.value.problems) == len(bad)
     with pytest.warns(DataWarning, match=f"skipped {len(bad)} bad item"):
         kept = read(f"csv:{latin}", on_error="skip")
@@ -361,3 +363,86 @@ def test_train_a_fusion_model_on_a_parquet_table(vqa_rows, tmp_path):
                      "--set", "filters=(4,8)", "--set", "hidden_units=(8,)")
     assert done.returncode == 0, done.stderr[-2000:]
     assert os.path.exists(out / "model.keras")
+
+
+def test_tables_as_tools_write_them(vqa_rows, tmp_path):
+    """JSON Lines columns are every object's keys (a `split` key first seen late counts);
+    image cells may hold plain base64 or a `data:` URI; labels `2`, `2.0` and ` 2` are one
+    class and a blank label is a bad row; a long value is cut short in a message; a cell of
+    any size is read."""
+    import base64
+
+    photo = vqa_rows[0][0]
+    data = open(photo, "rb").read()
+    rows = [{"text": f"story number {i} about shapes", "label": 1 + i % 2, "split": "train"}
+            for i in range(10)]
+    rows += [{"text": f"story number {i} about shapes", "label": 1 + i % 2, "split": "test"}
+             for i in range(10, 20)]
+    del rows[0]["split"]  # the key first appears in the second object
+    path = tmp_path / "late.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"jsonl:{path}")
+    assert e.value.problems == [(f"{path}:1", "split '' is not one of " + str(sorted(
+        ["train", "validation", "valid", "val", "dev", "test"])))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        test = read(f"jsonl:{path}", "test", on_error="skip")
+    assert sorted(t for t, _ in test) == sorted(r["text"] for r in rows[10:])
+    # an image as plain base64 (what JSON tools write) and as a data: URI
+    b64 = base64.b64encode(data).decode()
+    path = tmp_path / "inline.jsonl"
+    path.write_text("".join(json.dumps({"image": cell, "text": f"a photo {i}"}) + "\n"
+                            for i, cell in enumerate([b64, f"data:image/png;base64,{b64}"])))
+    images = [e["image"] for e in mmzoo.data.load(f"jsonl:{path}", task="captioning")
+              .as_numpy_iterator()]
+    assert len(images) == 1  # the same bytes: one photo, its two captions together
+    import tensorflow as tf
+
+    np.testing.assert_array_equal(images[0], tf.io.decode_image(data, channels=3).numpy())
+    # labels as spreadsheets spell them; a blank label is a bad row
+    table = write(tmp_path / "labels.csv", [["text", "label"], ["first story", "2"],
+                                            ["second story", "2.0"], ["third story", " 2"],
+                                            ["fourth story", "1"], ["fifth story", " "]])
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{table}")
+    assert e.value.problems == [(f"{table}:6", "empty label ('label')")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert sorted({lab for _, lab in read(f"csv:{table}", on_error="skip")}) == ["1", "2"]
+    # a path of half a megabyte is cut short in the message; an article of any size is read
+    table = write(tmp_path / "long.csv", [["image", "text", "label"],
+                                          ["/" + "x" * 500_000, "a", "1"],
+                                          [os.path.basename(photo), "b " * 100_000, "1"]])
+    shutil.copy(photo, tmp_path)
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{table}")
+    assert len(str(e.value)) < 1000 and "500,001 characters" in str(e.value)
+    assert [where for where, _ in e.value.problems] == [f"{table}:2"]
+
+
+def test_a_reason_most_bad_rows_share_is_said_once(news, tmp_path):
+    rows, plain = news
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"csv:{plain}?labels=4")
+    text = str(e.value)
+    assert f"{len(e.value.problems)} of them for one reason, e.g. label '" in text
+    assert "is not one of ['4']" in text and len(text.splitlines()) < 6
+
+
+def test_jpegs_with_bytes_after_their_end_are_read(tmp_path):
+    """A phone's motion photo (a video after the JPEG's end marker) decodes, and is read; a
+    JPEG cut short is still refused."""
+    import tensorflow as tf
+
+    from mmzoo.checks import image_problem
+
+    pixels = (np.arange(32 * 32 * 3) % 251).astype("uint8").reshape(32, 32, 3)
+    jpeg = tf.io.encode_jpeg(pixels).numpy()
+    motion = tmp_path / "motion.jpg"
+    motion.write_bytes(jpeg + b"\x00\x00\x00\x18ftypmp42" + os.urandom(20_000))
+    assert tf.io.decode_image(motion.read_bytes()).shape == (32, 32, 3)
+    assert image_problem(str(motion)) is None
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg[:len(jpeg) // 2])
+    assert "truncated JPEG" in image_problem(str(cut))

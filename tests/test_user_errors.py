@@ -38,8 +38,8 @@ def run(news, tmp_path_factory):
 def one_error(capsys, argv):
     """Run `mmzoo argv`: exit status 2 and one line of error, which is returned."""
     status = main(argv)
-    err = [line for line in capsys.readouterr().err.strip().splitlines()
-           if not line.startswith("mmzoo: warning: ")]  # e.g. a class with few examples
+    err = [line for line in capsys.readouterr().err.strip().splitlines()  # warnings (e.g. a
+           if not line.startswith(("mmzoo: warning: ", "evaluate: scoring"))]  # few examples)
     assert status == 2, err[-20:]
     assert len(err) == 1 and err[0].startswith("mmzoo: error: "), err[-20:]
     assert "internal error" not in err[0] and "Traceback" not in err[0]
@@ -72,7 +72,8 @@ def test_image_sizes_the_graph_cannot_take(capsys):
 def test_query_options_of_the_wrong_type(news, data_dir, capsys):
     assert main(["data", f"csv:{news}?labels=4"]) == 2  # a list of one label: rows named
     err = capsys.readouterr().err
-    assert "bad item(s) among 60 rows" in err and "label '1' is not one of ['4']" in err
+    assert "bad item(s) among 60 rows" in err and "is not one of ['4']" in err
+    assert "of them for one reason, e.g. label '" in err  # said once, not row by row
     assert "Traceback" not in err and "internal error" not in err
     line = one_error(capsys, ["data", f"fsdd:{data_dir}/fsdd?sample_rate=fast"])
     assert "option sample_rate='fast' must be an integer (its default is 0)" in line
@@ -134,3 +135,61 @@ def test_a_model_that_learned_nothing_is_named(news, tmp_path, capsys):
     line = json.loads(said.out)["learned_nothing"]
     assert line.startswith("text_word_vector_mlp learned nothing: its accuracy")
     assert f"mmzoo: warning: {line}" in said.err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "text_word_vector_mlp", "--epochs", "0"], "--epochs: must be at least 1, got 0"),
+    (["train", "text_word_vector_mlp", "--batch-size", "0"],
+     "--batch-size: must be at least 1, got 0"),
+    (["train", "text_word_vector_mlp", "--out", "{file}"], "is a file, not a folder"),
+    (["data", "csv:{news}", "--prepare", "{file}"], "is a file, not a folder"),
+])
+def test_plain_mistakes_are_one_line_and_write_nothing(news, tmp_path, capsys, argv, says):
+    """Each of the review's plain mistakes: exit 2, one line, and nothing written."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    argv = [a.format(news=news, file=afile) for a in argv]
+    if argv[0] == "train":
+        argv += ["--data", f"csv:{news}"] + ([] if "--out" in argv else
+                                             ["--out", str(tmp_path / "run")])
+    if "--epochs" in argv or "--batch-size" in argv:
+        with pytest.raises(SystemExit) as e:   # argparse: before anything starts
+            main(argv)
+        assert e.value.code == 2 and says in capsys.readouterr().err
+    else:
+        assert says in one_error(capsys, argv)
+    assert sorted(os.listdir(tmp_path)) == ["afile"] and afile.read_text() == "mine"
+
+
+def test_a_closed_output_pipe_ends_quietly(news):
+    """`mmzoo data ... | head -1`: the reader goes away; mmzoo ends without a traceback."""
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
+    out = subprocess.run([sys.executable, "-m", "mmzoo.cli", "list"], stdout=reader.stdin,
+                         stderr=subprocess.PIPE, text=True)
+    reader.stdin.close()
+    reader.wait()
+    assert out.returncode in (0, 141) and "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+def test_small_data_trains_and_validates(data_dir, tmp_path, capsys):
+    """Twelve images in three class folders (and twelve table rows): validation is never empty,
+    whatever the hash holds out, so the run trains and picks its best epoch."""
+    import shutil
+
+    from mmzoo.data import easy_vqa
+
+    folder = easy_vqa.package_dir()
+    names = sorted(os.listdir(os.path.join(folder, "train", "images")))[:12]
+    for i, name in enumerate(names):
+        os.makedirs(tmp_path / "photos" / "abc"[i % 3], exist_ok=True)
+        shutil.copy(os.path.join(folder, "train", "images", name),
+                    tmp_path / "photos" / "abc"[i % 3] / name)
+    train, validation = mmzoo.data.fit_splits(f"images:{tmp_path / 'photos'}")
+    assert int(validation.cardinality()) >= 1 and int(train.cardinality()) >= 1
+    assert main(["train", "image_classifier", "--data", f"images:{tmp_path / 'photos'}",
+                 "--epochs", "1", "--set", "image_size=16", "--set", "filters=4,8",
+                 "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err[-2000:]

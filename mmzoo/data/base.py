@@ -255,6 +255,25 @@ class Source:
         pipeline resamples it to the model's rate; `{}` without audio (or when unknown)."""
         return {}
 
+    def label_counts(self):
+        """`{label: items}` of a listed source's items (`{}` without labels)."""
+        counts = {}
+        for label, tag in zip((getattr(self, "columns", None) or {}).get("label", ()),
+                              self.tags):
+            if tag is not None:
+                counts[str(label)] = counts.get(str(label), 0) + 1
+        return counts
+
+    def audio_seconds(self, split="train"):
+        """The lengths (seconds, from the files' headers at listing) of the audio clips of
+        `split` (None: every item), so that a run can choose its clip length from them and say
+        what it cuts; `[]` without audio (or when unknown)."""
+        columns = getattr(self, "columns", None) or {}
+        if "seconds" not in columns:
+            return []
+        return [s for s, tag in zip(columns["seconds"], self.tags)
+                if tag is not None and in_split(tag, split)]
+
     def holds_out(self):
         """Whether `fit_splits` holds validation items out of `train` by their identity, as the
         splits `HELD_IN` and `HELD_OUT` of `dataset`: a source without a validation split

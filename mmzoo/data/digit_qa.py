@@ -66,6 +66,9 @@ class DigitQA(Source):
     def split_names(self):
         return self.fsdd.split_names()
 
+    def audio_seconds(self, split="train"):
+        return self.fsdd.audio_seconds(split)
+
     def pairs(self, split):
         """`(audio paths, questions, image indices, labels)` of `split` (None: both)."""
         out = ([], [], [], [])

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from mmzoo.data.base import (Source, decode_image, hash_split, register_source,
                               warn_few_classes)
-from mmzoo.checks import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, Problems, audio_info,
-                          image_problem)
+from mmzoo.checks import (AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, Problems, audio_facts,
+                          image_problem, warn_silent)
 from mmzoo.data.fsdd import rates_of
 from mmzoo.data.index import check_files
 from mmzoo.checks import read_audio
@@ -81,12 +81,16 @@ class ClassFolders(Source):
         checked = check_files([f for _, _, f in found], self.check, f"checking {self.name}")
         self.columns = {self.media: [], "label": []}
         self.tags, self.identities = [], []
-        for (split, label, full), (problem, rate) in zip(found, checked):
+        silent = []
+        for (split, label, full), (problem, facts) in zip(found, checked):
             if problem:
                 problems.add(full, problem)
                 continue
-            if rate:
-                self.columns.setdefault("sample_rate", []).append(rate)
+            if facts:
+                self.columns.setdefault("sample_rate", []).append(facts.rate)
+                self.columns.setdefault("seconds", []).append(facts.seconds)
+                if facts.silent:
+                    silent.append(full)
             identity = os.path.relpath(full, path).replace(os.sep, "/")
             self.columns[self.media].append(full)
             self.columns["label"].append(label)
@@ -106,6 +110,7 @@ class ClassFolders(Source):
                                          f"class {label!r} {where}{tag}: a model cannot learn "
                                          "it; add training files or remove the folder"))
         problems.report(f"{len(found)} {self.media} files")
+        warn_silent(self.name, silent, len(found))
         keep = [i for i, t in enumerate(self.tags) if t is not None]
         self.columns = {k: [v[i] for i in keep] for k, v in self.columns.items()}
         self.tags = [self.tags[i] for i in keep]
@@ -177,7 +182,7 @@ class AudioFolders(ClassFolders):
 
     @staticmethod
     def check(path):
-        return audio_info(path)
+        return audio_facts(path)
 
     def audio_rates(self):
         """`{sample rate: files}` of the folder's audio files (their own rates)."""
@@ -185,6 +190,7 @@ class AudioFolders(ClassFolders):
 
     def dataset(self, split=None, task=None, *, decode=True):
         rows, _ = self.rows(split, task)
+        rows.pop("seconds", None)
         rate = int(self.opts["sample_rate"])
         rows["sample_rate"] = np.asarray([rate or r for r in rows["sample_rate"]], np.int32)
         ds = tf.data.Dataset.from_tensor_slices(rows)

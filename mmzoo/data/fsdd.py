@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.base import Source, progress, register_source
-from mmzoo.checks import Problems, audio_info, read_audio
+from mmzoo.checks import Problems, audio_facts, read_audio, warn_silent
 from mmzoo.errors import InvalidValue, MissingFile
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)$")
@@ -44,7 +44,7 @@ def find_recordings(root):
 
 
 def checked_recordings(name, path, on_error, *, kind="fsdd"):
-    """`(path, match, sample rate)` of each usable `{digit}_{speaker}_{index}.wav` recording
+    """`(path, match, AudioFacts)` of each usable `{digit}_{speaker}_{index}.wav` recording
     under `path` (or `path/recordings`), in name order, `match` giving its `label`, `speaker`
     and `index`.
 
@@ -61,7 +61,7 @@ def checked_recordings(name, path, on_error, *, kind="fsdd"):
     if not names:
         raise InvalidValue(f"{name}: {folder!r} is empty: it has no .wav files named "
                            "{digit}_{speaker}_{index}.wav")
-    problems = Problems(name, on_error)
+    problems, silent = Problems(name, on_error), []
     for file in progress(names, f"checking {name}"):
         full = os.path.join(folder, file)
         match = FSDD_NAME.match(os.path.splitext(file)[0])
@@ -71,12 +71,15 @@ def checked_recordings(name, path, on_error, *, kind="fsdd"):
         if match["label"] not in DIGITS:
             problems.add(full, f"label {match['label']!r} is not one of the digits 0-9")
             continue
-        problem, rate = audio_info(full)
+        problem, facts = audio_facts(full)
         if problem:
             problems.add(full, problem)
             continue
-        yield full, match, rate
+        if facts.silent:
+            silent.append(full)
+        yield full, match, facts
     problems.report(f"{len(names)} .wav files")
+    warn_silent(name, silent, len(names))
 
 
 @register_source
@@ -104,10 +107,13 @@ class FSDD(Source):
 
     def __init__(self, path, **kwargs):
         super().__init__(path, **kwargs)
-        self.columns = {"audio": [], "label": [], "speaker": [], "sample_rate": []}
+        self.columns = {"audio": [], "label": [], "speaker": [], "sample_rate": [],
+                        "seconds": []}
         self.tags, self.identities = [], []
-        for full, match, rate in checked_recordings(self.name, path, self.on_error,
-                                                    kind=self.kind):
+        for full, match, facts in checked_recordings(self.name, path, self.on_error,
+                                                     kind=self.kind):
+            rate = facts.rate
+            self.columns["seconds"].append(facts.seconds)
             self.identities.append(os.path.basename(full))
             self.columns["audio"].append(full)
             self.columns["label"].append(int(match["label"]))

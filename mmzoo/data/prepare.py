@@ -138,8 +138,9 @@ def prepare(source, out, *, shards=None, on_error="raise", **options):
     """
     import tensorflow_datasets as tfds
 
-
-
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InvalidValue(f"{out} is a file, not a folder; give a new folder to prepare "
+                           f"{source} in (mmzoo writes nothing over a file it did not write)")
     src = open_source(source, on_error=on_error, **options)
     splits = _split_names(src)
     if not splits:

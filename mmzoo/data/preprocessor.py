@@ -41,8 +41,9 @@ class Preprocessor:
       is id `i + 2`), padded or cut to the model's length; or the ids of the KerasHub tokenizer
       the model carries.
     - `audio`: a float32 waveform resampled to the model's rate (librosa's default resampler,
-      as `librosa.load` uses) when it was read at another, then centred and zero-padded or
-      cropped to the model's length (`mmzoo.data.waveform.fit_length`); a model that takes any
+      as `librosa.load` uses) when it was read at another, then centred and zero-padded, or
+      cut to its loudest part, to the model's length (`mmzoo.data.waveform.fit_length`); a
+      model that takes any
       length (a speech recogniser) gets its audio only resampled.
     - labels: `label_string` writes a raw label as class names are written.
 
@@ -95,6 +96,8 @@ class Preprocessor:
                 out[f"{name}_vocabulary"] = digest(list(contract.vocabulary(self.model, name)))
         if self.sample_rate:
             out["sample_rate"] = int(self.sample_rate)
+            if self.shapes["audio"][0] is not None:
+                out["audio_crop"] = waveform.CROP
         return out
 
     # --- images ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import urllib.parse
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +26,8 @@ import tensorflow as tf
 from mmzoo.data.base import (HELD_IN, HELD_OUT, Source, hash_split, in_split,
                               keep_rank, out_rank, progress_bytes, register_source,
                               train_part, warn_few_classes)
-from mmzoo.checks import (Problems, audio_info, file_problem, image_bytes_problem, image_problem,
+from mmzoo.checks import (Problems, any_field_size, audio_facts, file_problem, image_bytes_problem,
+                          image_problem, warn_silent,
                           outside_problem, read_audio)
 from mmzoo.data.preprocessor import decode_image as decode_bytes
 from mmzoo.data.text import standardize
@@ -54,12 +56,28 @@ def _names(value):
     return tuple(str(v) for v in value)
 
 
+def _labels(value):
+    """The known labels of the `labels=` option, spelled as `label_str` spells cells."""
+    names = _names(value)
+    return None if names is None else tuple(label_str(n) for n in names)
+
+
+_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
 def label_str(value):
     """A label cell as the model's class names spell it (`mmzoo.data.adapt.label_text`): text
-    as it is, integers in decimal, floats in their shortest form (`1.0` is `1`), booleans
-    `true`/`false`."""
+    stripped of spaces, integers in decimal, numbers in their shortest form whether a cell
+    holds them as numbers or as text (`2`, `2.0`, ` 2` and `+2` are one class; `007` stays
+    text), booleans `true`/`false`."""
     if type(value) is str:
-        return value.strip()
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            number = float(text)
+            if number == int(number) and abs(number) < 2 ** 53:
+                return str(int(number))
+            return repr(number)
+        return text
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
@@ -132,7 +150,7 @@ class Table(Source):
         self.headers = {}  # file -> its columns (JSON Lines: every object's keys)
         self.class_names = {}  # column -> the names of its integer classes (a ClassLabel)
         self.own_splits = any(split for _, split in self.files)
-        self.known = _names(self.opts["labels"])
+        self.known = _labels(self.opts["labels"])
         self.stamp = self._stamp()
         # identities moved, inside training, into its held-in part (`forced_in`) so that every
         # label is trained on (`mmzoo.data.base.keep_classes`'s rule), and into its held-out
@@ -146,6 +164,7 @@ class Table(Source):
         self.own_splits = self.own_splits or "split" in self.roles
         self._find_orphans()
         problems.report(f"{rows} {self.what}")
+        warn_silent(self.name, self.silent, len(self.rates) and sum(self.rates.values()))
         if not self.counts:
             raise InvalidValue(f"{self.name}: {path} has no data {self.what}")
         self._warn_few()
@@ -233,6 +252,7 @@ class Table(Source):
                     raise InvalidValue(f"{self.name}: {file} has other columns ({header}) than "
                                        f"{self.files[0][0]}; give tables of the same columns")
                 self.roles = roles
+                self.header = getattr(self, "header", None) or list(header)
                 for where, record, problem in rows:
                     fields = None
                     if not problem:
@@ -276,12 +296,12 @@ class Table(Source):
                 if not value:
                     return None, f"empty label ({column!r})"
                 if self.known is not None and value not in self.known:
-                    return None, f"label {value!r} is not one of {list(self.known)}"
+                    return None, f"label {short(value)} is not one of {list(self.known)}"
             elif role == "split":
                 text = str(value if value is not None else "").strip()
                 value = SPLIT_VALUES.get(text.lower())
                 if value is None:
-                    return None, f"split {text!r} is not one of {sorted(SPLIT_VALUES)}"
+                    return None, f"split {short(text)} is not one of {sorted(SPLIT_VALUES)}"
             else:
                 value = str(value).strip() if value is not None else ""
                 if not value and role in TEXTS:
@@ -291,7 +311,9 @@ class Table(Source):
 
     def _media(self, value, role, column):
         """`((path or bytes, name), problem)` of an image or audio cell: a path relative to the
-        table's folder, bytes, or a struct (dict) of `bytes` and `path`."""
+        table's folder, bytes, a struct (dict) of `bytes` and `path`, or the file's bytes as
+        text: a `data:` URI, or plain base64 (what JSON tools write, e.g. `/9j/4AAQ...` for
+        a JPEG)."""
         name = None
         if isinstance(value, dict):  # Hugging Face Image / Audio feature
             data, name = value.get("bytes"), value.get("path")
@@ -303,6 +325,11 @@ class Table(Source):
         if not isinstance(value, str) or not value.strip():
             return None, f"no {role} ({column!r} is empty)"
         value = value.strip()
+        data, problem = _text_bytes(value)
+        if problem:
+            return None, f"{role} ({column!r}): {problem}"
+        if data is not None:
+            return (data, ""), None
         outside = outside_problem(value, self.opts["allow_outside"])
         if outside:
             return None, outside
@@ -321,12 +348,15 @@ class Table(Source):
         self.held_in = {}  # label -> [held-in rows, (out_rank, identity) of the smallest]
         self.groups = {}  # part -> the identities of its images (captioning, retrieval)
         self.rates = {}  # audio sample rate -> files
+        self.seconds = array.array("f")  # each row's audio clip's length (NaN: none)
+        self.silent = []  # the silent audio clips
         self._checked, self._media_digest = {}, hashlib.sha256()
         with progress_bytes([f for f, _ in self.files], f"checking {self.name}") as bar:
             chunk = []  # (row number, where, fields) of good rows, checked together
             for i, at, fields, problem in self._parse(bar):
                 rows += 1
                 self.parts.append(BAD)
+                self.seconds.append(float("nan"))
                 if not problem:
                     problem = self._check_media(fields)
                 if problem:
@@ -363,23 +393,28 @@ class Table(Source):
             value, name = fields[role]
             key = (role, value if isinstance(value, str) else hashlib.sha1(value).digest())
             if key not in self._checked:
+                facts = None
                 if isinstance(value, str):
                     problem = image_problem(value) if role == "image" else None
-                    rate = None
                     if role == "audio":
-                        problem, rate = audio_info(value)
+                        problem, facts = audio_facts(value)
                     if not problem:
                         stat = os.stat(value)
                         self._media_digest.update(
                             f"{value}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
                 else:
-                    problem, rate = ((image_bytes_problem(value), None) if role == "image"
-                                     else audio_info(io.BytesIO(value)))
+                    problem, facts = ((image_bytes_problem(value), None) if role == "image"
+                                      else audio_facts(io.BytesIO(value)))
                     self._media_digest.update(key[1])
-                if rate:
-                    self.rates[rate] = self.rates.get(rate, 0) + 1
-                self._checked[key] = problem
-            problem = self._checked[key]
+                if facts:
+                    self.rates[facts.rate] = self.rates.get(facts.rate, 0) + 1
+                    if facts.silent:
+                        self.silent.append(value if isinstance(value, str) else
+                                           name or "(bytes)")
+                self._checked[key] = problem, facts
+            problem, facts = self._checked[key]
+            if facts:
+                self.seconds[-1] = facts.seconds
             if problem:
                 where = name if isinstance(value, bytes) else value
                 return f"{role} {where or '(bytes)'}: {problem}"
@@ -428,7 +463,7 @@ class Table(Source):
             if role and not c:
                 column = self.roles[role]
                 column = ", ".join(column) if isinstance(column, tuple) else column
-                problems.add(at, f"{role} {fields[role]!r} ({column}) has no letters or "
+                problems.add(at, f"{role} {short(fields[role])} ({column}) has no letters or "
                                  "digits: it standardises to nothing")
                 continue
             identity = self._identity(fields, c.decode())
@@ -451,7 +486,8 @@ class Table(Source):
         after listing is the row to move so that every label is trained on. Also counts its
         training rows, and keeps its rows outside training until it has one in training."""
         best = self.labelled.setdefault(
-            label, {HELD_IN: None, "seen": set(), "trained": 0, "outside": []})
+            label, {HELD_IN: None, "seen": set(), "trained": 0, "outside": [], "rows": 0})
+        best["rows"] += 1
         if tag in (HELD_IN, HELD_OUT):
             best["trained"] += 1
             best["outside"] = None
@@ -506,6 +542,10 @@ class Table(Source):
         """`{sample rate: files}` of the audio the table names (its files' own rates)."""
         return dict(self.rates)
 
+    def audio_seconds(self, split="train"):
+        return [s for s, part in zip(self.seconds, self.parts)
+                if part != BAD and in_split(PARTS[part], split) and s == s]
+
     def _stamp(self):
         return tuple((os.stat(f).st_size, os.stat(f).st_mtime_ns) for f, _ in self.files)
 
@@ -540,10 +580,24 @@ class Table(Source):
             need = "audio" in have and ("transcript" in have or "text" in have)
             wanted = "audio and transcript (or text) columns"
         if not need:
+            unused = self.unused_columns()
+            hint = (f"; its columns {unused} are unused: map one with an option, e.g. "
+                    f"{self.kind}:PATH?{_likely_role(wanted, have)}={unused[0]}" if unused else
+                    f"; name them with options, e.g. {self.kind}:PATH?label=category&text=title")
             raise InvalidValue(f"{self.name}: task {task!r} needs {wanted}; the table has "
-                               f"{sorted(have)}; name them with options, e.g. "
-                               f"{self.kind}:PATH?label=category&text=title")
+                               f"{sorted(have)}{hint}")
         return keys
+
+    def unused_columns(self):
+        """The table's columns that no role reads (its first file's)."""
+        used = set()
+        for column in self.roles.values():
+            used.update(column if isinstance(column, tuple) else (column,))
+        return [c for c in self.header if c not in used]
+
+    def label_counts(self):
+        """`{label: rows}` of the table's good rows."""
+        return {label: best["rows"] for label, best in self.labelled.items()}
 
     def dataset(self, split=None, task=None, *, decode=True):
         task = self.check_task(task)
@@ -672,6 +726,54 @@ class Table(Source):
 # --- the formats ---------------------------------------------------------------------------
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_MEDIA_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"fLaC", b"OggS", b"ID3",
+                b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"FORM")
+BASE64_LEAST = 64  # a cell of base64 characters this long or longer may be a file's bytes
+
+
+def _text_bytes(text):
+    """`(bytes, problem)` of a media cell holding a file's bytes as text: a `data:` URI
+    (base64 or percent-encoded), or plain base64 whose bytes start as an image or audio file
+    does; `(None, None)` for a cell that is a path."""
+    if text.startswith("data:"):
+        head, comma, body = text.partition(",")
+        if not comma:
+            return None, f"a data: URI without a comma ({short(text)})"
+        try:
+            if head.endswith(";base64"):
+                return base64.b64decode(body + "=" * (-len(body) % 4), validate=False), None
+            return urllib.parse.unquote_to_bytes(body), None
+        except ValueError as e:
+            return None, f"a data: URI whose base64 does not decode ({e})"
+    if len(text) < BASE64_LEAST or not _BASE64.fullmatch(text):
+        return None, None
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4),
+                                altchars=b"-_" if "-" in text or "_" in text else None)
+    except ValueError:
+        return None, None
+    return (data, None) if data.startswith(_MEDIA_MAGIC) else (None, None)
+
+
+def short(value, limit=80):
+    """`repr(value)` cut to about `limit` characters (with the length it had): how a message
+    shows a value that may be a whole file's worth of text."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}...{text[-8:]} ({len(str(value)):,} characters)"
+
+
+def _likely_role(wanted, have):
+    """The role a task misses most likely (the first of `wanted`'s it names that the table
+    lacks): what an error suggests mapping."""
+    for role in ("label", "image", "audio", "question", "transcript", "text"):
+        if role in wanted and role not in have:
+            return role
+    return "text"
+
+
 def _class_labels(metadata):
     """`{column: [class names]}` of the ClassLabel columns a Parquet file's `huggingface`
     metadata describes (Hugging Face `datasets`: `{"info": {"features": {column: {"_type":
@@ -755,6 +857,7 @@ class CSVTable(Table):
                                f"{delimiter!r}")
         with open(path, "rb") as f:
             text = io.TextIOWrapper(f, encoding=encoding, errors="surrogateescape", newline="")
+            any_field_size()
             reader = csv.reader(text, delimiter=delimiter)
             try:
                 header = next(reader, None)

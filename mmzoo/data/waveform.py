@@ -29,23 +29,81 @@ def resample(wave, rate, target):
     return tf.cond(tf.equal(tf.cast(rate, tf.int64), target), lambda: wave, resampled)
 
 
+MAX_CLIP_SECONDS = 10.0  # the longest clip length a run chooses from its data
+CLIP_COVERS = 99  # ... chosen to hold this percentage of the training clips whole
+CLIP_STEP = 0.25  # ... rounded up to a multiple of this (seconds)
+
+
+def choose_clip_seconds(seconds):
+    """The clip length (seconds) a run of an audio model takes when the user gave none: the
+    length that holds `CLIP_COVERS`% of the training clips whole (`seconds`, their lengths),
+    rounded up to a multiple of `CLIP_STEP`, within [`CLIP_STEP`, `MAX_CLIP_SECONDS`]."""
+    import numpy as np
+
+    covers = float(np.percentile(np.asarray(seconds, float), CLIP_COVERS))
+    return float(min(max(np.ceil(covers / CLIP_STEP - 1e-9) * CLIP_STEP, CLIP_STEP),
+                     MAX_CLIP_SECONDS))
+
+
+def cut_line(seconds, clip, what, fix=True):
+    """One line saying how many clips of `seconds` (their lengths) are longer than `clip` and
+    cut to their loudest `clip` seconds (and, with `fix`, the `--set` that keeps them whole),
+    or None when none is."""
+    longer = [s for s in seconds if s > clip + 1e-6]
+    if not longer:
+        return None
+    keep = -(-max(longer) // CLIP_STEP) * CLIP_STEP
+    line = (f"audio: {len(longer):,} of {len(seconds):,} {what} are longer than the clip "
+            f"length {clip:g} s (up to {max(longer):.2f} s) and are cut to their loudest "
+            f"{clip:g} s")
+    return line + (f"; --set clip_seconds={keep:g} keeps them whole" if fix else "")
+
+
+CROP = "loudest"  # the rule `fit_length` cuts by (caches of prepared audio are keyed by it)
+CROP_BLOCKS = 32  # a clip's loudest window is found in steps of 1/32 of the model's length
+
+
 def fit_length(wave, length):
-    """Centre waveforms in `length` samples along the last axis: zero-pad both sides, or crop
-    the middle. Takes one waveform `[samples]` or a batch `[batch, samples]`, each row centred
-    on its own content: trailing zero samples (the padding that batches clips of different
-    lengths together) are not part of a clip, so a clip alone and the same clip zero-padded in
-    a batch come out the same."""
+    """Fit waveforms to `length` samples along the last axis: a shorter clip is centred and
+    zero-padded on both sides; a longer one is cut to its loudest `length` samples (the window
+    of most energy, found in steps of `length / 32` samples), so the part of the clip where the
+    sound is stays, wherever it is in the clip (a voice note's word in its first half second,
+    then seconds of quiet). Takes one waveform `[samples]` or a batch `[batch, samples]`, each
+    row fitted on its own content: trailing zero samples (the padding that batches clips of
+    different lengths together) are not part of a clip, so a clip alone and the same clip
+    zero-padded in a batch come out the same. The pipeline, the SavedModel and the portable
+    graphs all cut by this one function."""
     wave = tf.convert_to_tensor(wave, tf.float32)
     single = wave.shape.rank == 1
     rows = tf.pad(wave[None] if single else wave, [[0, 0], [0, 1]])  # never empty
     n = content_lengths(rows)
-    offset = tf.maximum(n - length, 0) // 2 - tf.maximum(length - n, 0) // 2
+    offset = tf.where(n > length, loudest_start(rows, n, length),
+                      -(tf.maximum(length - n, 0) // 2))
     at = tf.range(length)[None, :] + offset[:, None]          # [rows, length]
     inside = (at >= 0) & (at < n[:, None])
     picked = tf.gather(rows, tf.clip_by_value(at, 0, tf.shape(rows)[1] - 1), batch_dims=1)
     out = tf.where(inside, picked, tf.zeros_like(picked))
     out = out[0] if single else out
     return tf.ensure_shape(out, wave.shape[:-1].as_list() + [length])
+
+
+def loudest_start(rows, n, length):
+    """The first sample (int32 `[batch]`) of the window of `length` samples with the most
+    energy in each waveform of `rows` `[batch, samples]` holding `n` samples of content; 0
+    where `n <= length`. Energies are summed over blocks of `length // CROP_BLOCKS` samples,
+    and the window slides a block at a time (a convolution over the blocks' energies)."""
+    block = max(1, length // CROP_BLOCKS)
+    width = max(1, length // block)
+    total = tf.shape(rows)[1]
+    blocks = (total + block - 1) // block
+    energy = tf.square(tf.pad(rows, [[0, 0], [0, blocks * block - total]]))
+    energy = tf.reduce_sum(tf.reshape(energy, [tf.shape(rows)[0], blocks, block]), axis=2)
+    energy = tf.pad(energy, [[0, 0], [0, width]])            # at least one full window
+    windows = tf.nn.conv1d(energy[:, :, None], tf.ones([width, 1, 1]), 1, "VALID")[:, :, 0]
+    starts = tf.range(tf.shape(windows)[1])[None, :] * block
+    allowed = starts <= (n - length)[:, None]
+    best = tf.argmax(tf.where(allowed, windows, -1.0), axis=1, output_type=tf.int32)
+    return tf.where(n > length, best * block, 0)
 
 
 def content_lengths(rows):
