@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import keras
 import tensorflow as tf
 
 from mmzoo import contract
 from mmzoo._version import __version__
-from mmzoo.artifacts import staging_folder
+from mmzoo.artifacts import aside_of, follow_umask, staging_folder, swap_in
 from mmzoo.card import card, metadata, run_record
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.errors import InvalidValue
@@ -139,9 +140,12 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     run's).
 
     Nothing export did not write is ever removed. The export is written to a temporary
-    folder beside `path` and moved into place once complete. An existing `path` is replaced
-    only when it is a previous mmzoo export holding nothing it did not write; an empty folder
-    is used as it is; anything else fails naming `path` and what is in it.
+    folder beside `path` and moved into place once complete (its folders and files with the
+    modes the user's umask gives). An existing `path` is replaced only when it is a previous
+    mmzoo export holding nothing it did not write; an empty folder is used as it is; anything
+    else fails naming `path` and what is in it. The previous export is moved aside (to
+    `.NAME.mmzoo-previous`) only while the new one moves in: an export killed in between
+    leaves it there, and the next export into `path` puts it back first.
 
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from `.keras`).
@@ -176,23 +180,48 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     lock = FolderLock(os.path.join(parent, f".{name}{LOCK_SUFFIX}"), path, command_line())
     lock.acquire()
     try:
-        _check_replaceable(path)  # before the work, so a mistake costs nothing
         # a staging folder beside `path`, removed at the end (or, after a kill, by the next
         # export or artifact written here: `mmzoo.artifacts.sweep`)
         with staging_folder(parent, name) as staging:
+            _recover(path, staging)   # what an export killed while moving into place left
+            _check_replaceable(path)  # before the work, so a mistake costs nothing
             written = os.path.join(staging, "model")
             _write(model, written, format, quantize, run, data,
                    on_error or recorded.get("on_error") or "raise")
+            follow_umask(written)     # as the user's umask makes folders and files
             _check_replaceable(path)  # again: something may have appeared there meanwhile
-            if os.path.isdir(path) and os.listdir(path):
-                os.replace(path, os.path.join(staging, "previous"))  # removed with `staging`
-            os.replace(written, path)           # onto a missing path or an empty folder
+            swap_in(written, path, staging)   # a kill leaves the previous export or this one
     finally:
         lock.release()
     return path
 
 
 LOCK_SUFFIX = ".mmzoo-lock"   # `.NAME.mmzoo-lock` beside an export folder NAME, while it is written
+
+
+def _recover(path, staging):
+    """An export killed between moving the previous export at `path` aside and moving its own
+    in (`mmzoo.artifacts.swap_in`) left the previous at `aside_of(path)`: put it back when
+    `path` is missing (or an empty folder), or, when the new export did arrive, remove it
+    (moved into `staging`) if it holds only what export wrote, as export left it."""
+    aside = aside_of(path)
+    if not os.path.isdir(aside) or os.path.islink(aside) or not is_export(aside):
+        return
+    if not os.path.lexists(path) or (os.path.isdir(path) and not os.listdir(path)):
+        os.replace(aside, path)
+        print(f"mmzoo: put back the previous export at {path}, which an interrupted export "
+              f"had moved to {aside}", file=sys.stderr)
+        return
+    if not is_export(path):       # something else arrived there: the check after this says so
+        return
+    try:
+        _check_replaceable(aside)
+    except InvalidValue:
+        raise InvalidValue(
+            f"cannot export to {path}: {aside} holds the export an interrupted export moved "
+            "aside, and files export did not write (or changed since); move it away, or "
+            "choose another path") from None
+    os.rename(aside, os.path.join(staging, "previous"))
 
 
 def _write(model, folder, fmt, quantize, run, data, on_error):

@@ -148,3 +148,78 @@ def test_a_portable_export_replaces_only_itself_and_says_what_it_holds(model, tm
     with pytest.raises(ValueError, match="calibrates on training data"):
         mmzoo.export(model, tmp_path / "q", format="litert", quantize="int8")
     assert not (tmp_path / "q").exists()
+
+
+def test_an_export_killed_between_its_two_moves_keeps_the_previous_one(model, tmp_path,
+                                                                        monkeypatch):
+    """The previous export waits beside the folder (`.NAME.mmzoo-previous`, never in the
+    staging folder that a sweep removes) while the new one moves in: a failed move puts it
+    back at once; a process killed between the moves leaves it there, and the next export
+    puts it back first (here that export fails: the previous is what `sm` holds)."""
+    import signal
+    import sys
+
+    from mmzoo import artifacts
+
+    sm = tmp_path / "sm"
+    mmzoo.export(model, sm)
+    before = tree(sm)
+    real = os.replace
+
+    def failing(src, dst):
+        if os.path.basename(str(src)) == "model":      # the new export moving in
+            raise OSError("disk gone")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        mmzoo.export(model, sm)
+    monkeypatch.setattr(os, "replace", real)
+    assert tree(sm) == before and sorted(os.listdir(tmp_path)) == ["sm"]
+
+    new = tmp_path / "new"
+    shutil.copytree(sm, new)
+    pid = os.fork()
+    if pid == 0:                                       # a process killed between the moves
+        try:
+            os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+            artifacts.swap_in(str(new), str(sm), str(tmp_path))
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] & 0x7F == signal.SIGKILL
+    assert not sm.exists() and tree(tmp_path / ".sm.mmzoo-previous") == before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(sys.modules["mmzoo.export"], "_write", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        mmzoo.export(model, sm)
+    assert tree(sm) == before and sorted(os.listdir(tmp_path)) == ["new", "sm"]
+    monkeypatch.undo()
+    mmzoo.export(model, sm)                             # and replaced as any previous export
+    assert is_export(sm) and sorted(os.listdir(tmp_path)) == ["new", "sm"]
+
+
+def test_exports_and_prepared_data_follow_the_umask(model, tmp_path, data_dir):
+    """Under umask 002 a team shares what one of them wrote: folders 0775, files 0664 (not
+    the 0700 of the staging folder they were written in); under 077, 0700 and 0600."""
+    def modes(root):
+        found = {(os.stat(root).st_mode & 0o777)}
+        for folder, dirs, files in os.walk(root):
+            found |= {os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in dirs + files}
+        return found
+
+    news = tmp_path / "news.csv"
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        news.write_text("".join(f.readline() for _ in range(11)))
+    old = os.umask(0o002)
+    try:
+        prepared, _ = mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared"))
+        exported = mmzoo.export(model, tmp_path / "onnx", format="onnx")
+        os.umask(0o077)
+        private = mmzoo.export(model, tmp_path / "sm", format="saved_model")
+    finally:
+        os.umask(old)
+    assert modes(prepared) == modes(exported) == {0o775, 0o664}
+    assert modes(private) == {0o700, 0o600}
