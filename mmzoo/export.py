@@ -137,7 +137,7 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     files take batch 1 and run with builtin ops only; `quantize="float16"` halves their
     weights, `quantize="int8"` quantizes weights and activations after training, calibrated
     on `mmzoo.portable.REPRESENTATIVE_EXAMPLES` examples of the training data (`data`, or the
-    run's).
+    run's) drawn from every label in turn (`mmzoo.portable.calibration_set`).
 
     Nothing export did not write is ever removed. The export is written to a temporary
     folder beside `path` and moved into place once complete (its folders and files with the

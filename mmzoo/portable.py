@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo import contract
-from mmzoo.data import load, pipeline, waveform
+from mmzoo.data import open_source, pipeline, waveform
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.text import NON_WORD
 from mmzoo.errors import InvalidValue, MmzooError
@@ -481,27 +482,57 @@ def input_metadata(model, fmt):
     return out
 
 
+def calibration_set(data, task, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
+    """The raw training examples int8 calibration reads, as a `tf.data.Dataset`: `count` of
+    the train split of `data` drawn from every label in turn (the labels sorted; within each
+    label, its examples in the order of a SHA-256 of their position in the split: a stable
+    order that is not the files'), so that no class is left out (a split listed class by
+    class would otherwise give its first class alone). Examples without a `label` are drawn
+    in that hash order alone. The labels are read first without decoding a file; the decoded
+    split is then streamed, keeping only the examples drawn."""
+    src = open_source(data, on_error=on_error)
+    listed = src.dataset("train", task, decode=False)
+    if "label" in listed.element_spec:
+        labels = [v.item() if hasattr(v, "item") else v
+                  for v in listed.map(lambda e: e["label"]).as_numpy_iterator()]
+    else:
+        labels = [None] * sum(1 for _ in listed.map(lambda e: 0).as_numpy_iterator())
+    picked = tf.constant(calibration_positions(labels, count) or [-1], tf.int64)
+    return (src.dataset("train", task).enumerate()
+            .filter(lambda i, _: tf.reduce_any(tf.equal(i, picked)))
+            .map(lambda _, example: example))
+
+
+def calibration_positions(labels, count):
+    """The sorted positions of `count` of the examples whose labels are `labels` (one per
+    example; all None: no labels): round-robin over the labels in sorted order, each label's
+    examples taken in the order of a SHA-256 of their position."""
+    groups = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    queues = [sorted(positions, key=lambda i: hashlib.sha256(f"calibration:{i}".encode())
+                     .digest()) for _, positions in sorted(groups.items(), key=lambda kv:
+                                                          str(kv[0]))]
+    picked = []
+    for depth in range(max(map(len, queues), default=0)):
+        picked += [queue[depth] for queue in queues if depth < len(queue)]
+        if len(picked) >= count:
+            break
+    return sorted(picked[:count])
+
+
 def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
     """A callable yielding `count` training examples of `data` as numeric input dicts (batch 1),
-    for int8 calibration: what the model's `Preprocessor` makes of them (images uint8, text
-    ids, waveforms at the model's rate and length), and what else its task's graphs take (a
-    captioner's decoder: the image `features` and the caption so far as `ids`)."""
+    for int8 calibration: those of `calibration_set` (every label's), as the model's
+    `Preprocessor` makes them (images uint8, text ids, waveforms at the model's rate and
+    length), and what else its task's graphs take (a captioner's decoder: the image
+    `features` and the caption so far as `ids`)."""
     task = task_of(model)
-    raw = task.calibration_data(model, load(data, split="train", task=task.name,
-                                            on_error=on_error).take(count))
+    raw = task.calibration_data(model, calibration_set(data, task.name, count,
+                                                       on_error=on_error))
     examples = []
-    names = list(contract.input_shapes(model))
     for inputs, *_ in pipeline(model, raw, batch_size=1, cache="none").as_numpy_iterator():
-        example = {}
-        for name in names:
-            value = inputs[name]
-            if name == "image":
-                value = np.clip(np.round(value), 0, 255).astype("uint8")
-            elif name == "audio":
-                value = value.astype("float32")
-            else:
-                value = value.astype("int32")
-            example[name] = value
+        example = as_numbers(model, inputs)
         example.update(task.calibration_inputs(model, inputs))
         examples.append(example)
         if len(examples) == count:
@@ -514,6 +545,22 @@ def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_er
         yield from examples
 
     return generate
+
+
+def as_numbers(model, inputs):
+    """A batch of the pipeline's `inputs` for `model` as a portable export takes them: images
+    rounded to uint8, waveforms float32, token ids int32."""
+    example = {}
+    for name in contract.input_shapes(model):
+        value = np.asarray(inputs[name])
+        if name == "image":
+            value = np.clip(np.round(value), 0, 255).astype("uint8")
+        elif name == "audio":
+            value = value.astype("float32")
+        else:
+            value = value.astype("int32")
+        example[name] = value
+    return example
 
 
 def check_request(fmt, quantize=None, data=None, *, portable=False):
@@ -559,6 +606,7 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
     return described
 
 
-__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "check_request", "convert",
-           "graphs", "hub_text_preprocessing", "input_metadata", "portable_files",
+__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "as_numbers",
+           "calibration_positions", "calibration_set", "check_request", "convert", "graphs",
+           "hub_text_preprocessing", "input_metadata", "portable_files",
            "representative_examples", "text_preprocessing"]
