@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from importlib import metadata as package_metadata
 
 import keras
 import numpy as np
@@ -254,24 +255,65 @@ def _interpreter(path):
         return Interpreter(model_path=path)
 
 
+def runtime_name(fmt):
+    """The runtime that runs `fmt` files here (`onnxruntime 1.x`, `ai-edge-litert 2.x`, or
+    TensorFlow's LiteRT interpreter), or None when none is installed (onnxruntime missing)."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        return f"onnxruntime {onnxruntime.__version__}"
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        return f"the LiteRT interpreter of TensorFlow {tf.__version__}"
+    try:
+        return f"ai-edge-litert {package_metadata.version('ai-edge-litert')}"
+    except package_metadata.PackageNotFoundError:
+        return "ai-edge-litert"
+
+
+def file_runner(path, fmt):
+    """A callable running the exported file `path` in its runtime on a dict of numeric
+    inputs (a batch; LiteRT files one row at a time) and returning its outputs by name; None
+    when the runtime is not installed (`runtime_name`)."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return lambda inputs: dict(zip(names, session.run(None, inputs)))
+    run = _interpreter(path).get_signature_runner()
+
+    def rows(inputs):
+        count = len(next(iter(inputs.values())))
+        outs = [run(**{k: v[i:i + 1] for k, v in inputs.items()}) for i in range(count)]
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    return rows
+
+
 def verify(graph, path, fmt, *, exact=True, owner=None):
-    """Run the written file on a probe input in its runtime (onnxruntime when installed; the
-    LiteRT interpreter) and compare with the Keras graph (within 1e-3 when `exact`): a file that
-    fails to run, or computes something else, fails the export naming what went wrong."""
+    """Run the written file on a probe input in its runtime (onnxruntime; ai-edge-litert's or
+    TensorFlow's LiteRT interpreter) and compare with the Keras graph (within 1e-3 when
+    `exact`): a file that fails to run, or computes something else, fails the export naming
+    what went wrong. Returns what was checked, in words, for the model card: with no
+    runtime installed (onnxruntime missing), that the file was not run, also said on stderr."""
     owner = owner or graph
     probe = _probe(graph)
     want = {k: np.asarray(v) for k, v in graph(probe, training=False).items()}
+    runtime = runtime_name(fmt)
+    if runtime is None:
+        print(f"mmzoo: warning: {os.path.basename(path)} was not run at export: onnxruntime is "
+              "not installed (pip install onnxruntime); the model card says so",
+              file=sys.stderr)
+        return ("not run at export: onnxruntime was not installed, so nothing checked that "
+                "this file runs, nor what it computes")
     try:
-        if fmt == "onnx":
-            try:
-                import onnxruntime
-            except ImportError:
-                return
-            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            got = dict(zip(names, session.run(None, probe)))
-        else:
-            got = _interpreter(path).get_signature_runner()(**probe)
+        got = file_runner(path, fmt)(probe)
     except Exception as e:  # the runtime's refusal, in one line
         reason = " ".join(str(e).split())[:300]
         raise NotExportable(
@@ -285,6 +327,9 @@ def verify(graph, path, fmt, *, exact=True, owner=None):
                 f"model {owner.name!r} cannot be exported to {fmt}: the converted file's "
                 f"{name!r} differs from the Keras model's on a {_described(probe)}; export it "
                 "with --format saved_model")
+    agreed = ("its outputs equal the Keras model's within 1e-3" if exact else
+              "it ran (quantized: its outputs are not compared with the float model's)")
+    return f"run at export in {runtime} on a probe input: {agreed}"
 
 
 def _described(probe):
@@ -596,9 +641,10 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
         file = stem + FILE_SUFFIX[fmt]
         how = convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
                       representative=representative, owner=model)
-        verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
+        checked = verify(graph, os.path.join(folder, file), fmt, exact=quantize is None,
+                         owner=model)
         described[stem] = {
-            "file": file, "numbers": how,
+            "file": file, "numbers": how, "checked": checked,
             "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
                        for t in graph.inputs},
             "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
@@ -608,5 +654,5 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
 
 __all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "as_numbers",
            "calibration_positions", "calibration_set", "check_request", "convert", "graphs",
-           "hub_text_preprocessing", "input_metadata", "portable_files",
-           "representative_examples", "text_preprocessing"]
+           "file_runner", "hub_text_preprocessing", "input_metadata", "portable_files",
+           "representative_examples", "runtime_name", "text_preprocessing", "verify"]
