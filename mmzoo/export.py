@@ -22,7 +22,7 @@ from mmzoo.card import (card, metadata, public_source, publishing, run_record,
                         without_local_paths)
 from mmzoo.data import load
 from mmzoo.data.preprocessor import Preprocessor
-from mmzoo.errors import InvalidValue, MmzooError
+from mmzoo.errors import InvalidValue, MmzooError, user_message
 from mmzoo.portable import (as_numbers, check_request, file_runner, portable_files,
                             runtime_name)
 from mmzoo.registry import get_spec, get_task
@@ -285,8 +285,14 @@ def _measure(model, folder, fmt, graphs, data, on_error):
             why = f"its test split could not be read ({' '.join(str(e).split())[:200]})"
     result = None
     if why is None:
-        result = _file_figures(model, os.path.join(folder, graph["file"]), fmt, test)
-        if result is None:
+        try:
+            result = _file_figures(model, os.path.join(folder, graph["file"]), fmt, test)
+        except Exception as e:    # data this model cannot be scored on (other labels)
+            said = user_message(e)
+            if said is None:
+                raise
+            why = f"its test split could not be scored ({' '.join(said.split())[:200]})"
+        if why is None and result is None:
             why = f"mmzoo measures no {spec.task} figures on one exported file"
     if why is not None:
         print(f"mmzoo: warning: the export's figures were not measured: {why}; its model card "

@@ -627,9 +627,10 @@ def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(new
     assert out.returncode == 0, out.stderr[-3000:]
     printed = next(line for line in out.stdout.splitlines() if line.strip().startswith("accuracy"))
     evaluation = json.load(open(run / "evaluation_test.json"))
-    out = mmzoo("card", run)                     # the run's own card, with those figures now
+    out = mmzoo("card", run, "--license", "mit", "--dataset-id", "someone/ag_news")
     assert out.returncode == 0 and out.stdout.strip() == f"wrote {run / 'README.md'}"
-    card = (run / "README.md").read_text()
+    card = (run / "README.md").read_text()       # the run's own card, with those figures now
+    assert 'license: "mit"' in card and 'datasets:\n  - "someone/ag_news"' in card
     assert printed in card and "## Training\n" in card          # the figures, the time
     assert re.search(r"\n- train: [\d,]+ examples\n", card), card[:2000]
     exports, measured = {}, {}
@@ -641,6 +642,7 @@ def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(new
         card = (folder / "README.md").read_text()
         library = {"onnx": "onnx", "litert": "tflite"}[fmt]
         assert card.startswith(f"---\nlibrary_name: \"{library}\"\n") and printed in card
+        assert 'license: "mit"' in card and "someone/ag_news" in card     # as the run's card
         meta = json.loads((folder / "metadata.json").read_text())
         assert meta["labels"] == evaluation["labels"] and meta["quantize"] == quantize
         assert meta["keras_test"]["accuracy"] == evaluation["accuracy"]    # for comparison

@@ -167,6 +167,9 @@ def test_int8_keeps_the_audio_front_end_in_float_and_its_weights_small(data_dir,
     source = f"fsdd:{data_dir}/fsdd"
     int8 = mmzoo.export(model, tmp_path / "int8", format="litert", quantize="int8", data=source)
     plain = mmzoo.export(model, tmp_path / "float", format="litert")
+    card = open(os.path.join(int8, "README.md")).read()   # FSDD's digits are not its labels:
+    assert "Not measured on this file: its test split could not be scored" in card
+    assert "model-index:" not in card                       # no figures of another model
     kinds = _tensor_kinds(os.path.join(int8, "model.tflite"))
     assert "int8" in kinds["conv"] and "float32" in kinds["log"], kinds
     size = os.path.getsize(os.path.join(int8, "model.tflite"))
