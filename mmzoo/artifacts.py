@@ -11,7 +11,10 @@ and what a later run asks for. So each one is an `Artifact`:
   files it holds; a folder without a manifest that matches its name is never read;
 - it is written into a fresh staging folder (`tempfile.mkdtemp`: a unique, unpredictable name
   made with mode 0700, so no other user can plant a file or a link in it) and moved into place
-  with one `os.rename`, so a reader sees either nothing or the whole artifact. Processes that
+  with one `os.rename`, so a reader sees either nothing or the whole artifact. Just before the
+  move, its folders and files get the modes the user's umask gives (`follow_umask`: 0755 and
+  0644 under umask 022), as if made with `mkdir` and `open`, so a team reads what one of them
+  prepared. Processes that
   build the same artifact at once each finish their own copy; the first rename wins and the
   others discard theirs. A reader keeps reading what it opened: a new version of the data gets
   a new key, hence a new folder, and never overwrites the old one in place;
@@ -47,6 +50,39 @@ def digest(parts):
     """The SHA-256 hex digest of `parts` (any JSON-able value), keys sorted."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def umask():
+    """The process's umask, read without changing it where the system says it (Linux's
+    `/proc/self/status`); else set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path):
+    """Give the folder `path` and everything under it (all written by mmzoo) the modes the
+    umask gives a new folder (0o777 less it) and a new file (0o666 less it; an executable
+    keeps its execute bits where the umask allows): what `mkdir` and `open` would have made,
+    whatever made them (`tempfile.mkdtemp` and `mkstemp` make 0700 and 0600). Links are left
+    as they are."""
+    mask = umask()
+    folder_mode, file_mode = 0o777 & ~mask, 0o666 & ~mask
+    for folder, _, names in os.walk(path):
+        os.chmod(folder, folder_mode)
+        for name in names:
+            file = os.path.join(folder, name)
+            if os.path.islink(file):
+                continue
+            executable = os.stat(file).st_mode & 0o111
+            os.chmod(file, file_mode | (executable and (0o111 & ~mask)))
 
 
 def _host():
@@ -134,6 +170,7 @@ class Artifact:
                         **info}
             with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, indent=1, default=str)
+            follow_umask(staging)   # mkdtemp made it 0700: readable as the user's files are
             self._publish(staging)
 
     def _publish(self, staging):
@@ -213,6 +250,36 @@ def staging_folder(root, name):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+ASIDE = ".mmzoo-previous"   # `.NAME.mmzoo-previous`: the folder NAME while `swap_in` replaces it
+
+
+def aside_of(path):
+    """Where `swap_in` keeps the previous folder at `path` while the new one moves in."""
+    parent, name = os.path.split(os.path.abspath(path))
+    return os.path.join(parent, f".{name}{ASIDE}")
+
+
+def swap_in(new, path, staging):
+    """Move the folder `new` to `path`, replacing the folder there, so that a kill at any
+    moment leaves the previous folder or the new one: the previous is moved aside
+    (`aside_of(path)`, beside it: never into `staging`, which a later sweep removes), the new
+    one moved in, then the previous moved into `staging` (removed with it). A failure of the
+    second move puts the previous back; after a kill between the two, the previous is at
+    `aside_of(path)`, for the next writer to put back (`mmzoo.export`). An empty folder at
+    `path` is simply replaced."""
+    aside = aside_of(path)
+    if not (os.path.isdir(path) and os.listdir(path)):
+        os.replace(new, path)
+        return
+    os.rename(path, aside)        # never onto a leftover: the writer put it back or removed it
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.rename(aside, path)
+        raise
+    os.rename(aside, os.path.join(staging, "previous"))
+
+
 def sweep(root):
     """Remove the staging folders in `root` that mmzoo made (marked) in a process of this host
     that has ended (killed while building)."""
@@ -234,4 +301,5 @@ def sweep(root):
         shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["Artifact", "FORMAT_VERSION", "artifacts", "digest", "staging_folder", "sweep"]
+__all__ = ["ASIDE", "Artifact", "FORMAT_VERSION", "aside_of", "artifacts", "digest", "follow_umask",
+           "staging_folder", "swap_in", "sweep", "umask"]

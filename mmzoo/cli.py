@@ -293,7 +293,7 @@ def _cmd_export(args):
 
     model, run = open_model(args.run)
     path = export(model, args.out, args.format, args.quantize, run=run and run.path,
-                  data=args.data)
+                  data=args.data, license=args.license, dataset_ids=args.dataset_id)
     print(f"exported {path}")
 
 
@@ -303,8 +303,8 @@ def _cmd_card(args):
 
     run = open_run(args.run, "mmzoo card")
     model, _ = open_model(args.run)
-    with _held(run, ("README.md",)):
-        print(f"wrote {write(run, model)}")
+    with _held(run, ("README.md", "card.json")):
+        print(f"wrote {write(run, model, license=args.license, dataset_ids=args.dataset_id)}")
 
 
 def _cmd_predict(args):
@@ -451,6 +451,16 @@ def _add_evaluate(sub, common):
     p.set_defaults(fn=_cmd_evaluate)
 
 
+def _add_publishing(p):
+    p.add_argument("--license", default=None, metavar="ID",
+                   help="the licence for the model card, as hubs spell it (apache-2.0, mit, "
+                        "cc-by-4.0, other; default: the run's, as `mmzoo card --license` "
+                        "recorded it, else unknown, which the card says)")
+    p.add_argument("--dataset-id", action="append", default=None, metavar="ID",
+                   help="the training data's id on a hub (NAME or OWNER/NAME; repeatable) for "
+                        "the card's `datasets` (default: the run's; else none)")
+
+
 def _add_export(sub, common):
     p = sub.add_parser("export", parents=[common],
                        help="write a SavedModel taking raw inputs, or ONNX / LiteRT files "
@@ -467,14 +477,17 @@ def _add_export(sub, common):
                    help="litert only: float16 weights, or int8 weights and activations "
                         "calibrated on the run's training data")
     p.add_argument("--data", default=None,
-                   help="data source to calibrate int8 on (default: the run's, from its "
-                        "config.json)")
+                   help="data source to calibrate int8 on and, for onnx and litert, to measure "
+                        "the exported file's own test figures on (default: the run's, from its "
+                        "config.json; without data the card reports no figures)")
+    _add_publishing(p)
     p.set_defaults(fn=_cmd_export)
 
     p = sub.add_parser("card", parents=[common],
                        help="write a run's model card, RUN/README.md (with the test figures "
                             "of `mmzoo evaluate`)")
     p.add_argument("run", help="a folder written by `mmzoo train`")
+    _add_publishing(p)
     p.set_defaults(fn=_cmd_card)
 
 

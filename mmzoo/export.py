@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import keras
 import tensorflow as tf
 
 from mmzoo import contract
 from mmzoo._version import __version__
-from mmzoo.artifacts import staging_folder
-from mmzoo.card import card, metadata, run_record
+from mmzoo.artifacts import aside_of, follow_umask, staging_folder, swap_in
+from mmzoo.card import (card, metadata, public_source, publishing, run_record,
+                        without_local_paths)
+from mmzoo.data import load
 from mmzoo.data.preprocessor import Preprocessor
-from mmzoo.errors import InvalidValue
-from mmzoo.portable import check_request, portable_files
+from mmzoo.errors import InvalidValue, MmzooError, user_message
+from mmzoo.portable import (as_numbers, check_request, file_runner, portable_files,
+                            runtime_name)
 from mmzoo.registry import get_spec, get_task
 from mmzoo.run import (CARD, MARKER, METADATA, FolderLock, changed_files, command_line,
                        export_record, file_stats, is_export)
@@ -109,7 +113,7 @@ def _files(folder):
 
 
 def export(model, path, format="saved_model", quantize=None, *, run=None, data=None,
-           on_error=None):
+           on_error=None, license=None, dataset_ids=None):
     """Export `model` to the folder `path`: a SavedModel taking RAW inputs (the reference), or
     ONNX / LiteRT files taking numbers; each with `metadata.json` and a model card `README.md`.
 
@@ -136,12 +140,15 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     files take batch 1 and run with builtin ops only; `quantize="float16"` halves their
     weights, `quantize="int8"` quantizes weights and activations after training, calibrated
     on `mmzoo.portable.REPRESENTATIVE_EXAMPLES` examples of the training data (`data`, or the
-    run's).
+    run's) drawn from every label in turn (`mmzoo.portable.calibration_set`).
 
     Nothing export did not write is ever removed. The export is written to a temporary
-    folder beside `path` and moved into place once complete. An existing `path` is replaced
-    only when it is a previous mmzoo export holding nothing it did not write; an empty folder
-    is used as it is; anything else fails naming `path` and what is in it.
+    folder beside `path` and moved into place once complete (its folders and files with the
+    modes the user's umask gives). An existing `path` is replaced only when it is a previous
+    mmzoo export holding nothing it did not write; an empty folder is used as it is; anything
+    else fails naming `path` and what is in it. The previous export is moved aside (to
+    `.NAME.mmzoo-previous`) only while the new one moves in: an export killed in between
+    leaves it there, and the next export into `path` puts it back first.
 
     Args:
         model: keras.Model. A model from `mmzoo.build` (or loaded from `.keras`).
@@ -150,8 +157,14 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
         quantize: str or None. `float16` or `int8`, for `litert`.
         run: str or None. The training run `model` comes from: its record (data, figures that
             `mmzoo evaluate` wrote, training time) goes into the model card and metadata.
-        data: str or None. A data source for int8 calibration (default: the run's).
+        data: str or None. A data source for int8 calibration and for the figures of a
+            portable export, measured on its file at export on the test split (default: the
+            run's; without data, a portable export's card reports no figures).
         on_error: str or None. Bad files in that data: `raise` or `skip` (default: the run's).
+        license: str or None. The licence identifier for the card (`apache-2.0`, ...; default:
+            the run's, as `mmzoo card --license` recorded it, else `unknown`, said so).
+        dataset_ids: list or None. Hub ids of the training data for the card's `datasets`
+            (default: the run's; else the card names none).
 
     Returns:
         The absolute path written.
@@ -169,6 +182,7 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     recorded = (run_record(run) or {}).get("config") or {}
     data = data or recorded.get("data")
     check_request(format, quantize, data)
+    published = publishing(run, license=license, dataset_ids=dataset_ids)   # checked first
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
@@ -176,17 +190,17 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     lock = FolderLock(os.path.join(parent, f".{name}{LOCK_SUFFIX}"), path, command_line())
     lock.acquire()
     try:
-        _check_replaceable(path)  # before the work, so a mistake costs nothing
         # a staging folder beside `path`, removed at the end (or, after a kill, by the next
         # export or artifact written here: `mmzoo.artifacts.sweep`)
         with staging_folder(parent, name) as staging:
+            _recover(path, staging)   # what an export killed while moving into place left
+            _check_replaceable(path)  # before the work, so a mistake costs nothing
             written = os.path.join(staging, "model")
             _write(model, written, format, quantize, run, data,
-                   on_error or recorded.get("on_error") or "raise")
+                   on_error or recorded.get("on_error") or "raise", published)
+            follow_umask(written)     # as the user's umask makes folders and files
             _check_replaceable(path)  # again: something may have appeared there meanwhile
-            if os.path.isdir(path) and os.listdir(path):
-                os.replace(path, os.path.join(staging, "previous"))  # removed with `staging`
-            os.replace(written, path)           # onto a missing path or an empty folder
+            swap_in(written, path, staging)   # a kill leaves the previous export or this one
     finally:
         lock.release()
     return path
@@ -195,17 +209,45 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
 LOCK_SUFFIX = ".mmzoo-lock"   # `.NAME.mmzoo-lock` beside an export folder NAME, while it is written
 
 
-def _write(model, folder, fmt, quantize, run, data, on_error):
+def _recover(path, staging):
+    """An export killed between moving the previous export at `path` aside and moving its own
+    in (`mmzoo.artifacts.swap_in`) left the previous at `aside_of(path)`: put it back when
+    `path` is missing (or an empty folder), or, when the new export did arrive, remove it
+    (moved into `staging`) if it holds only what export wrote, as export left it."""
+    aside = aside_of(path)
+    if not os.path.isdir(aside) or os.path.islink(aside) or not is_export(aside):
+        return
+    if not os.path.lexists(path) or (os.path.isdir(path) and not os.listdir(path)):
+        os.replace(aside, path)
+        print(f"mmzoo: put back the previous export at {path}, which an interrupted export "
+              f"had moved to {aside}", file=sys.stderr)
+        return
+    if not is_export(path):       # something else arrived there: the check after this says so
+        return
+    try:
+        _check_replaceable(aside)
+    except InvalidValue:
+        raise InvalidValue(
+            f"cannot export to {path}: {aside} holds the export an interrupted export moved "
+            "aside, and files export did not write (or changed since); move it away, or "
+            "choose another path") from None
+    os.rename(aside, os.path.join(staging, "previous"))
+
+
+def _write(model, folder, fmt, quantize, run, data, on_error, published):
     """The files of an export of `model` in the new `folder`: the graphs, the model card and
-    `metadata.json` (and a SavedModel's marker), each listing every file written."""
-    graphs = None
+    `metadata.json` (and a SavedModel's marker), each listing every file written. A portable
+    export's figures are measured on its own file (`_measure`)."""
+    graphs = measured = None
     if fmt == "saved_model":
         _write_saved_model(model, folder)
     else:
         os.makedirs(folder)
         graphs = portable_files(model, folder, fmt, quantize=quantize, data=data,
                                 on_error=on_error)
-    meta = metadata(model, fmt, quantize=quantize, graphs=graphs, run=run)
+        measured = _measure(model, folder, fmt, graphs, data, on_error)
+    meta = metadata(model, fmt, quantize=quantize, graphs=graphs, run=run, measured=measured,
+                    license=published["license"], dataset_ids=published["dataset_ids"])
     with open(os.path.join(folder, CARD), "w") as f:
         f.write(card(model, meta, run=run))
     meta["files"] = _files(folder) + [METADATA]
@@ -219,6 +261,55 @@ def _write(model, folder, fmt, quantize, run, data, on_error):
                        "stats": meta["stats"]}, f)
     with open(os.path.join(folder, METADATA), "w") as f:
         json.dump(meta, f, indent=1)
+
+
+def _measure(model, folder, fmt, graphs, data, on_error):
+    """A portable export's own test figures: its `model` file run in its runtime on the test
+    split of `data`, scored as `mmzoo evaluate` scores the Keras model (`Task.evaluate_file`):
+    `{"evaluation", "file", "runtime"}`, or `{"why"}` they were not measured (no data, no
+    test split, no runtime, or a task whose figures need more than one graph), said on
+    stderr too when there was data."""
+    spec = get_spec(model.name)
+    graph = graphs.get("model")
+    why = None
+    if data is None:
+        return {"why": "no data was given at export (`--data`, or a run recording its data)"}
+    if graph is None:
+        why = f"the {spec.task} task's figures need its {len(graphs)} files together"
+    elif runtime_name(fmt) is None:
+        why = "onnxruntime was not installed at export"
+    if why is None:
+        try:
+            test = load(data, split="test", task=spec.task, on_error=on_error)
+        except (MmzooError, OSError, ValueError) as e:
+            why = f"its test split could not be read ({' '.join(str(e).split())[:200]})"
+    result = None
+    if why is None:
+        try:
+            result = _file_figures(model, os.path.join(folder, graph["file"]), fmt, test)
+        except Exception as e:    # data this model cannot be scored on (other labels)
+            said = user_message(e)
+            if said is None:
+                raise
+            why = f"its test split could not be scored ({' '.join(said.split())[:200]})"
+        if why is None and result is None:
+            why = f"mmzoo measures no {spec.task} figures on one exported file"
+    if why is not None:
+        print(f"mmzoo: warning: the export's figures were not measured: {why}; its model card "
+              "reports none", file=sys.stderr)
+        return {"why": without_local_paths(why)}
+    evaluation = {"model": model.name, "task": spec.task, **result,
+                  "data": public_source(data), "split": "test"}
+    return {"evaluation": evaluation, "file": graph["file"], "runtime": runtime_name(fmt)}
+
+
+def _file_figures(model, path, fmt, test, batch_size=64):
+    """The task's figures of the exported file `path` on `test`: each batch of the pipeline
+    run in the file's runtime (`mmzoo.portable.file_runner`), scored by
+    `Task.evaluate_file`; None for a task it cannot score so."""
+    run = file_runner(path, fmt)
+    return get_task(get_spec(model.name).task).evaluate_file(
+        model, test, batch_size, lambda inputs: run(as_numbers(model, inputs)))
 
 
 def _write_saved_model(model, folder):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -49,13 +50,14 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from importlib import metadata as package_metadata
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmzoo import contract
-from mmzoo.data import load, pipeline, waveform
+from mmzoo.data import open_source, pipeline, waveform
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.data.text import NON_WORD
 from mmzoo.errors import InvalidValue, MmzooError
@@ -253,24 +255,65 @@ def _interpreter(path):
         return Interpreter(model_path=path)
 
 
+def runtime_name(fmt):
+    """The runtime that runs `fmt` files here (`onnxruntime 1.x`, `ai-edge-litert 2.x`, or
+    TensorFlow's LiteRT interpreter), or None when none is installed (onnxruntime missing)."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        return f"onnxruntime {onnxruntime.__version__}"
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        return f"the LiteRT interpreter of TensorFlow {tf.__version__}"
+    try:
+        return f"ai-edge-litert {package_metadata.version('ai-edge-litert')}"
+    except package_metadata.PackageNotFoundError:
+        return "ai-edge-litert"
+
+
+def file_runner(path, fmt):
+    """A callable running the exported file `path` in its runtime on a dict of numeric
+    inputs (a batch; LiteRT files one row at a time) and returning its outputs by name; None
+    when the runtime is not installed (`runtime_name`)."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return lambda inputs: dict(zip(names, session.run(None, inputs)))
+    run = _interpreter(path).get_signature_runner()
+
+    def rows(inputs):
+        count = len(next(iter(inputs.values())))
+        outs = [run(**{k: v[i:i + 1] for k, v in inputs.items()}) for i in range(count)]
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    return rows
+
+
 def verify(graph, path, fmt, *, exact=True, owner=None):
-    """Run the written file on a probe input in its runtime (onnxruntime when installed; the
-    LiteRT interpreter) and compare with the Keras graph (within 1e-3 when `exact`): a file that
-    fails to run, or computes something else, fails the export naming what went wrong."""
+    """Run the written file on a probe input in its runtime (onnxruntime; ai-edge-litert's or
+    TensorFlow's LiteRT interpreter) and compare with the Keras graph (within 1e-3 when
+    `exact`): a file that fails to run, or computes something else, fails the export naming
+    what went wrong. Returns what was checked, in words, for the model card: with no
+    runtime installed (onnxruntime missing), that the file was not run, also said on stderr."""
     owner = owner or graph
     probe = _probe(graph)
     want = {k: np.asarray(v) for k, v in graph(probe, training=False).items()}
+    runtime = runtime_name(fmt)
+    if runtime is None:
+        print(f"mmzoo: warning: {os.path.basename(path)} was not run at export: onnxruntime is "
+              "not installed (pip install onnxruntime); the model card says so",
+              file=sys.stderr)
+        return ("not run at export: onnxruntime was not installed, so nothing checked that "
+                "this file runs, nor what it computes")
     try:
-        if fmt == "onnx":
-            try:
-                import onnxruntime
-            except ImportError:
-                return
-            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            got = dict(zip(names, session.run(None, probe)))
-        else:
-            got = _interpreter(path).get_signature_runner()(**probe)
+        got = file_runner(path, fmt)(probe)
     except Exception as e:  # the runtime's refusal, in one line
         reason = " ".join(str(e).split())[:300]
         raise NotExportable(
@@ -284,6 +327,9 @@ def verify(graph, path, fmt, *, exact=True, owner=None):
                 f"model {owner.name!r} cannot be exported to {fmt}: the converted file's "
                 f"{name!r} differs from the Keras model's on a {_described(probe)}; export it "
                 "with --format saved_model")
+    agreed = ("its outputs equal the Keras model's within 1e-3" if exact else
+              "it ran (quantized: its outputs are not compared with the float model's)")
+    return f"run at export in {runtime} on a probe input: {agreed}"
 
 
 def _described(probe):
@@ -481,27 +527,57 @@ def input_metadata(model, fmt):
     return out
 
 
+def calibration_set(data, task, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
+    """The raw training examples int8 calibration reads, as a `tf.data.Dataset`: `count` of
+    the train split of `data` drawn from every label in turn (the labels sorted; within each
+    label, its examples in the order of a SHA-256 of their position in the split: a stable
+    order that is not the files'), so that no class is left out (a split listed class by
+    class would otherwise give its first class alone). Examples without a `label` are drawn
+    in that hash order alone. The labels are read first without decoding a file; the decoded
+    split is then streamed, keeping only the examples drawn."""
+    src = open_source(data, on_error=on_error)
+    listed = src.dataset("train", task, decode=False)
+    if "label" in listed.element_spec:
+        labels = [v.item() if hasattr(v, "item") else v
+                  for v in listed.map(lambda e: e["label"]).as_numpy_iterator()]
+    else:
+        labels = [None] * sum(1 for _ in listed.map(lambda e: 0).as_numpy_iterator())
+    picked = tf.constant(calibration_positions(labels, count) or [-1], tf.int64)
+    return (src.dataset("train", task).enumerate()
+            .filter(lambda i, _: tf.reduce_any(tf.equal(i, picked)))
+            .map(lambda _, example: example))
+
+
+def calibration_positions(labels, count):
+    """The sorted positions of `count` of the examples whose labels are `labels` (one per
+    example; all None: no labels): round-robin over the labels in sorted order, each label's
+    examples taken in the order of a SHA-256 of their position."""
+    groups = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    queues = [sorted(positions, key=lambda i: hashlib.sha256(f"calibration:{i}".encode())
+                     .digest()) for _, positions in sorted(groups.items(), key=lambda kv:
+                                                          str(kv[0]))]
+    picked = []
+    for depth in range(max(map(len, queues), default=0)):
+        picked += [queue[depth] for queue in queues if depth < len(queue)]
+        if len(picked) >= count:
+            break
+    return sorted(picked[:count])
+
+
 def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_error="raise"):
     """A callable yielding `count` training examples of `data` as numeric input dicts (batch 1),
-    for int8 calibration: what the model's `Preprocessor` makes of them (images uint8, text
-    ids, waveforms at the model's rate and length), and what else its task's graphs take (a
-    captioner's decoder: the image `features` and the caption so far as `ids`)."""
+    for int8 calibration: those of `calibration_set` (every label's), as the model's
+    `Preprocessor` makes them (images uint8, text ids, waveforms at the model's rate and
+    length), and what else its task's graphs take (a captioner's decoder: the image
+    `features` and the caption so far as `ids`)."""
     task = task_of(model)
-    raw = task.calibration_data(model, load(data, split="train", task=task.name,
-                                            on_error=on_error).take(count))
+    raw = task.calibration_data(model, calibration_set(data, task.name, count,
+                                                       on_error=on_error))
     examples = []
-    names = list(contract.input_shapes(model))
     for inputs, *_ in pipeline(model, raw, batch_size=1, cache="none").as_numpy_iterator():
-        example = {}
-        for name in names:
-            value = inputs[name]
-            if name == "image":
-                value = np.clip(np.round(value), 0, 255).astype("uint8")
-            elif name == "audio":
-                value = value.astype("float32")
-            else:
-                value = value.astype("int32")
-            example[name] = value
+        example = as_numbers(model, inputs)
         example.update(task.calibration_inputs(model, inputs))
         examples.append(example)
         if len(examples) == count:
@@ -514,6 +590,22 @@ def representative_examples(model, data, count=REPRESENTATIVE_EXAMPLES, *, on_er
         yield from examples
 
     return generate
+
+
+def as_numbers(model, inputs):
+    """A batch of the pipeline's `inputs` for `model` as a portable export takes them: images
+    rounded to uint8, waveforms float32, token ids int32."""
+    example = {}
+    for name in contract.input_shapes(model):
+        value = np.asarray(inputs[name])
+        if name == "image":
+            value = np.clip(np.round(value), 0, 255).astype("uint8")
+        elif name == "audio":
+            value = value.astype("float32")
+        else:
+            value = value.astype("int32")
+        example[name] = value
+    return example
 
 
 def check_request(fmt, quantize=None, data=None, *, portable=False):
@@ -549,9 +641,10 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
         file = stem + FILE_SUFFIX[fmt]
         how = convert(graph, os.path.join(folder, file), fmt, quantize=quantize,
                       representative=representative, owner=model)
-        verify(graph, os.path.join(folder, file), fmt, exact=quantize is None, owner=model)
+        checked = verify(graph, os.path.join(folder, file), fmt, exact=quantize is None,
+                         owner=model)
         described[stem] = {
-            "file": file, "numbers": how,
+            "file": file, "numbers": how, "checked": checked,
             "inputs": {t.name: {"dtype": str(t.dtype), "shape": list(t.shape)}
                        for t in graph.inputs},
             "outputs": {k: {"dtype": "float32", "shape": list(t.shape)}
@@ -559,6 +652,7 @@ def portable_files(model, folder, fmt, *, quantize=None, data=None, on_error="ra
     return described
 
 
-__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "check_request", "convert",
-           "graphs", "hub_text_preprocessing", "input_metadata", "portable_files",
-           "representative_examples", "text_preprocessing"]
+__all__ = ["FORMATS", "FitLength", "NotExportable", "QUANTIZATIONS", "as_numbers",
+           "calibration_positions", "calibration_set", "check_request", "convert", "graphs",
+           "file_runner", "hub_text_preprocessing", "input_metadata", "portable_files",
+           "representative_examples", "runtime_name", "text_preprocessing", "verify"]

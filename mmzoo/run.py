@@ -38,6 +38,7 @@ import tempfile
 import time
 
 from mmzoo import _startup, plugins
+from mmzoo.artifacts import umask
 from mmzoo.errors import InvalidValue, MissingFile
 
 LEDGER = ".mmzoo-written.json"
@@ -247,7 +248,7 @@ class RunFolder:
             return
         os.makedirs(self.path, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".mmzoo-written-", dir=self.path)
-        os.fchmod(fd, 0o644)    # mkstemp's 0600 would hide the ledger from the folder's group
+        os.fchmod(fd, 0o666 & ~umask())   # as `open` makes files (mkstemp makes them 0600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({"version": 2, "entries": entries}, f, indent=1, sort_keys=True)
         os.replace(tmp, self.ledger)

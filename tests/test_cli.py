@@ -637,7 +637,9 @@ def test_search_ranks_photos_as_the_served_towers_do(tiny_easy_vqa, tmp_path):
 
 def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(news_run, tmp_path):
     """ONNX, LiteRT and LiteRT int8 exports of a trained text classifier: each model card
-    shows the accuracy `mmzoo evaluate` printed and metadata.json its labels; in a process
+    reports in `model-index` the accuracy of its own file, measured at export on the run's
+    test split, and shows the one `mmzoo evaluate` printed for comparison, and metadata.json
+    its labels; in a process
     without TensorFlow, `mmzoo/runtime.py` tokenises the test texts as metadata.json says (the
     ids mmzoo makes) and each file answers them with evaluate's accuracy (float files within
     one text of it, int8 within 2 points)."""
@@ -652,23 +654,29 @@ def test_portable_exports_of_a_run_carry_its_card_and_answer_as_evaluate_did(new
     assert out.returncode == 0, out.stderr[-3000:]
     printed = next(line for line in out.stdout.splitlines() if line.strip().startswith("accuracy"))
     evaluation = json.load(open(run / "evaluation_test.json"))
-    out = mmzoo("card", run)                     # the run's own card, with those figures now
+    out = mmzoo("card", run, "--license", "mit", "--dataset-id", "someone/ag_news")
     assert out.returncode == 0 and out.stdout.strip() == f"wrote {run / 'README.md'}"
-    card = (run / "README.md").read_text()
+    card = (run / "README.md").read_text()       # the run's own card, with those figures now
+    assert 'license: "mit"' in card and 'datasets:\n  - "someone/ag_news"' in card
     assert printed in card and "## Training\n" in card          # the figures, the time
     assert re.search(r"\n- train: [\d,]+ examples\n", card), card[:2000]
-    exports = {}
+    exports, measured = {}, {}
     for fmt, quantize in (("onnx", None), ("litert", None), ("litert", "int8")):
         folder = tmp_path / (fmt + (f"_{quantize}" if quantize else ""))
         out = mmzoo("export", run, "--format", fmt, *(["--quantize", quantize] if quantize
                                                         else []), "--out", folder)
         assert out.returncode == 0, out.stderr[-3000:]
         card = (folder / "README.md").read_text()
-        assert card.startswith("---\nlibrary_name: \"keras\"\n") and printed in card
-        assert f"value: {round(evaluation['accuracy'], 6)}" in card      # model-index
+        library = {"onnx": "onnx", "litert": "tflite"}[fmt]
+        assert card.startswith(f"---\nlibrary_name: \"{library}\"\n") and printed in card
+        assert 'license: "mit"' in card and "someone/ag_news" in card     # as the run's card
         meta = json.loads((folder / "metadata.json").read_text())
         assert meta["labels"] == evaluation["labels"] and meta["quantize"] == quantize
-        assert meta["test"]["accuracy"] == evaluation["accuracy"]
+        assert meta["keras_test"]["accuracy"] == evaluation["accuracy"]    # for comparison
+        # model-index: the file's own figures, measured on it at export on the run's test split
+        assert meta["test_measured"]["on"] == "model" + {"onnx": ".onnx", "litert": ".tflite"}[fmt]
+        assert f"value: {round(meta['test']['accuracy'], 6)}" in card.split("\n---")[0]
+        measured[folder.name] = meta["test"]["accuracy"]
         exports[folder.name] = str(folder)
     test = list(zoo.data.load(source, split="test").as_numpy_iterator())
     texts = [e["text"].decode() for e in test]
@@ -704,5 +712,6 @@ print(json.dumps(out))
     assert abs(accuracy["onnx"] - evaluation["accuracy"]) <= one, accuracy
     assert abs(accuracy["litert"] - evaluation["accuracy"]) <= one, accuracy
     assert abs(accuracy["litert_int8"] - accuracy["litert"]) <= 0.02, accuracy
+    assert accuracy == pytest.approx(measured), (accuracy, measured)   # what each card says
     assert os.path.getsize(os.path.join(exports["litert_int8"], "model.tflite")) < \
         0.35 * os.path.getsize(os.path.join(exports["litert"], "model.tflite"))

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 
 import pytest
 import tensorflow as tf
@@ -148,3 +149,181 @@ def test_a_portable_export_replaces_only_itself_and_says_what_it_holds(model, tm
     with pytest.raises(ValueError, match="calibrates on training data"):
         mmzoo.export(model, tmp_path / "q", format="litert", quantize="int8")
     assert not (tmp_path / "q").exists()
+
+
+def test_an_export_killed_between_its_two_moves_keeps_the_previous_one(model, tmp_path,
+                                                                        monkeypatch):
+    """The previous export waits beside the folder (`.NAME.mmzoo-previous`, never in the
+    staging folder that a sweep removes) while the new one moves in: a failed move puts it
+    back at once; a process killed between the moves leaves it there, and the next export
+    puts it back first (here that export fails: the previous is what `sm` holds)."""
+    import signal
+    import sys
+
+    from mmzoo import artifacts
+
+    sm = tmp_path / "sm"
+    mmzoo.export(model, sm)
+    before = tree(sm)
+    real = os.replace
+
+    def failing(src, dst):
+        if os.path.basename(str(src)) == "model":      # the new export moving in
+            raise OSError("disk gone")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk gone"):
+        mmzoo.export(model, sm)
+    monkeypatch.setattr(os, "replace", real)
+    assert tree(sm) == before and sorted(os.listdir(tmp_path)) == ["sm"]
+
+    new = tmp_path / "new"
+    shutil.copytree(sm, new)
+    pid = os.fork()
+    if pid == 0:                                       # a process killed between the moves
+        try:
+            os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+            artifacts.swap_in(str(new), str(sm), str(tmp_path))
+        finally:
+            os._exit(1)
+    assert os.waitpid(pid, 0)[1] & 0x7F == signal.SIGKILL
+    assert not sm.exists() and tree(tmp_path / ".sm.mmzoo-previous") == before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(sys.modules["mmzoo.export"], "_write", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        mmzoo.export(model, sm)
+    assert tree(sm) == before and sorted(os.listdir(tmp_path)) == ["new", "sm"]
+    monkeypatch.undo()
+    mmzoo.export(model, sm)                             # and replaced as any previous export
+    assert is_export(sm) and sorted(os.listdir(tmp_path)) == ["new", "sm"]
+
+
+def test_exports_and_prepared_data_follow_the_umask(model, tmp_path, data_dir):
+    """Under umask 002 a team shares what one of them wrote: folders 0775, files 0664 (not
+    the 0700 of the staging folder they were written in); under 077, 0700 and 0600."""
+    def modes(root):
+        found = {(os.stat(root).st_mode & 0o777)}
+        for folder, dirs, files in os.walk(root):
+            found |= {os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in dirs + files}
+        return found
+
+    news = tmp_path / "news.csv"
+    with open(os.path.join(data_dir, "ag_news", "news.csv"), newline="") as f:
+        news.write_text("".join(f.readline() for _ in range(11)))
+    old = os.umask(0o002)
+    try:
+        prepared, _ = mmzoo.data.prepare(f"csv:{news}", str(tmp_path / "prepared"))
+        exported = mmzoo.export(model, tmp_path / "onnx", format="onnx")
+        os.umask(0o077)
+        private = mmzoo.export(model, tmp_path / "sm", format="saved_model")
+    finally:
+        os.umask(old)
+    assert modes(prepared) == modes(exported) == {0o775, 0o664}
+    assert modes(private) == {0o700, 0o600}
+
+
+def _tiny_table(folder):
+    """A CSV of the model's labels with its own test split: the data a portable export's
+    figures are measured on."""
+    path = folder / "t.csv"
+    rows = [f"{'abc'[i % 3]},word{i % 3} w{i},{'test' if i % 2 else 'train'}" for i in range(18)]
+    path.write_text("label,text,split\n" + "\n".join(rows) + "\n")
+    return f"csv:{path}"
+
+
+def test_a_portable_export_reports_the_figures_of_its_own_file(model, tmp_path):
+    """With data, an ONNX export's `model-index` holds the figures of model.onnx itself, run
+    in onnxruntime at export on the test split (as `mmzoo evaluate` scores the Keras model:
+    the same, for a float file), and says so; without data it holds none, and says why."""
+    import json
+    import warnings
+
+    data = _tiny_table(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                # few training rows per class
+        folder = mmzoo.export(model, tmp_path / "onnx", format="onnx", data=data)
+        keras_figures = mmzoo.evaluate(model, mmzoo.data.load(data, split="test"))
+    meta = json.loads(open(os.path.join(folder, "metadata.json")).read())
+    card = open(os.path.join(folder, "README.md")).read()
+    assert meta["test_measured"]["on"] == "model.onnx"
+    assert meta["test_measured"]["runtime"].startswith("onnxruntime ")
+    assert meta["test"]["accuracy"] == keras_figures["accuracy"]
+    assert meta["test_evaluation"]["examples"] == 9
+    assert f"value: {round(keras_figures['accuracy'], 6)}" in card and "model-index" in card
+    assert "Measured on this file at export (model.onnx run in onnxruntime" in card
+    bare = mmzoo.export(model, tmp_path / "bare", format="litert")
+    card = open(os.path.join(bare, "README.md")).read()
+    assert "model-index:" not in card and "metrics:" not in card
+    assert "Not measured on this file: no data was given at export" in card
+
+
+def test_cards_name_the_licence_hub_datasets_and_format_and_no_local_path(model, tmp_path,
+                                                                        monkeypatch):
+    """A card's front matter has the licence (`unknown` unless given, and said so), hub
+    dataset ids only as given (never the local data source), the library that loads its
+    format; no absolute local path anywhere; and its usage snippet runs in the folder."""
+    import runpy
+
+    import numpy as np
+
+    from mmzoo.metrics import classification_metrics
+    from mmzoo.run import RunFolder
+
+    run = RunFolder(tmp_path / "run")              # a run's record, with local paths in it
+    with run.held():
+        run.write_json("config.json", {"data": f"parquet:{tmp_path}/pets.parquet",
+                                       "config": {"weights": f"{tmp_path}/w/backbone.h5"}})
+        figures = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), "abc")
+        run.write_json("evaluation_test.json", {"model": model.name, "task": "classification",
+                                                "data": f"parquet:{tmp_path}/pets.parquet",
+                                                "split": "test", **figures})
+    libraries = {"saved_model": "tf", "onnx": "onnx", "litert": "tflite"}
+    for fmt, library in libraries.items():
+        folder = mmzoo.export(model, tmp_path / fmt, format=fmt, run=str(run.path))
+        card = open(os.path.join(folder, "README.md")).read()
+        front = card.split("---")[1]
+        assert f'library_name: "{library}"' in front and 'license: "unknown"' in front
+        assert "datasets:" not in front and "parquet" not in front.split("model-index")[0]
+        assert "Not given: the licence is unknown" in card
+        assert str(tmp_path) not in card and "/w/" not in card
+        assert "`parquet:pets.parquet`" in card and "backbone.h5" in card
+        assert ("model-index:" in front) == (fmt == "saved_model")   # the Keras model's figures
+        snippet = card.split("```python\n")[1].split("```")[0]
+        monkeypatch.chdir(folder)
+        monkeypatch.syspath_prepend(os.path.dirname(mmzoo.__file__))   # runtime.py "copied"
+        (tmp_path / f"{fmt}.py").write_text(snippet)
+        runpy.run_path(str(tmp_path / f"{fmt}.py"))   # loads the folder's files and calls them
+        monkeypatch.undo()
+    sys.modules.pop("runtime", None)
+    folder = mmzoo.export(model, tmp_path / "given", run=str(run.path), license="apache-2.0",
+                          dataset_ids=["Jakobovski/free-spoken-digit-dataset"])
+    front = open(os.path.join(folder, "README.md")).read().split("---")[1]
+    assert 'license: "apache-2.0"' in front
+    assert 'datasets:\n  - "Jakobovski/free-spoken-digit-dataset"' in front
+    with pytest.raises(ValueError, match=r"--dataset-id 'parquet:pets.parquet' is not a hub"):
+        mmzoo.export(model, tmp_path / "bad", dataset_ids=["parquet:pets.parquet"])
+    with pytest.raises(ValueError, match=r"--license 'Apache License' is not a licence id"):
+        mmzoo.export(model, tmp_path / "bad", license="Apache License")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_export_without_onnxruntime_says_its_file_was_not_run(model, tmp_path, monkeypatch,
+                                                                 capsys):
+    """Where onnxruntime is missing (it is a dependency; a broken install), the ONNX file is
+    not run at export: stderr and the model card say so, and no figures are reported."""
+    import json
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)        # `import onnxruntime` fails
+    folder = mmzoo.export(model, tmp_path / "onnx", format="onnx", data=_tiny_table(tmp_path))
+    err = capsys.readouterr().err
+    assert "model.onnx was not run at export: onnxruntime is not installed" in err
+    assert "figures were not measured: onnxruntime was not installed" in err
+    card = open(os.path.join(folder, "README.md")).read()
+    assert "Checked: not run at export: onnxruntime was not installed" in card
+    assert "model-index:" not in card
+    meta = json.loads(open(os.path.join(folder, "metadata.json")).read())
+    assert meta["graphs"]["model"]["checked"].startswith("not run at export")

@@ -167,6 +167,9 @@ def test_int8_keeps_the_audio_front_end_in_float_and_its_weights_small(data_dir,
     source = f"fsdd:{data_dir}/fsdd"
     int8 = mmzoo.export(model, tmp_path / "int8", format="litert", quantize="int8", data=source)
     plain = mmzoo.export(model, tmp_path / "float", format="litert")
+    card = open(os.path.join(int8, "README.md")).read()   # FSDD's digits are not its labels:
+    assert "Not measured on this file: its test split could not be scored" in card
+    assert "model-index:" not in card                       # no figures of another model
     kinds = _tensor_kinds(os.path.join(int8, "model.tflite"))
     assert "int8" in kinds["conv"] and "float32" in kinds["log"], kinds
     size = os.path.getsize(os.path.join(int8, "model.tflite"))
@@ -191,3 +194,25 @@ def _tensor_kinds(path):
         if "Log" in name:
             kinds["log"].add(np.dtype(t["dtype"]).name)
     return kinds
+
+
+def test_int8_calibration_draws_from_every_label(data_dir):
+    """FSDD's train split is listed digit by digit: its first 200 examples are all zeros.
+    Calibration takes the labels in turn (each label's examples in a stable hash order), so
+    200 examples are 20 of each digit, and 10 are one of each; the same ones every time."""
+    from mmzoo.portable import calibration_positions, calibration_set
+
+    source = f"fsdd:{data_dir}/fsdd"
+    first = [int(e["label"]) for e in mmzoo.data.load(source, split="train").take(200)
+             .as_numpy_iterator()]
+    assert set(first) == {0}
+    drawn = calibration_set(source, "classification", 200)
+    labels = [int(e["label"]) for e in drawn.as_numpy_iterator()]
+    assert sorted(labels) == sorted(list(range(10)) * 20)
+    few = [int(e["label"]) for e in calibration_set(source, "classification", 10)
+           .as_numpy_iterator()]
+    assert sorted(few) == list(range(10))
+    picked = calibration_positions(["b"] * 5 + ["a"] * 3 + [None] * 2, 6)
+    assert picked == calibration_positions(["b"] * 5 + ["a"] * 3 + [None] * 2, 6)
+    assert sum(p < 5 for p in picked) == 2 and sum(5 <= p < 8 for p in picked) == 2
+    assert len(calibration_positions([None] * 50, 7)) == 7

@@ -123,8 +123,16 @@ def test_evaluation_and_its_table(case):
     assert not {"labels", "confusion_matrix", "examples"} & set(figures)
     assert all("examples" not in figures[d] for d in task.decoders)
     assert table(result).splitlines()[0].startswith(model.name)
+    # a portable export's figures: its `model` graph (here the Keras one) in place of the model
+    graph = mmzoo.portable.graphs(model).get("model")
+    forward = graph and (lambda x: {k: np.asarray(v) for k, v in graph(
+        mmzoo.portable.as_numbers(model, x), training=False).items()})
+    measured = task.evaluate_file(model, validation, 4, forward)
+    assert (measured is None) == (task.name in ("captioning", "retrieval"))
+    if measured is not None:
+        assert task.headline(measured)[1] == pytest.approx(value)
     exercised("evaluate", "headline", "table", "learned_nothing", "ablated_inputs", "decoders",
-              "figures")
+              "figures", "evaluate_file")
 
 
 def test_what_training_asks_after_fit(case):

@@ -23,8 +23,9 @@ The methods, by the driver that calls them:
   `validation_needs_decoding`, `learned_nothing_after_training`, `report`;
 - export (`mmzoo.export`): `serving_functions`, `served_inputs`, `decoding`, `answer`;
   portable exports (`mmzoo.portable`): `portable_graphs`, `portable_output`,
-  `calibration_data`, `calibration_inputs`; the model card (`mmzoo.card`): `metadata`,
-  `card_lines`, `pipeline_tag`, `tags`, `summary`, `intended_use`, `limits`, `multimodal`;
+  `calibration_data`, `calibration_inputs`, `evaluate_file` (an export's own figures); the
+  model card (`mmzoo.card`): `metadata`, `card_lines`, `pipeline_tag`, `tags`, `summary`,
+  `intended_use`, `limits`, `multimodal`;
 - `mmzoo predict` and `mmzoo/runtime.py` read `answer` from the export's metadata.
 """
 
@@ -214,6 +215,14 @@ class Task:
                                      name=f"{model.name}_portable")}
 
     portable_output = "scores"
+
+    def evaluate_file(self, model, dataset, batch_size, forward):
+        """This task's figures of a portable export's `model` graph on raw examples, as
+        `evaluate` gives the Keras model's: `forward(inputs)` runs the exported file on a
+        batch of the pipeline's inputs and returns its outputs by name. None when the figures
+        need more than one forward pass of that graph (a captioner's decoding, a dual
+        encoder's two towers): such exports are not measured at export."""
+        return None
 
     def calibration_data(self, model, dataset):
         """The raw examples int8 calibration reads (`mmzoo.portable.representative_examples`):

@@ -102,7 +102,8 @@ class Classification(Task):
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def evaluate(self, model, dataset, batch_size, ablate=None):
+    def evaluate(self, model, dataset, batch_size, ablate=None, forward=None):
+        forward = forward or (lambda x: model(x, training=False))
         by_speaker = not ablate and "speaker" in dataset.element_spec  # FSDD
         ds = pipeline(model, dataset, batch_size=batch_size, cache="none",
                       extras=("speaker",) if by_speaker else ())
@@ -111,7 +112,7 @@ class Classification(Task):
         y_true, y_pred, speakers = [], [], []
         for x, y, *extra in ds:  # the split is read once (speakers with the inputs)
             y_true.append(y.numpy())
-            y_pred.append(np.argmax(model(x, training=False), axis=-1))
+            y_pred.append(np.argmax(forward(x), axis=-1))
             if extra:
                 speakers += [s.decode() for s in extra[0]["speaker"].numpy()]
         y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
@@ -122,6 +123,10 @@ class Classification(Task):
             result["accuracy_by_speaker"] = {s: float(np.mean(right[speakers == s]))
                                              for s in sorted(set(speakers))}
         return result
+
+    def evaluate_file(self, model, dataset, batch_size, forward):
+        return self.evaluate(model, dataset, batch_size,
+                             forward=lambda x: forward(x)[self.portable_output])
 
     def headline(self, result):
         return "accuracy", result.get("accuracy")

@@ -241,7 +241,8 @@ class Transcription(Task):
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def evaluate(self, model, dataset, batch_size, ablate=None):
+    def evaluate(self, model, dataset, batch_size, ablate=None, forward=None):
+        forward = forward or (lambda x: model(x, training=False))
         keys = ("transcript",) + (("speaker",) if "speaker" in dataset.element_spec else ())
         ds = pipeline(model, dataset, batch_size=batch_size, cache="none", extras=keys)
         if ablate:
@@ -249,7 +250,7 @@ class Transcription(Task):
         hyps = {method: [] for method in DECODERS}
         references, speakers = [], []
         for x, _, extra in ds:  # the split is read once: inputs, references and speakers
-            log_probs = model(x, training=False)
+            log_probs = forward(x)
             for method in DECODERS:
                 ids = decode_ids(log_probs, method)
                 hyps[method] += as_list(transcript_strings(model, ids).numpy())
@@ -270,6 +271,10 @@ class Transcription(Task):
             out[method]["examples"] = [{"reference": r, "transcript": h}
                                        for r, h in list(zip(references, hyps[method]))[:5]]
         return out
+
+    def evaluate_file(self, model, dataset, batch_size, forward):
+        return self.evaluate(model, dataset, batch_size,
+                             forward=lambda x: forward(x)[self.portable_output])
 
     def headline(self, result):
         return "beam wer", result.get("beam", {}).get("wer")
