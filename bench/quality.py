@@ -92,11 +92,6 @@ RECIPES = {
                                       "test", None, (*MOBILENET, "fusion=sum")),
     "audio_mfcc_cnn_word_folders": ("audio_mfcc_cnn", "audio:{fsdd_by_word}", 30, 64, "test",
                                     ("accuracy", 0.99)),
-    # phone voice notes (bench/user_data.py): the word in the first 0.4 s, then 1.5-3 s of a
-    # quiet room; default settings (the clip length is chosen from the data, cut by energy);
-    # test: a speaker never trained on
-    "audio_mfcc_cnn_voice_notes": ("audio_mfcc_cnn", "audio:{voice_notes}", 30, 64, "test",
-                                   ("accuracy", 0.85)),
     "image_classifier_shape_folders": ("image_classifier", "images:{easy_vqa_by_shape}", 10, 64,
                                        "test", ("accuracy", 0.97)),
     # the same with the earlier defaults (characters, per-utterance normalisation): the
@@ -142,7 +137,7 @@ def dev_as_test(out_root):
 
 # data arranged for a recipe: placeholder -> what makes it under the output folder
 ARRANGED = {"flickr8k_dev_as_test": dev_as_test, "flickr8k_pairs": user_data.flickr8k_pairs,
-            "fsdd_by_word": user_data.fsdd_by_word, "voice_notes": user_data.voice_notes,
+            "fsdd_by_word": user_data.fsdd_by_word,
             "easy_vqa_by_shape": user_data.easy_vqa_by_shape}
 
 
@@ -413,9 +408,7 @@ def table():
                 data += " (bench/user_data.py)"
                 split = {"flickr8k_pairs": "test: Flickr8k's dev photos, none trained on; "
                                            "chance 50%",
-                         "fsdd_by_word": "test: FSDD's official test split, as `fsdd:`",
-                         "voice_notes": f"test: speaker {user_data.VOICE_NOTE_SPEAKER}, "
-                                        "never trained on"
+                         "fsdd_by_word": "test: FSDD's official test split, as `fsdd:`"
                          }.get(key, split)
         lines.append(f"| `{recipe}` | {data} ({split}) | {measured} | {ablation} | "
                      f"{target} | {result['train_seconds']:.0f} s, {result['epochs']} epochs | "

@@ -79,16 +79,13 @@ def fsdd_by_word(out_root):
     return folder
 
 
-VOICE_NOTE_SPEAKER = "jackson"  # the speaker `voice_notes` keeps for test, never trained on
-
-
 def voice_notes(out_root, rate=44100):
-    """FSDD recordings as phone voice notes, one folder per spoken word: each word (FSDD's
-    clip trimmed of its silence, librosa) said within the first 0.4 s of a 44.1 kHz mono WAV,
-    then 1.5-3 s of a quiet room (noise 60 dB below the word's peak), as people record a
-    word and stop a while later. `train/WORD/` holds four speakers, `test/WORD/` the fifth
-    (`VOICE_NOTE_SPEAKER`), never trained on. Written once (each file drawn from its own
-    seed); its path."""
+    """FSDD recordings as phone voice notes, one per file (`{digit}_{speaker}_{index}.wav`, as
+    FSDD names them): each word (FSDD's clip trimmed of its silence, librosa) said within the
+    first 0.4 s of a 44.1 kHz mono WAV, then 1.5-3 s of a quiet room (noise 60 dB below the
+    word's peak), as people record a word and stop a while later (`bench/voice_notes.py` lays
+    them out one folder per word). Written once (each file drawn from its own seed); the
+    folder's path."""
     import hashlib
 
     import librosa
@@ -100,9 +97,7 @@ def voice_notes(out_root, rate=44100):
     for name in sorted(os.listdir(source)):
         if not name.endswith(".wav"):
             continue
-        digit, speaker, _ = os.path.splitext(name)[0].split("_")
-        split = "test" if speaker == VOICE_NOTE_SPEAKER else "train"
-        out = os.path.join(folder, split, WORDS[int(digit)], name)
+        out = os.path.join(folder, name)
         if os.path.exists(out):
             continue
         rng = np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
@@ -112,7 +107,7 @@ def voice_notes(out_root, rate=44100):
         tail = int(rng.uniform(1.5, 3.0) * rate)
         note = np.concatenate([np.zeros(lead, "float32"), word, np.zeros(tail, "float32")])
         note += rng.normal(0, 1e-3 * np.abs(word).max(), note.shape).astype("float32")
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         soundfile.write(out + ".tmp", note, rate, format="WAV", subtype="PCM_16")
         os.replace(out + ".tmp", out)
     return folder

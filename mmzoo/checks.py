@@ -8,6 +8,7 @@ runtime alone.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -93,8 +94,6 @@ class Problems:
 def any_field_size():
     """Let Python's `csv` read cells of any size (its default limit is 131,072 characters: a
     longer cell, such as an article or a base64 image, would be a bad row)."""
-    import csv
-
     csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
 
 

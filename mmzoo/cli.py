@@ -13,8 +13,10 @@ import argparse
 import ast
 import contextlib
 import json
+import math
 import os
 import re
+import statistics
 import sys
 import traceback
 import warnings
@@ -134,15 +136,14 @@ def _cmd_data(args):
 def _described_data(src):
     """Lines of what `mmzoo data` says of a source beyond its splits: the lengths of its audio
     clips, its classes with their counts, and the columns of a table that nothing reads."""
-    import numpy as np
-
     lines = []
-    seconds = np.asarray(src.audio_seconds(None), float)
-    if seconds.size:
-        lines.append(f"  audio:     {seconds.size:,} clips of {seconds.min():.2f}-"
-                     f"{seconds.max():.2f} s (median {np.median(seconds):.2f} s, 99% at most "
-                     f"{np.percentile(seconds, 99):.2f} s); a run cuts longer clips than its "
-                     "clip length to their loudest part")
+    seconds = sorted(src.audio_seconds(None))
+    if seconds:
+        most = seconds[min(len(seconds) - 1, math.ceil(0.99 * len(seconds)) - 1)]
+        lines.append(f"  audio:     {len(seconds):,} clips of {seconds[0]:.2f}-"
+                     f"{seconds[-1]:.2f} s (median {statistics.median(seconds):.2f} s, 99% at "
+                     f"most {most:.2f} s); a run cuts longer clips than its clip length to "
+                     "their loudest part")
     counts = src.label_counts() if hasattr(src, "label_counts") else {}
     if counts:
         shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -226,6 +227,9 @@ def _cmd_evaluate(args):
         test = src.dataset(split, get_spec(model.name).task)
         print(_scored(data, split, int(test.cardinality()), given, own), file=sys.stderr,
               flush=True)
+        cut = _cut(model, src, split)
+        if cut:
+            print(cut, file=sys.stderr, flush=True)
         result = evaluate(model, test, batch_size=args.batch_size,
                           modality_ablation=args.modality_ablation)
         result = {"data": data, "split": split, **result}
@@ -234,6 +238,20 @@ def _cmd_evaluate(args):
     print(json.dumps(result) if args.json else table(result))
     if result.get("learned_nothing"):
         print(f"mmzoo: warning: {result['learned_nothing']}", file=sys.stderr)
+
+
+def _cut(model, src, split):
+    """The line saying how many audio clips of `split` the model cuts to its clip length, or
+    None."""
+    from mmzoo import contract
+    from mmzoo.data import waveform
+
+    length = contract.input_shapes(model).get("audio", (None,))[0]
+    if length is None:
+        return None
+    clip = length / contract.sample_rate(model)
+    return waveform.cut_line(src.audio_seconds(None if split == "all" else split), clip,
+                             "clips scored", fix=False)
 
 
 class _Chosen:

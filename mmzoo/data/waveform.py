@@ -3,6 +3,7 @@ speed)."""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -38,8 +39,6 @@ def choose_clip_seconds(seconds):
     """The clip length (seconds) a run of an audio model takes when the user gave none: the
     length that holds `CLIP_COVERS`% of the training clips whole (`seconds`, their lengths),
     rounded up to a multiple of `CLIP_STEP`, within [`CLIP_STEP`, `MAX_CLIP_SECONDS`]."""
-    import numpy as np
-
     covers = float(np.percentile(np.asarray(seconds, float), CLIP_COVERS))
     return float(min(max(np.ceil(covers / CLIP_STEP - 1e-9) * CLIP_STEP, CLIP_STEP),
                      MAX_CLIP_SECONDS))

@@ -1,0 +1,128 @@
+"""Phone voice notes, leave one speaker out: does a user's audio reach the model whole?
+
+FSDD's recordings made into voice notes (`bench/user_data.py`: each word said within the first
+0.4 s of a 44.1 kHz WAV, then 1.5-3 s of a quiet room), one folder per spoken word, and the
+same recordings as they are; each of FSDD's five speakers is held out in turn (`test/`, never
+trained on) and `audio_mfcc_cnn` trained with `mmzoo train`'s default settings on the other
+four. The rows:
+
+- `voice_notes`: the voice notes with this checkout (clip length chosen from the data, longer
+  clips cut to their loudest part);
+- `fsdd`: the recordings as they are, the same way (what the model makes of a speaker it never
+  heard when nothing is cut away: the ceiling the voice notes can reach);
+- `voice_notes_before` (`--before REV`): the voice notes with another commit's mmzoo (a
+  worktree of it), e.g. the one before the clip length came from the data.
+
+Each row: every held-out speaker's accuracy and the mean, the clip length the run chose, the
+clips it cut, and the seconds per run. Results in bench/results/voice_notes.json.
+
+Run: `python bench/voice_notes.py [--before REV] [--epochs 30]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import user_data
+from common import DATA, ROOT, git, read_result, write_result
+
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
+
+
+def _by_speaker(files, held, folder):
+    """Links `folder/{train,test}/WORD/NAME.wav` to `files` (`{name: path}`, names
+    `{digit}_{speaker}_{index}.wav`), the speaker `held` in `test/`."""
+    for name, path in files.items():
+        digit, speaker, _ = os.path.splitext(name)[0].split("_")
+        link = os.path.join(folder, "test" if speaker == held else "train",
+                            user_data.WORDS[int(digit)], name)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(path), link)
+    return folder
+
+
+def _files(kind, out_root):
+    if kind == "fsdd":
+        folder = os.path.join(DATA, "fsdd", "recordings")
+        return {n: os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".wav")}
+    notes = user_data.voice_notes(out_root)
+    return {n: os.path.join(root, n) for root, _, names in os.walk(notes) for n in names
+            if n.endswith(".wav")}
+
+
+def run_one(data, run_dir, epochs, root):
+    """Train and evaluate with the mmzoo of checkout `root`: (accuracy, clip line, seconds)."""
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cli = [sys.executable, "-m", "mmzoo.cli"]
+    start = time.perf_counter()
+    out = subprocess.run(cli + ["train", "audio_mfcc_cnn", "--data", f"audio:{data}",
+                                "--epochs", str(epochs), "--batch-size", "64", "--out", run_dir,
+                                "--overwrite"], env=env, capture_output=True, text=True,
+                         cwd=root)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    seconds = time.perf_counter() - start
+    said = [line for line in out.stderr.splitlines() if line.startswith("audio: ")
+            and "resampled" not in line]
+    result = subprocess.run(cli + ["evaluate", run_dir, "--json"], env=env,
+                            capture_output=True, text=True, check=True, cwd=root)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        clip = json.load(f)["config"]["clip_seconds"]
+    return json.loads(result.stdout)["accuracy"], clip, said, seconds
+
+
+def row(kind, out_root, epochs, root):
+    files = _files(kind.replace("_before", ""), out_root)
+    speakers = {}
+    for held in SPEAKERS:
+        data = _by_speaker(files, held, os.path.join(out_root, f"{kind}_{held}"))
+        accuracy, clip, said, seconds = run_one(data, os.path.join(out_root, f"run_{kind}_"
+                                                                  f"{held}"), epochs, root)
+        speakers[held] = {"accuracy": round(accuracy, 4), "clip_seconds": clip,
+                          "said": said, "seconds": round(seconds, 1)}
+        print(f"{kind}: {held} held out: accuracy {accuracy:.3f} (clip {clip:g} s, "
+              f"{seconds:.0f} s)", flush=True)
+    mean = sum(s["accuracy"] for s in speakers.values()) / len(speakers)
+    return {"speakers": speakers, "mean_accuracy": round(mean, 4)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", metavar="REV",
+                        help="also the voice notes with the mmzoo of this commit")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(),
+                                                      "mmzoo_voice_notes"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    result = {"model": "audio_mfcc_cnn", "epochs": args.epochs, "batch_size": 64,
+              "protocol": "each FSDD speaker held out in turn (test/, never trained on); "
+                          "mmzoo train's default settings on the other four",
+              "rows": {}}
+    previous = read_result("voice_notes")
+    if previous and not args.before and "voice_notes_before" in previous.get("rows", {}):
+        result["rows"]["voice_notes_before"] = previous["rows"]["voice_notes_before"]
+    if args.before:
+        worktree = os.path.join(args.out, "before")
+        if not os.path.isdir(worktree):
+            git("worktree", "add", "--detach", worktree, args.before)
+        before = row("voice_notes_before", args.out, args.epochs, worktree)
+        result["rows"]["voice_notes_before"] = {**before, "commit": git(
+            "rev-parse", args.before)}
+    for kind in ("voice_notes", "fsdd"):
+        result["rows"][kind] = row(kind, args.out, args.epochs, ROOT)
+    write_result("voice_notes", result)
+    for kind, r in result["rows"].items():
+        print(f"{kind}: mean {r['mean_accuracy']:.3f} " + ", ".join(
+            f"{s} {v['accuracy']:.3f}" for s, v in r["speakers"].items()))
+
+
+if __name__ == "__main__":
+    main()
