@@ -72,6 +72,12 @@ def scale():
     return table()
 
 
+def voice_notes():
+    from voice_notes import table
+
+    return table()
+
+
 def measured():
     """Bullets of the single figures: MFCC speed, peak memory, listing time, the test suite."""
     lines = []
@@ -187,7 +193,7 @@ def notebook_first_cells(write=False):
 
 
 PARTS = {"models": models, "tasks": tasks, "quality": quality, "throughput": throughput, "latency": latency,
-         "portable": portable,
+         "portable": portable, "voice_notes": voice_notes,
          "scale": scale, "measured": measured, "notebooks": notebooks}
 
 

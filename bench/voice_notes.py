@@ -93,6 +93,35 @@ def row(kind, out_root, epochs, root):
     return {"speakers": speakers, "mean_accuracy": round(mean, 4)}
 
 
+ROWS = {"voice_notes_before": "voice notes, mmzoo before (clip 1 s, cut in its middle)",
+        "voice_notes": "voice notes (clip length from the data, cut to the loudest part)",
+        "fsdd": "FSDD recordings as they are (the same way)"}
+
+
+def table():
+    """The Markdown table of bench/results/voice_notes.json, for docs/results.md."""
+    result = read_result("voice_notes")
+    if result is None:
+        return "_Not measured yet: run `python bench/voice_notes.py --before REV`._"
+    from common import shown
+
+    lines = ["| data | " + " | ".join(SPEAKERS) + " | mean | clip | measured at |",
+             "|---|" + "---|" * (len(SPEAKERS) + 3)]
+    for kind, label in ROWS.items():
+        r = result["rows"].get(kind)
+        if r is None:
+            continue
+        clips = sorted({s["clip_seconds"] for s in r["speakers"].values()})
+        at = f"commit {r['commit'][:7]}" if "commit" in r else shown(result["measured"])
+        lines.append(f"| {label} | " + " | ".join(
+            f"{r['speakers'][s]['accuracy']:.3f}" for s in SPEAKERS)
+            + f" | **{r['mean_accuracy']:.3f}** | {', '.join(f'{c:g} s' for c in clips)} | "
+            f"{at} |")
+    return (f"`{result['model']}`, {result['epochs']} epochs, accuracy on the held-out speaker "
+            f"({result['protocol']}); {result['measured']['machine']}:\n\n"
+            + "\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", metavar="REV",

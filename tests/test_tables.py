@@ -4,6 +4,7 @@ Parquet with Hugging Face image structs) and one folder per class."""
 import csv
 import json
 import os
+import re
 import shutil
 import warnings
 
@@ -446,3 +447,48 @@ def test_jpegs_with_bytes_after_their_end_are_read(tmp_path):
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(jpeg[:len(jpeg) // 2])
     assert "truncated JPEG" in image_problem(str(cut))
+
+
+def test_audio_clip_lengths_come_from_the_data(data_dir, tmp_path):
+    """Voice notes (the word first, then seconds of quiet): listing reads each clip's length
+    and names a silent one; `mmzoo data` shows the lengths; a run chooses its clip length from
+    the training clips and records it, and says what it cuts and the --set that keeps it."""
+    import librosa
+    import soundfile
+
+    fsdd = os.path.join(data_dir, "fsdd", "recordings")
+    notes = tmp_path / "notes"
+    for digit, word in ((0, "zero"), (1, "one")):
+        os.makedirs(notes / word)
+        for k, name in enumerate([n for n in sorted(os.listdir(fsdd))
+                                  if n.startswith(f"{digit}_")][:8]):
+            wave, rate = librosa.load(os.path.join(fsdd, name), sr=None)
+            quiet = np.zeros(int(rate * (1.5 + k / 8)), "float32")
+            soundfile.write(notes / word / name, np.concatenate([wave, quiet]), rate)
+    soundfile.write(notes / "zero" / "silent.wav", np.zeros(8000, "float32"), 8000)
+    with pytest.warns(DataWarning, match=r"1 of 17 clip\(s\) are silent") as caught:
+        src = mmzoo.data.open_source(f"audio:{notes}")
+    assert str(notes / "zero" / "silent.wav") in str(caught[0].message.full())
+    longest = max(src.audio_seconds(None))
+    assert longest > 2.0 and len(src.audio_seconds(None)) == 17
+    from mmzoo.data.waveform import choose_clip_seconds
+
+    chosen = choose_clip_seconds(src.audio_seconds("train"))
+    keep = -(-max(src.audio_seconds("train")) // 0.25) * 0.25  # what holds them all whole
+    assert chosen > 2.0
+    out = run_mmzoo("data", f"audio:{notes}")
+    assert f"audio:     17 clips of 1.00-{longest:.2f} s" in out.stdout, out.stdout
+    run = tmp_path / "run"
+    tiny = ["--set", "audio_filters=4", "--set", "hidden_units=4"]
+    out = run_mmzoo("train", "audio_mfcc_cnn", "--data", f"audio:{notes}", "--epochs", "1",
+                    "--out", str(run), *tiny)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with open(run / "config.json") as f:
+        clip = json.load(f)["config"]["clip_seconds"]
+    assert clip == chosen and f"audio: clip length {chosen:g} s, chosen from the" in out.stderr
+    out = run_mmzoo("train", "audio_mfcc_cnn", "--data", f"audio:{notes}", "--epochs", "1",
+                    "--out", str(run), "--overwrite", "--set", "clip_seconds=1", *tiny)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"audio: \d+ of \d+ training clips are longer than the clip length 1 s "
+                     r"\(up to \d\.\d\d s\) and are cut to their loudest 1 s; --set "
+                     f"clip_seconds={keep:g} keeps them whole", out.stderr), out.stderr[-2000:]
