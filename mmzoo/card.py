@@ -242,9 +242,11 @@ def public_source(data):
     return f"{kind}:{name}{q}{query}"
 
 
-# an absolute local path in text: `/a/b`, `~/a`, `C:\a` (not a URL's `//host/...`)
-_ABSOLUTE = re.compile(r"(?<![\w/.~-])(?:~/|[A-Za-z]:\\|/(?!/))(?:[^\s`'\"|,;:()\[\]]+[/\\])*"
-                       r"([^\s`'\"|,;:()\[\]/\\]*)")
+# an absolute local path in text: `/a/b` (a folder and a name at least: not `2,018 / 232` nor
+# `/float`), `~/a`, `C:\a` (not a URL's `//host/...`)
+_PART = r"[^\s`'\"|,;:()\[\]/\\]+"
+_ABSOLUTE = re.compile(rf"(?<![\w/.~-])(?:(?:~/|[A-Za-z]:\\)(?:{_PART}[/\\])*|/(?!/)"
+                       rf"(?:{_PART}/)+){_PART}?")
 
 
 def without_local_paths(text):

@@ -61,15 +61,16 @@ class Problems:
         numbers set aside) is shared by most bad items (and at least 5), one line saying it
         with its count and first places, the items of other reasons listed after."""
         reasons = {}
-        for item in self.items:
-            reasons.setdefault(_REASON.sub("…", item[1]), []).append(item)
-        reason, shared = max(reasons.items(), key=lambda kv: len(kv[1]))
+        for i, (_, what) in enumerate(self.items):
+            reasons.setdefault(_REASON.sub("…", what), []).append(i)
+        shared = max(reasons.values(), key=len)
         if len(shared) < max(SHARED_REASON, len(self.items) / 2):
             return [], self.items
-        places = ", ".join(where for where, _ in shared[:3])
-        line = (f"  {len(shared):,} of them for one reason, e.g. {shared[0][1]} (at {places}"
-                f"{' ...' if len(shared) > 3 else ''})")
-        return [line], [item for item in self.items if item not in shared]
+        places = ", ".join(self.items[i][0] for i in shared[:3])
+        line = (f"  {len(shared):,} of them for one reason, e.g. {self.items[shared[0]][1]} "
+                f"(at {places}{' ...' if len(shared) > 3 else ''})")
+        gone = set(shared)
+        return [line], [item for i, item in enumerate(self.items) if i not in gone]
 
     def report(self, among):
         """Raise or warn about the problems found `among` (e.g. "2500 .wav files"); no-op
@@ -84,8 +85,8 @@ class Problems:
                 lines.append(f"  ... and {len(rest) - MAX_LISTED} more")
             raise BadDataError(
                 f"{self.source}: {n} bad item(s) among {among}:\n" + "\n".join(lines)
-                + "\nFix or remove them, or pass on_error='skip' to leave them out (each is "
-                "then named in a warning).", self.items)
+                + "\nFix or remove them, or leave them out with on_error='skip' (--on-error "
+                "skip; each is then named in a warning).", self.items)
         warnings.warn(DataWarning(f"{self.source}: skipped {n} bad item(s) among {among}",
                                   [f"{where}: {what}" for where, what in self.items]),
                       stacklevel=4)

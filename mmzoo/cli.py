@@ -200,6 +200,7 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     from mmzoo.data import open_source
+    from mmzoo.data.base import SPLIT_RULE
     from mmzoo.data.sources import absolute_source
     from mmzoo.evaluate import evaluate, table
     from mmzoo.registry import get_spec
@@ -223,7 +224,13 @@ def _cmd_evaluate(args):
             lambda text, append: run.write_text(chosen.warnings, text, append=append),
             chosen)):
         src = open_source(data, on_error=on_error)
+        # the run's data however it is spelled (another path to it, options in another order)
+        own = own or src.fingerprint() == recorded.get("data_fingerprint")
         split = chosen.split = given or ("test" if own or src.own_splits else "all")
+        if own and recorded and recorded.get("split_rule", 1) != SPLIT_RULE:
+            print(f"mmzoo: warning: {args.run} was trained when splits were drawn by an earlier "
+                  "rule: items of its test split may have been trained on; train it again for "
+                  "figures to trust", file=sys.stderr, flush=True)
         test = src.dataset(split, get_spec(model.name).task)
         print(_scored(data, split, int(test.cardinality()), given, own), file=sys.stderr,
               flush=True)
@@ -277,8 +284,9 @@ def _scored(data, split, count, given, own):
         return (f"evaluate: scoring all {items} of {data} ({why}; --split test scores only "
                 "the tenth of them a hash puts in test)")
     whose = "the run's data" if own else data
-    return f"evaluate: scoring the {items} of the {split} split of {whose}; --split all " \
-           "scores every item"
+    every = " (training items too)" if own else ""
+    return (f"evaluate: scoring the {items} of the {split} split of {whose}; --split all "
+            f"scores every item{every}")
 
 
 class _held:

@@ -2,7 +2,7 @@
 
 The serving graph runs the model's `mmzoo.data.Preprocessor`, the one `mmzoo.data.pipeline`
 trains and evaluates with: image bytes decoded and resized, strings standardised and tokenised
-with the vocabulary the model carries, waveforms centred and padded or cropped; and turns the
+with the vocabulary the model carries, waveforms centred and padded or cut to their loudest part; and turns the
 outputs back into strings (the class names, the caption words).
 """
 
@@ -120,7 +120,7 @@ def export(model, path, format="saved_model", quantize=None, *, run=None, data=N
     **SavedModel** (`format="saved_model"`). `serving_default` takes a dict of batched raw
     inputs named as the model's: `image` tf.string (encoded PNG/JPEG/GIF/BMP bytes), `text` /
     `question` tf.string, `audio` float32 `[batch, samples]` at the model's sample rate (any
-    length: centred, padded or cropped). It returns `label` (tf.string, the class as it was in
+    length: centred and padded, or cut to its loudest part). It returns `label` (tf.string, the class as it was in
     the data) and `scores` for classifiers and VQA; `caption` (tf.string) for captioning,
     decoded with beam search as the bench reports it (`mmzoo.tasks.captioning.NUM_BEAMS`
     beams, GNMT length penalty `LENGTH_PENALTY`), with a second signature `greedy`;

@@ -77,7 +77,8 @@ class NotExportable(MmzooError, ValueError):
 
 @keras.saving.register_keras_serializable("mmzoo")
 class FitLength(keras.layers.Layer):
-    """Centre each waveform of a batch on its own samples and zero-pad or crop it to `length`
+    """Fit each waveform of a batch to `length` on its own samples: centred and zero-padded,
+    or cut to its loudest `length` samples
     (`mmzoo.data.waveform.fit_length`, the SavedModel's and the pipeline's rule)."""
 
     def __init__(self, length, **kwargs):

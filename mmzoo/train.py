@@ -27,6 +27,7 @@ from mmzoo.card import machine
 from mmzoo.card import write as write_card
 from mmzoo.contract import front_ends
 from mmzoo.data import adapt, open_source, pipeline, waveform
+from mmzoo.data.base import SPLIT_RULE
 from mmzoo.data.pipeline import CACHES, cache_bytes
 from mmzoo.data.sources import absolute_source, default_source
 from mmzoo.errors import InvalidValue
@@ -460,7 +461,7 @@ def _prepare(folder, name, spec, data, overrides, opts, dist):
     cfg = spec.make_config(**config)
     record = _run_record(name, absolute_source(data), opts, overrides, _recorded_config(cfg))
     record.update(on_error=opts.on_error, data_fingerprint=src.fingerprint(),
-                  module=spec.module)
+                  split_rule=SPLIT_RULE, module=spec.module)
     backup = folder.file("backup")
     done = _check_same_run(folder, backup, record)
     run_seed = opts.seed
@@ -775,7 +776,8 @@ def _check_same_run(folder, backup, record):
     with open(path) as f:
         previous = json.load(f)
     record = json.loads(json.dumps(record))  # tuples -> lists, as read back
-    keys = ("model", "data", "on_error", "overrides", "seed", "batch_size", "config")
+    keys = ("model", "data", "on_error", "overrides", "seed", "batch_size", "config",
+            "split_rule")
     changed = [k for k in keys if previous.get(k) != record.get(k)]
     if changed:
         raise InvalidValue(

@@ -14,7 +14,7 @@ import pytest
 import mmzoo
 from conftest import news_rows, run_mmzoo
 from mmzoo.checks import BadDataError
-from mmzoo.errors import DataWarning
+from mmzoo.errors import DataWarning, InvalidValue
 
 
 @pytest.fixture(scope="module")
@@ -492,3 +492,59 @@ def test_audio_clip_lengths_come_from_the_data(data_dir, tmp_path):
     assert re.search(r"audio: \d+ of \d+ training clips are longer than the clip length 1 s "
                      r"\(up to \d\.\d\d s\) and are cut to their loudest 1 s; --set "
                      f"clip_seconds={keep:g} keeps them whole", out.stderr), out.stderr[-2000:]
+
+
+def test_folders_of_tables_as_the_hub_lays_them_out(news, tmp_path):
+    """`csv:DIR` and `jsonl:DIR`: splits from file names (or split folders); a file of no split
+    beside files of one, files of other columns, and two configurations each fail in one line
+    naming what to give; the Hub's own metadata files are not tables."""
+    rows, _ = news
+    hub = tmp_path / "hub"
+    os.makedirs(hub / "data")
+    write(hub / "data" / "train-00000-of-00001.csv", [["text", "label"], *rows[:40]])
+    write(hub / "data" / "test-00000-of-00001.csv", [["text", "label"], *rows[40:]])
+    src = mmzoo.data.open_source(f"csv:{hub}")
+    assert (src.split_names(), src.counts["test"]) == (("train", "test"), 20)
+    os.makedirs(hub / "valid")
+    with open(hub / "valid" / "0.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows[:5])
+    (hub / "dataset_info.json").write_text("{}")
+    os.makedirs(tmp_path / "j" / "valid")
+    shutil.copy(hub / "valid" / "0.jsonl", tmp_path / "j" / "valid" / "0.jsonl")
+    shutil.copy(hub / "valid" / "0.jsonl", tmp_path / "j" / "train.jsonl")
+    (tmp_path / "j" / "dataset_info.json").write_text("{}")
+    src = mmzoo.data.open_source(f"jsonl:{tmp_path / 'j'}", on_error="skip")
+    assert src.split_names() == ("train", "validation")
+    write(hub / "data" / "extra.csv", [["text", "label"], *rows[:3]])
+    with pytest.raises(InvalidValue, match="name no split .* while others do"):
+        mmzoo.data.open_source(f"csv:{hub}")
+    os.remove(hub / "data" / "extra.csv")
+    write(hub / "data" / "validation.csv", [["text", "label", "speaker"],
+                                            *[[t, lab, "x"] for t, lab in rows[:3]]])
+    with pytest.raises(InvalidValue, match="has other columns"):
+        mmzoo.data.open_source(f"csv:{hub}")
+    os.remove(hub / "data" / "validation.csv")
+    os.makedirs(hub / "fr")
+    write(hub / "fr" / "train.csv", [["text", "label"], *rows[:3]])
+    with pytest.raises(InvalidValue, match="holds tables in 2 folders"):
+        mmzoo.data.open_source(f"csv:{hub}")
+
+
+def test_class_label_minus_one_is_a_missing_label(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = json.dumps({"info": {"features": {"label": {"names": ["neg", "pos"],
+                                                       "_type": "ClassLabel"}}}})
+    texts = [f"review number {i} of a film" for i in range(12)]
+    table = pa.table({"text": texts, "label": [0, 1] * 5 + [-1, 7]})
+    pq.write_table(table.replace_schema_metadata({"huggingface": meta}), tmp_path / "t.parquet")
+    with pytest.raises(BadDataError) as e:
+        mmzoo.data.load(f"parquet:{tmp_path / 't.parquet'}")
+    assert [p for _, p in e.value.problems] == [
+        "no label ('label' is -1, Hugging Face's missing label)",
+        "label 7 ('label') is no class of its ClassLabel (2 names)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert {lab for _, lab in read(f"parquet:{tmp_path / 't.parquet'}", on_error="skip")
+                } == {"neg", "pos"}

@@ -18,6 +18,11 @@ from mmzoo.errors import DataWarning, InvalidValue
 SPLITS = ("train", "validation", "test")
 SOURCES = {}  # kind -> Source subclass
 SPLIT_EVERY = 10  # sources without splits: 1 item in 10 is validation, 1 in 10 test
+# The rule splits are drawn by, recorded by each run: 2 since items stopped moving into training
+# (a label with no training item is a bad item), validation was never left empty, and a table's
+# file cell became its normalised path (bytes: their digest). `mmzoo evaluate` warns when a run
+# was trained under another rule: its test split may hold items it trained on.
+SPLIT_RULE = 2
 # `Source.rows` splits: `train` without, and with only, the items `held_out` (`Source.fit_splits`)
 HELD_IN, HELD_OUT = "train (held in)", "train (held out)"
 BOOLEANS = {"true": True, "yes": True, "on": True, "1": True,

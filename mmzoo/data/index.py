@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from mmzoo.artifacts import Artifact
 
-INDEX_VERSION = 2  # bump when what an index holds, or how files are checked, changes
+INDEX_VERSION = 3  # bump when what an index holds, or how files are checked, changes
 RECORDS = "records.tfrecord"
 UNUSED_DAYS = 30  # indexes of a folder not read for this long are removed when another is made
 

@@ -13,6 +13,7 @@ import array
 import base64
 import contextlib
 import csv
+import decimal
 import hashlib
 import io
 import json
@@ -72,11 +73,11 @@ def label_str(value):
     text), booleans `true`/`false`."""
     if type(value) is str:
         text = value.strip()
-        if _NUMBER.fullmatch(text):
-            number = float(text)
-            if number == int(number) and abs(number) < 2 ** 53:
-                return str(int(number))
-            return repr(number)
+        match = _NUMBER.fullmatch(text)
+        if match:  # exactly, in digits (never through a float: 20-digit ids stay apart)
+            if not match.group(2) or not match.group(2).strip(".0"):
+                return str(int(match.group(1)) * (-1 if text.startswith("-") else 1))
+            return format(decimal.Decimal(text).normalize(), "f")
         return text
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
@@ -146,7 +147,11 @@ class Table(Source):
             if problem:
                 raise MissingFile(f"{self.name}: cannot read {path or 'the table'} ({problem})")
             self.files = [(path, None)]
-        self.file, self.folder = self.files[0][0], os.path.dirname(os.path.abspath(path))
+        # file cells name files relative to their table's folder; a file's identity (what its
+        # split is drawn from) is its path relative to the data's root: a table's folder, or the
+        # folder of tables given
+        self.root = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(
+            os.path.abspath(path)))
         self.headers = {}  # file -> its columns (JSON Lines: every object's keys)
         self.class_names = {}  # column -> the names of its integer classes (a ClassLabel)
         self.own_splits = any(split for _, split in self.files)
@@ -183,7 +188,8 @@ class Table(Source):
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if not name.startswith(".") and name.lower().endswith(self.extensions):
+                if not name.startswith(".") and name.lower().endswith(self.extensions) \
+                        and name not in HUB_METADATA:
                     full = os.path.join(root, name)
                     found.append((full, _split_of(os.path.relpath(full, path))))
         if not found:
@@ -196,6 +202,12 @@ class Table(Source):
                 f"{self.name}: {len(loose)} file(s) under {path!r} name no split (train, "
                 f"validation, test) while others do: {', '.join(loose[:3])}; rename them, "
                 "or give one file")
+        configs = sorted({_config_of(os.path.relpath(f, path)) for f, _ in found})
+        if len(configs) > 1:
+            raise InvalidValue(
+                f"{self.name}: {path!r} holds tables in {len(configs)} folders ("
+                + ", ".join(c or "." for c in configs[:4]) + "), as a Hub dataset holds its "
+                f"configurations; give one, e.g. {self.kind}:{os.path.join(path, configs[-1])}")
         empty = [f for f, _ in found if not os.path.getsize(f)]
         if empty:
             raise InvalidValue(f"{self.name}: {empty[0]} is empty (0 bytes)")
@@ -203,7 +215,7 @@ class Table(Source):
 
     # --- reading rows (subclasses) ----------------------------------------------------------
 
-    def _reader(self, bar):  # pragma: no cover - abstract
+    def _reader(self, file, bar):  # pragma: no cover - abstract
         """A context manager giving `(header, rows)`: the column names, and an iterator of
         `(where, record, problem)` per row (`record` a dict column -> value, None for a bad
         row, `problem` what is wrong with it)."""
@@ -211,7 +223,7 @@ class Table(Source):
 
     # --- columns ---------------------------------------------------------------------------
 
-    def _roles(self, header):
+    def _roles(self, header, file):
         """role -> column (a tuple of columns for `text`) of the roles the table has; a column
         an option names that the table lacks fails naming the header."""
         roles, missing = {}, []
@@ -229,12 +241,12 @@ class Table(Source):
                 roles[role] = (role,) if role == "text" else role
         if missing:
             raise InvalidValue(
-                f"{self.name}: {self.file} has no column(s) {missing}; its columns are "
+                f"{self.name}: {file} has no column(s) {missing}; its columns are "
                 f"{header}. Map yours with options, e.g. {self.kind}:PATH?image=photo&"
                 "text=title&label=category")
         if not any(r in roles for r in (*MEDIA, *TEXTS)):
             raise InvalidValue(
-                f"{self.name}: {self.file} has none of the columns image, audio, text, "
+                f"{self.name}: {file} has none of the columns image, audio, text, "
                 f"question, transcript (its columns are {header}); name yours with options, "
                 f"e.g. {self.kind}:PATH?image=photo&text=title,description&label=category")
         return roles
@@ -244,10 +256,10 @@ class Table(Source):
         dict role -> value (text joined; `label` a string; `split` the file's own or None;
         `image`/`audio` `(path or bytes, name)`), `problem` what is wrong with a bad row."""
         i = 0
-        for file, split in self.files:
-            self.file, self.folder = file, os.path.dirname(os.path.abspath(file))
-            with self._reader(bar) as (header, rows):
-                roles = self._roles(header)
+        for file, split in self.files:  # each file's context passed along: readers interleave
+            folder = os.path.dirname(os.path.abspath(file))
+            with self._reader(file, bar) as (header, rows):
+                roles = self._roles(header, file)
                 if getattr(self, "roles", roles) != roles:
                     raise InvalidValue(f"{self.name}: {file} has other columns ({header}) than "
                                        f"{self.files[0][0]}; give tables of the same columns")
@@ -256,13 +268,13 @@ class Table(Source):
                 for where, record, problem in rows:
                     fields = None
                     if not problem:
-                        fields, problem = self._fields(record, roles)
+                        fields, problem = self._fields(record, roles, folder)
                     if split and fields:
                         fields["split"] = split
                     yield i, where, fields, problem
                     i += 1
 
-    def _fields(self, record, roles):
+    def _fields(self, record, roles, folder):
         fields = {}
         for role, column in roles.items():
             if role == "text":
@@ -279,7 +291,7 @@ class Table(Source):
                 continue
             value = record.get(column)
             if role in MEDIA:
-                value, problem = self._media(value, role, column)
+                value, problem = self._media(value, role, column, folder)
                 if problem:
                     return None, problem
             elif role == "label":
@@ -309,7 +321,7 @@ class Table(Source):
             fields[role] = value
         return fields, None
 
-    def _media(self, value, role, column):
+    def _media(self, value, role, column, folder):
         """`((path or bytes, name), problem)` of an image or audio cell: a path relative to the
         table's folder, bytes, a struct (dict) of `bytes` and `path`, or the file's bytes as
         text: a `data:` URI, or plain base64 (what JSON tools write, e.g. `/9j/4AAQ...` for
@@ -325,7 +337,8 @@ class Table(Source):
         if not isinstance(value, str) or not value.strip():
             return None, f"no {role} ({column!r} is empty)"
         value = value.strip()
-        data, problem = _text_bytes(value)
+        data, problem = (None, None) if os.path.lexists(os.path.join(folder, value[:4096])) \
+            else _text_bytes(value)
         if problem:
             return None, f"{role} ({column!r}): {problem}"
         if data is not None:
@@ -333,7 +346,7 @@ class Table(Source):
         outside = outside_problem(value, self.opts["allow_outside"])
         if outside:
             return None, outside
-        return (os.path.normpath(os.path.join(self.folder, value)), value), None
+        return (os.path.normpath(os.path.join(folder, value)), value), None
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -345,7 +358,9 @@ class Table(Source):
         problems = Problems(self.name, self.on_error)
         self.parts, self.counts, rows = array.array("B"), {}, 0
         self.labelled = {}  # label -> {part: (rank, identity) of its best row outside it}
-        self.held_in = {}  # label -> [held-in rows, (out_rank, identity) of the smallest]
+        # label -> [(out_rank, identity) of its held-in item of smallest rank, whether it has
+        # another held-in item]: what `forced_out` may take without leaving the label untrained
+        self.held_in = {}
         self.groups = {}  # part -> the identities of its images (captioning, retrieval)
         self.rates = {}  # audio sample rate -> files
         self.seconds = array.array("f")  # each row's audio clip's length (NaN: none)
@@ -378,7 +393,7 @@ class Table(Source):
                 self.forced_in.add(best[HELD_IN][1])
         if not moves and self.counts.get(HELD_IN) and not self.counts.get(HELD_OUT) \
                 and "validation" not in self.counts:
-            movable = [rank for count, rank in self.held_in.values() if count > 1]
+            movable = [rank for rank, more in self.held_in.values() if more]
             if movable:  # else reading validation fails (`too_small`)
                 self.forced_out.add(min(movable)[1])
                 moves = 1
@@ -430,7 +445,7 @@ class Table(Source):
             if role in fields:
                 value, _ = fields[role]
                 if isinstance(value, str):
-                    return os.path.relpath(value, self.folder).replace(os.sep, "/")
+                    return os.path.relpath(value, self.root).replace(os.sep, "/")
                 return hashlib.sha1(value).hexdigest()
         return clean
 
@@ -475,10 +490,11 @@ class Table(Source):
             if "label" in fields:
                 self._note_label(fields["label"], tag, identity, i, at)
             if tag == HELD_IN:
-                held = self.held_in.setdefault(fields.get("label"), [0, None])
+                held = self.held_in.setdefault(fields.get("label"), [None, False])
                 rank = out_rank(identity)
-                held[0] += 1
-                held[1] = rank if held[1] is None or rank < held[1] else held[1]
+                if held[0] is not None and held[0][1] != identity:
+                    held[1] = True  # a second item (not a second row of the same photo)
+                held[0] = rank if held[0] is None or rank < held[0] else held[0]
 
     def _note_label(self, label, tag, identity, i, at):
         """Keep, per label, its row of smallest rank (`keep_rank`) outside training and outside
@@ -746,6 +762,7 @@ def _text_bytes(text):
             return urllib.parse.unquote_to_bytes(body), None
         except ValueError as e:
             return None, f"a data: URI whose base64 does not decode ({e})"
+    text = "".join(text.split()) if "\n" in text else text  # MIME base64: lines of 76
     if len(text) < BASE64_LEAST or not _BASE64.fullmatch(text):
         return None, None
     try:
@@ -787,6 +804,16 @@ def _class_labels(metadata):
                 and isinstance(feature.get("names"), list)}
     except (ValueError, AttributeError, TypeError):
         return {}
+
+
+HUB_METADATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json")
+
+
+def _config_of(relative):
+    """The folder of a table file (relative to the folder given) without its split folders:
+    files of one configuration of a Hub dataset share it."""
+    parts = relative.replace(os.sep, "/").split("/")[:-1]
+    return "/".join(p for p in parts if _split_of(p) is None)
 
 
 def _split_of(relative):
@@ -841,8 +868,8 @@ class CSVTable(Table):
                    "text classification rows)")
 
     @contextlib.contextmanager
-    def _reader(self, bar):
-        path = self.file
+    def _reader(self, file, bar):
+        path = file
         encoding = self.opts["encoding"]
         try:
             "".encode(encoding)
@@ -870,10 +897,10 @@ class CSVTable(Table):
                 raise InvalidValue(f"{self.name}: {path}:1: the header is not "
                                    f"{_codec(encoding)} text; "
                                    "pass the file's encoding, e.g. encoding=latin-1")
-            yield header, self._rows(f, reader, header, bar)
+            yield header, self._rows(f, reader, header, bar, path)
 
-    def _rows(self, f, reader, header, bar):
-        path, encoding = self.file, self.opts["encoding"]
+    def _rows(self, f, reader, header, bar, path):
+        encoding = self.opts["encoding"]
         line, done, i = reader.line_num, 0, 0
         while True:
             try:
@@ -926,9 +953,9 @@ class JSONLTable(Table):
     extensions = (".jsonl", ".json", ".ndjson")
 
     @contextlib.contextmanager
-    def _reader(self, bar):
-        with open(self.file, "rb") as f:
-            if self.file not in self.headers:  # every object's keys, in the order first seen
+    def _reader(self, file, bar):
+        with open(file, "rb") as f:
+            if file not in self.headers:  # every object's keys, in the order first seen
                 keys = {}
                 for line in f:
                     try:
@@ -938,13 +965,13 @@ class JSONLTable(Table):
                     if isinstance(record, dict):
                         keys.update(dict.fromkeys(record))
                 if not keys:
-                    raise InvalidValue(f"{self.name}: {self.file} has no line holding a JSON "
+                    raise InvalidValue(f"{self.name}: {file} has no line holding a JSON "
                                        "object")
-                self.headers[self.file] = list(keys)
+                self.headers[file] = list(keys)
                 f.seek(0)
-            yield self.headers[self.file], self._rows(f, bar)
+            yield self.headers[file], self._rows(f, bar, file)
 
-    def _rows(self, f, bar):
+    def _rows(self, f, bar, file):
         done = 0
         for number, line in enumerate(f, start=1):
             if bar is not None and number % CHUNK_ROWS == 0:
@@ -953,7 +980,7 @@ class JSONLTable(Table):
                 done = now
             if not line.strip():
                 continue
-            at = f"{self.file}:{number}"
+            at = f"{file}:{number}"
             try:
                 record = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError as e:
@@ -988,20 +1015,30 @@ class ParquetTable(Table):
     description = "parquet:PATH: a table in Parquet (Hugging Face image/audio structs too)"
 
     @contextlib.contextmanager
-    def _reader(self, bar):
+    def _reader(self, file, bar):
         try:
             import pyarrow.parquet as pq
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise ImportError("parquet: tables need pyarrow: pip install pyarrow") from e
         try:
-            table = pq.ParquetFile(self.file)
+            table = pq.ParquetFile(file)
         except Exception as e:
-            raise InvalidValue(f"{self.name}: {self.file} is not a Parquet file ({e})") from None
+            raise InvalidValue(f"{self.name}: {file} is not a Parquet file ({e})") from None
         with contextlib.closing(table):
-            self.class_names.update(_class_labels(table.schema_arrow.metadata))
-            yield list(table.schema_arrow.names), self._rows(table, bar)
+            self._note_class_names(file, _class_labels(table.schema_arrow.metadata))
+            yield list(table.schema_arrow.names), self._rows(table, bar, file)
 
-    def _rows(self, table, bar):
+    def _note_class_names(self, file, names):
+        """Keep the ClassLabel names of `file`'s columns; files that name a column's classes
+        otherwise fail (their integers would mean other labels)."""
+        for column, classes in names.items():
+            if self.class_names.setdefault(column, classes) != classes:
+                raise InvalidValue(
+                    f"{self.name}: {file} names the classes of {column!r} {classes[:5]}..., "
+                    f"other files {self.class_names[column][:5]}...; give files of one "
+                    "dataset")
+
+    def _rows(self, table, bar, file):
         used = []
         for column in self.roles.values():
             used += list(column) if isinstance(column, tuple) else [column]
@@ -1011,4 +1048,4 @@ class ParquetTable(Table):
                 bar.update(batch.nbytes)
             for record in batch.to_pylist():
                 number += 1
-                yield f"{self.file} row {number}", record, None
+                yield f"{file} row {number}", record, None

@@ -86,11 +86,17 @@ def fit_length(wave, length):
     return tf.ensure_shape(out, wave.shape[:-1].as_list() + [length])
 
 
+TIED = 1e-3  # windows within this share of the loudest one's energy are taken as equal
+
+
 def loudest_start(rows, n, length):
     """The first sample (int32 `[batch]`) of the window of `length` samples with the most
     energy in each waveform of `rows` `[batch, samples]` holding `n` samples of content; 0
-    where `n <= length`. Energies are summed over blocks of `length // CROP_BLOCKS` samples,
-    and the window slides a block at a time (a convolution over the blocks' energies)."""
+    where `n <= length`. Energies are summed over blocks of `length // CROP_BLOCKS` samples and
+    the window slides a block at a time (a convolution over the blocks' energies), its last
+    place at the content's end. Windows within `TIED` of the loudest (every window holding the
+    whole of a short sound, told apart only by the quiet around it) are one: the middle of them
+    is taken, so the sound is centred, the same in every runtime."""
     block = max(1, length // CROP_BLOCKS)
     width = max(1, length // block)
     total = tf.shape(rows)[1]
@@ -100,9 +106,15 @@ def loudest_start(rows, n, length):
     energy = tf.pad(energy, [[0, 0], [0, width]])            # at least one full window
     windows = tf.nn.conv1d(energy[:, :, None], tf.ones([width, 1, 1]), 1, "VALID")[:, :, 0]
     starts = tf.range(tf.shape(windows)[1])[None, :] * block
-    allowed = starts <= (n - length)[:, None]
-    best = tf.argmax(tf.where(allowed, windows, -1.0), axis=1, output_type=tf.int32)
-    return tf.where(n > length, best * block, 0)
+    allowed = starts < (n - length + block)[:, None]          # the last one moved to n - length
+    windows = tf.where(allowed, windows, -1.0)
+    loudest = tf.reduce_max(windows, axis=1, keepdims=True)
+    tied = tf.cast(allowed & (windows >= loudest * (1.0 - TIED)), tf.int32)
+    first = tf.argmax(tied, axis=1, output_type=tf.int32)
+    last = tf.shape(tied)[1] - 1 - tf.argmax(tf.reverse(tied, [1]), axis=1,
+                                             output_type=tf.int32)
+    start = tf.minimum((first + last) // 2 * block, n - length)
+    return tf.where(n > length, start, 0)
 
 
 def content_lengths(rows):
