@@ -1,0 +1,51 @@
+"""SpellingCNN as a Keras graph: its trunk computes what the authors' ONNX file computes, and
+its front end what their published definition does (`mmzoo.blocks.spelling`)."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from mmzoo.blocks import spelling
+from mmzoo.errors import MissingFile
+
+
+@pytest.fixture(scope="module")
+def weights(data_dir):
+    return os.path.join(data_dir, "weights", "spelling_cnn")
+
+
+def test_the_trunk_equals_the_onnx_file(weights):
+    import onnxruntime
+
+    trunk = spelling.load_onnx_weights(spelling.spelling_trunk(), weights)
+    assert 1_000_000 < trunk.count_params() < 1_020_000
+    mel = np.random.default_rng(0).standard_normal((4, 1, 64, 128)).astype("float32")
+    session = onnxruntime.InferenceSession(os.path.join(weights, spelling.ONNX_FILE))
+    want = session.run(None, {"log_mel": mel})[0]
+    _, logits = trunk.predict(mel.transpose(0, 2, 3, 1), verbose=0)
+    np.testing.assert_allclose(logits, want, atol=1e-4)
+
+
+def test_the_front_end_equals_the_published_definition_and_recognises_digits(weights,
+                                                                             data_dir):
+    import librosa
+
+    files = sorted(glob.glob(os.path.join(data_dir, "fsdd", "recordings", "*_george_1.wav")))
+    waves = np.stack([np.pad(w, (0, max(0, 16000 - len(w))))[:16000] for w in
+                      (librosa.load(f, sr=16000)[0] for f in files)]).astype("float32")
+    ours = np.asarray(spelling.SpellingLogMel()(waves))[..., 0]
+    want = np.stack([spelling.published_log_mel(w) for w in waves])
+    np.testing.assert_allclose(ours, want, atol=1e-4)     # float32 against librosa's float64
+    _, logits = spelling.spelling_encoder(weights).predict(waves, verbose=0)
+    names = spelling.class_names(weights)
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    said = [words[i] for i in np.argmax(logits[:, [names.index(w) for w in words]], axis=1)]
+    heard = [words[int(os.path.basename(f)[0])] for f in files]
+    assert np.mean([a == b for a, b in zip(said, heard)]) >= 0.8, list(zip(said, heard))
+
+
+def test_wrong_weights_name_what_to_pass(tmp_path):
+    with pytest.raises(MissingFile, match="no spelling_cnn_mel.onnx in"):
+        spelling.weights_folder(tmp_path)
