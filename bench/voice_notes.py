@@ -11,7 +11,10 @@ trained on) and `audio_mfcc_cnn` trained with `mmzoo train`'s default settings (
 - `fsdd`: the recordings as they are, the same way (what the model makes of a speaker it never
   heard when nothing is cut away: the ceiling the voice notes can reach);
 - `voice_notes_before` (`--before REV`): the voice notes with another commit's mmzoo (a
-  worktree of it), e.g. the one before the clip length came from the data.
+  worktree of it), e.g. the one before the clip length came from the data;
+- `spelling_voice_notes`, `spelling_fsdd`: the same with `audio_spelling_cnn` (SpellingCNN,
+  pretrained on many voices, frozen; its weights given as `--set audio_weights=` the shared
+  folder, as on a machine without GitHub; nothing else set).
 
 Each row: every held-out speaker's accuracy and the mean, the clip length the run chose, the
 clips it cut, and the seconds per run. Results in bench/results/voice_notes.json.
@@ -57,13 +60,17 @@ def _files(kind, out_root):
             if n.endswith(".wav")}
 
 
-def run_one(data, run_dir, epochs, root):
+MODELS = {"spelling": ("audio_spelling_cnn",
+                     ["--set", f"audio_weights={os.path.join(DATA, 'weights', 'spelling_cnn')}"])}
+
+
+def run_one(data, run_dir, epochs, root, model="audio_mfcc_cnn", sets=()):
     """Train and evaluate with the mmzoo of checkout `root`: (accuracy, clip line, seconds)."""
     env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cli = [sys.executable, "-m", "mmzoo.cli"]
     start = time.perf_counter()
     epochs = ["--epochs", str(epochs)] if epochs else []   # else mmzoo train's default
-    out = subprocess.run(cli + ["train", "audio_mfcc_cnn", "--data", f"audio:{data}", *epochs,
+    out = subprocess.run(cli + ["train", model, "--data", f"audio:{data}", *epochs, *sets,
                                 "--out", run_dir, "--overwrite"], env=env,
                          capture_output=True, text=True, cwd=root)
     if out.returncode:
@@ -74,28 +81,32 @@ def run_one(data, run_dir, epochs, root):
     result = subprocess.run(cli + ["evaluate", run_dir, "--json"], env=env,
                             capture_output=True, text=True, check=True, cwd=root)
     with open(os.path.join(run_dir, "config.json")) as f:
-        clip = json.load(f)["config"]["clip_seconds"]
+        clip = json.load(f)["config"].get("clip_seconds", 1.0)
     return json.loads(result.stdout)["accuracy"], clip, said, seconds
 
 
 def row(kind, out_root, epochs, root):
-    files = _files(kind.replace("_before", ""), out_root)
+    model, sets = MODELS.get(kind.split("_")[0], ("audio_mfcc_cnn", []))
+    files = _files(kind.replace("_before", "").replace("spelling_", ""), out_root)
     speakers = {}
     for held in SPEAKERS:
         data = _by_speaker(files, held, os.path.join(out_root, f"{kind}_{held}"))
-        accuracy, clip, said, seconds = run_one(data, os.path.join(out_root, f"run_{kind}_"
-                                                                  f"{held}"), epochs, root)
+        accuracy, clip, said, seconds = run_one(
+            data, os.path.join(out_root, f"run_{kind}_{held}"), epochs, root, model, sets)
         speakers[held] = {"accuracy": round(accuracy, 4), "clip_seconds": clip,
                           "said": said, "seconds": round(seconds, 1)}
         print(f"{kind}: {held} held out: accuracy {accuracy:.3f} (clip {clip:g} s, "
               f"{seconds:.0f} s)", flush=True)
     mean = sum(s["accuracy"] for s in speakers.values()) / len(speakers)
-    return {"speakers": speakers, "mean_accuracy": round(mean, 4)}
+    return {"model": model, "sets": sets[1::2], "speakers": speakers,
+            "mean_accuracy": round(mean, 4)}
 
 
 ROWS = {"voice_notes_before": "voice notes, mmzoo before (clip 1 s, cut in its middle)",
         "voice_notes": "voice notes (clip length from the data, cut to the loudest part)",
-        "fsdd": "FSDD recordings as they are (the same way)"}
+        "fsdd": "FSDD recordings as they are (the same way)",
+        "spelling_voice_notes": "voice notes, `audio_spelling_cnn` (pretrained, frozen)",
+        "spelling_fsdd": "FSDD recordings, `audio_spelling_cnn` (pretrained, frozen)"}
 
 
 def table():
@@ -105,7 +116,7 @@ def table():
         return "_Not measured yet: run `python bench/voice_notes.py --before REV`._"
     from common import shown
 
-    lines = ["| data | " + " | ".join(SPEAKERS) + " | mean | clip | measured at |",
+    lines = ["| data and model | " + " | ".join(SPEAKERS) + " | mean | clip | measured at |",
              "|---|" + "---|" * (len(SPEAKERS) + 3)]
     for kind, label in ROWS.items():
         r = result["rows"].get(kind)
@@ -117,7 +128,8 @@ def table():
             f"{r['speakers'][s]['accuracy']:.3f}" for s in SPEAKERS)
             + f" | **{r['mean_accuracy']:.3f}** | {', '.join(f'{c:g} s' for c in clips)} | "
             f"{at} |")
-    return (f"`{result['model']}`, epochs {result['epochs']}, accuracy on the held-out speaker "
+    return (f"`audio_mfcc_cnn` unless named, epochs {result['epochs']}, accuracy on the "
+            "held-out speaker "
             f"({result['protocol']}); {result['measured']['machine']}:\n\n"
             + "\n".join(lines))
 
@@ -147,7 +159,7 @@ def main():
         before = row("voice_notes_before", args.out, args.epochs, worktree)
         result["rows"]["voice_notes_before"] = {**before, "commit": git(
             "rev-parse", args.before)}
-    for kind in ("voice_notes", "fsdd"):
+    for kind in ("voice_notes", "fsdd", "spelling_voice_notes", "spelling_fsdd"):
         result["rows"][kind] = row(kind, args.out, args.epochs, ROOT)
     write_result("voice_notes", result)
     for kind, r in result["rows"].items():

@@ -163,15 +163,24 @@ def frozen_backbone(model):
     return None
 
 
+AUDIO_BACKBONE = "audio_backbone"
+
+
 def audio_front_end(model):
-    """The model's MFCC layer when it reads the `audio` input as it comes (a fixed front end:
-    no weights), else None."""
+    """The model's fixed audio front end when it reads the `audio` input as it comes: its MFCC
+    layer (no weights), or its frozen pretrained `audio_backbone` sub-model (no trainable
+    weights); else None."""
     inputs = model.input if isinstance(model.input, dict) else {}
     if "audio" not in inputs:
         return None
     for layer in model.layers:
-        if isinstance(layer, MFCC) and len(layer._inbound_nodes) == 1 \
-                and layer.input is inputs["audio"]:
+        if len(layer._inbound_nodes) != 1:
+            continue
+        if isinstance(layer, MFCC) and layer.input is inputs["audio"]:
+            return layer
+        if layer.name == AUDIO_BACKBONE and isinstance(layer, keras.Model) \
+                and not layer.trainable_weights \
+                and layer._inbound_nodes[0].input_tensors[0] is inputs["audio"]:
             return layer
     return None
 

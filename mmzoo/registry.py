@@ -270,7 +270,9 @@ def _no_download(cfg):
     """`cfg` with `image_weights="imagenet"` set to None: describing a model (its shapes and
     parameter count, which weights do not change) never downloads its weights."""
     if getattr(cfg, "image_weights", None) == "imagenet":
-        return dataclasses.replace(cfg, image_weights=None)
+        cfg = dataclasses.replace(cfg, image_weights=None)
+    if getattr(cfg, "audio_weights", None) is not None:   # SpellingCNN's: read or fetched
+        cfg = dataclasses.replace(cfg, audio_weights=None)
     return cfg
 
 

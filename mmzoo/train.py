@@ -33,6 +33,7 @@ from mmzoo.data.sources import absolute_source, default_source
 from mmzoo.errors import InvalidValue
 from mmzoo.evaluate import evaluate
 from mmzoo.features import feature_model
+from mmzoo.layers.mfcc import MFCC
 from mmzoo.registry import build, get_spec, get_task
 from mmzoo.run import MONITOR, RunFolder, best_epoch, read_history
 
@@ -478,6 +479,7 @@ def _prepare(folder, name, spec, data, overrides, opts, dist):
         model = build(name, **config)
     if opts.verbose:
         _say_resampling(src, model)
+        _say_cut(src, spec, model)
     fit_model, caches, cache_dir, fronts = _feature_training(folder, model, opts, dist)
     if opts.jit_compile:
         fit_model.jit_compile = True
@@ -528,6 +530,18 @@ def _clip_length(src, spec, config, overrides, verbose):
     return config
 
 
+def _say_cut(src, spec, model):
+    """For a model of fixed-length audio whose length is its own (a pretrained encoder's
+    second, no `clip_seconds` to set): how many training clips it cuts to their loudest part."""
+    length = contract.input_shapes(model).get("audio", (None,))[0]
+    if length is None or "clip_seconds" in {f.name for f in dataclasses.fields(spec.config)}:
+        return
+    line = waveform.cut_line(src.audio_seconds("train"), length / contract.sample_rate(model),
+                             "training clips", fix=False)
+    if line:
+        print(f"{line} (the model's own clip length)", file=sys.stderr, flush=True)
+
+
 def _percent(part, whole):
     """`part` of `whole` as a percentage that says 100% only when it is all."""
     share = 100.0 * part / whole
@@ -553,8 +567,9 @@ def _feature_training(folder, model, opts, dist):
     elif opts.feature_cache == "memory":
         caches = {split: "memory" for split in caches}
     if opts.verbose:
-        named = " and ".join({"image": "frozen image backbone", "audio": "MFCC"}[n]
-                             for n in fronts)
+        named = " and ".join({"image": "frozen image backbone"}.get(
+            n, "MFCC" if isinstance(front, MFCC) else "frozen audio backbone")
+            for n, front in fronts.items())
         print(f"{named}: computed once per example before the cache ("
               f"{opts.feature_cache if opts.feature_cache != 'auto' else opts.cache}); the rest "
               "of the model trains on them", file=sys.stderr, flush=True)

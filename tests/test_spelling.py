@@ -49,3 +49,31 @@ def test_the_front_end_equals_the_published_definition_and_recognises_digits(wei
 def test_wrong_weights_name_what_to_pass(tmp_path):
     with pytest.raises(MissingFile, match="no spelling_cnn_mel.onnx in"):
         spelling.weights_folder(tmp_path)
+
+
+def test_a_head_on_the_frozen_encoder_recognises_a_voice_it_never_heard(weights, data_dir,
+                                                                       tmp_path):
+    """`audio_spelling_cnn`: trained on four FSDD speakers' "zero" and "one" (its embeddings
+    computed once and cached), it tells george's apart."""
+    import shutil
+
+    from conftest import run_mmzoo
+
+    fsdd = os.path.join(data_dir, "fsdd", "recordings")
+    for name in sorted(os.listdir(fsdd)):
+        digit, speaker, index = name[:-4].split("_")
+        if digit in "01" and int(index) < 8:
+            split = "test" if speaker == "george" else "train"
+            folder = tmp_path / "words" / split / ("zero", "one")[int(digit)]
+            os.makedirs(folder, exist_ok=True)
+            shutil.copy(os.path.join(fsdd, name), folder / name)
+    run = tmp_path / "run"
+    out = run_mmzoo("train", "audio_spelling_cnn", "--data", f"audio:{tmp_path / 'words'}",
+                    "--set", f"audio_weights={weights}", "--epochs", "4", "--out", str(run))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "frozen audio backbone: computed once per example" in out.stderr
+    out = run_mmzoo("evaluate", str(run), "--json")
+    import json
+
+    result = json.loads(out.stdout)
+    assert result["examples"] == 16 and result["accuracy"] >= 0.9, result

@@ -7,8 +7,7 @@ front end from the published facts (`../shared/data/README.md`), `spelling_trunk
 its weights copied from the ONNX file's initializers (batch norm is folded into the convolutions
 there). The 640-wide pooled vector before the classifier is the embedding a head trains on.
 
-Work in progress (issue 32): the trunk and its front end, checked against the ONNX file and the
-published definition; no registered model uses them yet.
+`audio_spelling_cnn` (a classifier on its frozen embedding) is built on `spelling_backbone`.
 """
 
 from __future__ import annotations
@@ -22,61 +21,18 @@ import numpy as np
 from keras import layers, ops
 
 from mmzoo.errors import InvalidValue, MissingFile
-from mmzoo.layers.mfcc import LogMel
+from mmzoo.layers.mfcc import SPELLING, SpellingLogMel
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000            # 1 s
-N_FFT, HOP, N_MELS, FMIN, FMAX = 512, 125, 64, 20.0, 8000.0
-FRAMES = 128                    # time cut (or zero-padded on the right) to this many frames
-LOG_FLOOR = 1e-6                # ln(mel + 1e-6)
-STD_FLOOR = 1e-3                # per-clip standardisation: the deviation floored at this
+SAMPLE_RATE, CLIP_SAMPLES = SPELLING["sample_rate"], SPELLING["sample_rate"]  # 1 s at 16 kHz
+N_FFT, HOP, N_MELS = SPELLING["n_fft"], SPELLING["hop_length"], SPELLING["n_mels"]
+FMIN, FMAX, FRAMES = SPELLING["fmin"], SPELLING["fmax"], SPELLING["frames"]
+LOG_FLOOR, STD_FLOOR = SPELLING["log_floor"], SPELLING["std_floor"]
 # (expansion, output channels, repeats, first stride) of each inverted-residual stage
 STAGES = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 3, 2), (4, 64, 3, 2), (4, 96, 2, 1),
           (4, 160, 2, 2), (4, 240, 1, 1))
 STEM, HEAD = 32, 640
 ONNX_FILE = "spelling_cnn_mel.onnx"
 META_FILE = "spelling_cnn_meta.json"
-
-
-@keras.saving.register_keras_serializable("mmzoo")
-class SpellingLogMel(LogMel):
-    """SpellingCNN's front end: float32 waveforms `[batch, 16000]` at 16 kHz -> standardised
-    log-mel `[batch, 64, 128, 1]` (mel bands, frames, a channel).
-
-    From the published facts: power mel spectrogram with `n_fft` 512 (periodic Hann window of
-    512), hop 125, centred frames with reflect padding, 64 Slaney mel bands from 20 Hz to
-    8 kHz with Slaney area normalisation; `ln(mel + 1e-6)`; the first 128 frames (a shorter
-    clip's frames zero-padded on the right); then each clip standardised over all its 64 x 128
-    values (mean, unbiased standard deviation floored at 1e-3).
-    """
-
-    def __init__(self, **kwargs):
-        for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"):
-            kwargs.pop(key, None)
-        super().__init__(SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=FMIN,
-                         fmax=FMAX, top_db=None, **kwargs)
-
-    def call(self, waveform):
-        waveform = ops.cast(waveform, "float32")
-        pad = self.n_fft // 2
-        padded = ops.pad(waveform, [[0, 0], [pad, pad]], mode="reflect")
-        real, imag = (self._factored(padded) if self.dft == "factored"
-                      else self._convolved(padded))
-        mel = ops.matmul(real * real + imag * imag, ops.convert_to_tensor(self._mel_t))
-        x = ops.log(mel + LOG_FLOOR)                                   # [batch, frames, mels]
-        x = ops.pad(x, [[0, 0], [0, FRAMES], [0, 0]])[:, :FRAMES]     # cut or pad to 128
-        count = float(FRAMES * self.n_mels)
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        var = ops.sum(ops.square(x - mean), axis=(1, 2), keepdims=True) / (count - 1.0)
-        x = (x - mean) / ops.maximum(ops.sqrt(var), STD_FLOOR)
-        return ops.expand_dims(ops.transpose(x, (0, 2, 1)), -1)       # [batch, mels, frames, 1]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], N_MELS, FRAMES, 1)
-
-    def get_config(self):
-        config = keras.layers.Layer.get_config(self)
-        return config
 
 
 def published_log_mel(wave):
@@ -186,6 +142,54 @@ def load_onnx_weights(model, weights):
     gemm = gemms[0]
     model.get_layer("logits").set_weights([values[gemm.input[1]].T, values[gemm.input[2]]])
     return model
+
+
+# where users' machines fetch the files (the authors' repository at the commit the shared copy
+# was taken from), checked by their SHA-256; tests and benchmarks pass the local folder
+RELEASE = "https://github.com/moonshine-ai/moonshine/raw/db88bff/micro/models/"
+SHA256 = {ONNX_FILE: "a42f1c9e19e1b31b8499fa20e0e9e4d6c70b80206bd9ac093e42a24893cda249",
+          META_FILE: "c6162455d46f6e9502fb32db03a3e18d1fa9cbb54bd8f461d1176dbfec6362ca"}
+PUBLISHED = "spelling_cnn"   # `audio_weights="spelling_cnn"`: the published files
+
+
+def resolved_weights(weights):
+    """The local folder of the SpellingCNN files: `weights` itself, or, for `"spelling_cnn"`,
+    the published files fetched once into Keras' cache (`keras.utils.get_file`, checked by
+    their SHA-256) on a machine that reaches GitHub; a failed fetch names what to pass."""
+    if weights != PUBLISHED:
+        return weights_folder(weights)
+    folder = None
+    for name, digest in SHA256.items():
+        try:
+            path = keras.utils.get_file(name, RELEASE + name, file_hash=digest,
+                                        cache_subdir="mmzoo_spelling_cnn")
+        except Exception as e:
+            raise MissingFile(
+                f"audio_weights='spelling_cnn': cannot fetch {name} from {RELEASE} ({e}); "
+                "download spelling_cnn_mel.onnx and spelling_cnn_meta.json from the "
+                "moonshine-ai/moonshine repository (micro/models/) and pass their folder: "
+                "--set audio_weights=PATH") from None
+        folder = os.path.dirname(path)
+    return folder
+
+
+BACKBONE = "audio_backbone"   # the sub-model `mmzoo.contract.audio_front_end` finds
+
+
+def spelling_backbone(weights=PUBLISHED, trainable=False, name=BACKBONE):
+    """SpellingCNN as an audio backbone: waveforms `[batch, 16000]` at 16 kHz -> its 640-wide
+    embedding, one sub-model named `audio_backbone`. `weights`: the files' folder, the
+    published `"spelling_cnn"`, or None (random weights, for tests). `trainable=False` (the
+    default) freezes it: a fixed front end whose embeddings `mmzoo train` computes once per
+    clip and caches (`mmzoo.features`)."""
+    wave = keras.Input((CLIP_SAMPLES,), name="waveform")
+    trunk = spelling_trunk()
+    if weights is not None:
+        load_onnx_weights(trunk, resolved_weights(weights))
+    embedding, _ = trunk(SpellingLogMel(name="spelling_log_mel")(wave))
+    backbone = keras.Model(wave, embedding, name=name)
+    backbone.trainable = bool(trainable)
+    return backbone
 
 
 def spelling_encoder(weights, name="spelling_encoder"):

@@ -18,6 +18,7 @@ from mmzoo.contract import TEXT_INPUTS, front_end_key, front_ends
 from mmzoo.data import waveform
 from mmzoo.data.preprocessor import Preprocessor
 from mmzoo.errors import InvalidValue
+from mmzoo.layers.mfcc import MFCC
 from mmzoo.registry import task_of
 
 # Example keys each model input may be fed from, in order of preference (`captions`: several
@@ -190,6 +191,8 @@ def _augmented(ds, pre, fronts, augment):
     or of cached MFCCs augmented as MFCCs (`augment_mfcc`), when `augment`."""
     if not augment:
         return ds
+    if "audio" in fronts and not isinstance(fronts["audio"], MFCC):
+        return ds  # a frozen backbone's embeddings, cached: used as they are (as images')
     if "audio" in fronts:  # MFCCs of the waveforms as read, cached: augmented as MFCCs
         mfcc = fronts["audio"]
         return ds.map(lambda e: {**e, "audio": waveform.augment_mfcc(

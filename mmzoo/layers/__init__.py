@@ -1,7 +1,7 @@
 """Custom serializable Keras layers (registered under the package name `mmzoo`)."""
 
 from mmzoo.layers.fusion import Similarity, WeightedAverage, contrastive_loss
-from mmzoo.layers.mfcc import MFCC, LogMel
+from mmzoo.layers.mfcc import MFCC, LogMel, SpellingLogMel
 from mmzoo.layers.pooling import MaskedAverage
 from mmzoo.layers.speech import (
                                  CTCTokens,
@@ -16,6 +16,7 @@ from mmzoo.layers.vocab import HubTokenizer, LabelNames, Vocabulary, model_label
 from mmzoo.layers.wrapped import Wrapped
 
 __all__ = ["CTCTokens", "FrameLengths", "FrameMask", "HubTokenizer", "LabelNames", "LogMel", "MFCC",
-           "MaskFrames", "MaskedAverage", "Similarity", "SpecAugment", "UtteranceLengths",
+           "MaskFrames", "MaskedAverage", "Similarity", "SpecAugment", "SpellingLogMel",
+           "UtteranceLengths",
            "UtteranceNormalization", "Vocabulary", "WeightedAverage", "Wrapped",
            "contrastive_loss", "model_labels", "model_vocabulary"]

@@ -218,3 +218,51 @@ class MFCC(LogMel):
 
     def get_config(self):
         return {**super().get_config(), "n_mfcc": self.n_mfcc}
+
+
+# SpellingCNN's front end as its authors published it (moonshine-ai, `mmzoo.blocks.spelling`)
+SPELLING = {"sample_rate": 16000, "n_fft": 512, "hop_length": 125, "n_mels": 64, "fmin": 20.0,
+            "fmax": 8000.0, "frames": 128, "log_floor": 1e-6, "std_floor": 1e-3}
+
+
+@keras.saving.register_keras_serializable("mmzoo")
+class SpellingLogMel(LogMel):
+    """SpellingCNN's front end: float32 waveforms `[batch, 16000]` at 16 kHz -> standardised
+    log-mel `[batch, 64, 128, 1]` (mel bands, frames, a channel).
+
+    From the published facts: power mel spectrogram with `n_fft` 512 (periodic Hann window of
+    512), hop 125, centred frames with reflect padding, 64 Slaney mel bands from 20 Hz to
+    8 kHz with Slaney area normalisation; `ln(mel + 1e-6)`; the first 128 frames (a shorter
+    clip's frames zero-padded on the right); then each clip standardised over all its 64 x 128
+    values (mean, unbiased standard deviation floored at 1e-3).
+    """
+
+    def __init__(self, **kwargs):
+        for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"):
+            kwargs.pop(key, None)
+        super().__init__(SPELLING["sample_rate"], n_fft=SPELLING["n_fft"],
+                         hop_length=SPELLING["hop_length"], n_mels=SPELLING["n_mels"],
+                         fmin=SPELLING["fmin"], fmax=SPELLING["fmax"], top_db=None, **kwargs)
+
+    def call(self, waveform):
+        waveform = ops.cast(waveform, "float32")
+        pad = self.n_fft // 2
+        padded = ops.pad(waveform, [[0, 0], [pad, pad]], mode="reflect")
+        real, imag = (self._factored(padded) if self.dft == "factored"
+                      else self._convolved(padded))
+        mel = ops.matmul(real * real + imag * imag, ops.convert_to_tensor(self._mel_t))
+        x = ops.log(mel + SPELLING["log_floor"])                                   # [batch, frames, mels]
+        frames = SPELLING["frames"]
+        x = ops.pad(x, [[0, 0], [0, frames], [0, 0]])[:, :frames]     # cut or pad to 128
+        count = float(frames * self.n_mels)
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        var = ops.sum(ops.square(x - mean), axis=(1, 2), keepdims=True) / (count - 1.0)
+        x = (x - mean) / ops.maximum(ops.sqrt(var), SPELLING["std_floor"])
+        return ops.expand_dims(ops.transpose(x, (0, 2, 1)), -1)       # [batch, mels, frames, 1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_mels, SPELLING["frames"], 1)
+
+    def get_config(self):
+        config = keras.layers.Layer.get_config(self)
+        return config

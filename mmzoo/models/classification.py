@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Optional
 
 import keras
 
-from mmzoo.blocks import fuse, late_fusion
+from mmzoo.blocks import fuse, late_fusion, spelling
 from mmzoo.layers.vocab import LabelNames
 from mmzoo.models.common import (
     DIGITS,
@@ -139,6 +139,30 @@ def audio_mfcc_cnn(cfg):
 def audio_mfcc_lstm(cfg):
     """Raw waveform -> MFCC (in the graph) -> LSTM over the frames -> softmax."""
     return _audio_classifier(cfg, "lstm", "audio_mfcc_lstm")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpellingClassifierConfig(HeadConfig):
+    """A head on SpellingCNN's pretrained 640-wide embedding (`mmzoo.blocks.spelling`): 1 s of
+    16 kHz audio (a longer clip cut to its loudest second, a shorter one padded)."""
+
+    labels: tuple[str, ...] = DIGITS
+    # the SpellingCNN files' folder, or "spelling_cnn": the published files (fetched once)
+    audio_weights: Optional[str] = "spelling_cnn"
+    audio_trainable: bool = False   # frozen: its embeddings are computed once and cached
+    hidden_units: tuple[int, ...] = (128,)
+    dropout: float = 0.2
+
+
+@register("audio_spelling_cnn", task="classification", inputs=("audio",),
+          config=SpellingClassifierConfig,
+          test_config={**TINY_HEAD, "audio_weights": None})
+def audio_spelling_cnn(cfg):
+    """SpellingCNN (pretrained on many voices, frozen) -> its embedding -> softmax."""
+    audio = keras.Input((spelling.CLIP_SAMPLES,), name="audio")
+    x = spelling.spelling_backbone(cfg.audio_weights, cfg.audio_trainable)(audio)
+    return compile_classifier(keras.Model({"audio": audio}, head(cfg, x),
+                                          name="audio_spelling_cnn"), cfg)
 
 
 def _audio_classifier(cfg, kind, name):
