@@ -267,8 +267,9 @@ def _build(spec, cfg, overrides=None):
 
 
 def _no_download(cfg):
-    """`cfg` with `image_weights="imagenet"` set to None: describing a model (its shapes and
-    parameter count, which weights do not change) never downloads its weights."""
+    """`cfg` with `image_weights="imagenet"` and any `audio_weights` set to None: describing a
+    model (its shapes and parameter count, which weights do not change) never downloads (nor
+    reads) its weights."""
     if getattr(cfg, "image_weights", None) == "imagenet":
         cfg = dataclasses.replace(cfg, image_weights=None)
     if getattr(cfg, "audio_weights", None) is not None:   # SpellingCNN's: read or fetched

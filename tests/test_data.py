@@ -78,6 +78,7 @@ def test_load_rejects_bad_arguments():
 PAIRS = [
     ("audio_mfcc_cnn", "fsdd:{data}/fsdd?sample_rate=4000", None),
     ("audio_mfcc_lstm", "fsdd:{data}/fsdd?sample_rate=4000", None),
+    ("audio_spelling_cnn", "fsdd:{data}/fsdd", None),
     ("text_word_vector_mlp", "csv:{data}/ag_news/news.csv", None),
     ("text_lstm", "csv:{data}/ag_news/news.csv", None),
     ("text_transformer", "csv:{data}/ag_news/news.csv", None),

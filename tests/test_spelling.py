@@ -77,3 +77,34 @@ def test_a_head_on_the_frozen_encoder_recognises_a_voice_it_never_heard(weights,
 
     result = json.loads(out.stdout)
     assert result["examples"] == 16 and result["accuracy"] >= 0.9, result
+
+
+def test_the_frozen_encoder_is_a_fixed_front_end_and_its_features_train_the_same_head(weights):
+    """`front_ends` finds the frozen backbone (not a fine-tuned one); the feature model on its
+    embeddings computes what the whole model computes; the cache key tells weights apart."""
+    import mmzoo
+    from mmzoo.contract import front_end_key, front_ends
+    from mmzoo.features import feature_model
+
+    model = mmzoo.build("audio_spelling_cnn", audio_weights=weights, labels=("a", "b"))
+    fronts = front_ends(model)
+    assert list(fronts) == ["audio"] and fronts["audio"].name == "audio_backbone"
+    assert not front_ends(mmzoo.build("audio_spelling_cnn", audio_weights=None,
+                                      audio_trainable=True, labels=("a", "b")))
+    waves = np.random.default_rng(0).uniform(-0.3, 0.3, (3, 16000)).astype("float32")
+    whole = model.predict({"audio": waves}, verbose=0)
+    embedding = fronts["audio"].predict(waves, verbose=0)
+    head = feature_model(model).predict({"audio": embedding}, verbose=0)
+    np.testing.assert_allclose(head, whole, rtol=1e-5, atol=1e-6)
+    random = front_ends(mmzoo.build("audio_spelling_cnn", audio_weights=None, labels=("a", "b")))
+    assert front_end_key(fronts) != front_end_key(random)
+    assert front_end_key(fronts) == front_end_key(front_ends(mmzoo.build(
+        "audio_spelling_cnn", audio_weights=weights, labels=("a", "b"))))
+
+
+def test_the_front_end_takes_no_other_settings():
+    from mmzoo.errors import InvalidValue
+    from mmzoo.layers import SpellingLogMel
+
+    with pytest.raises(InvalidValue, match=r"takes no \['n_fft'\]"):
+        SpellingLogMel(n_fft=256)

@@ -12,8 +12,10 @@ there). The 640-wide pooled vector before the classifier is the embedding a head
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 
 import keras
 import librosa
@@ -62,13 +64,25 @@ def weights_folder(weights):
         if not os.path.isfile(os.path.join(folder, name)):
             raise MissingFile(f"SpellingCNN weights: no {name} in {folder!r}; give the folder "
                               "holding the moonshine-ai SpellingCNN files (spelling_cnn_mel.onnx"
-                              " and spelling_cnn_meta.json)")
+                              " and spelling_cnn_meta.json), audio_weights=PATH")
+    _warn_if_other(os.path.join(folder, ONNX_FILE))
     return folder
+
+
+def _warn_if_other(path):
+    """Warn when an ONNX file is not the one mmzoo was checked against (its SHA-256): its
+    authors re-export their models, with other classes."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != SHA256[ONNX_FILE]:
+        warnings.warn(f"{path} is not the SpellingCNN file mmzoo was checked against (moonshine"
+                      f"-ai/moonshine commit db88bff, SHA-256 {SHA256[ONNX_FILE][:12]}...); "
+                      "its graph and classes may differ", stacklevel=3)
 
 
 def class_names(weights):
     """The 51 tokens of SpellingCNN's classifier, in logit order (its meta file)."""
-    with open(os.path.join(weights_folder(weights), META_FILE)) as f:
+    with open(os.path.join(resolved_weights(weights), META_FILE)) as f:
         return tuple(json.load(f)["classes"])
 
 
@@ -167,8 +181,8 @@ def resolved_weights(weights):
             raise MissingFile(
                 f"audio_weights='spelling_cnn': cannot fetch {name} from {RELEASE} ({e}); "
                 "download spelling_cnn_mel.onnx and spelling_cnn_meta.json from the "
-                "moonshine-ai/moonshine repository (micro/models/) and pass their folder: "
-                "--set audio_weights=PATH") from None
+                "moonshine-ai/moonshine repository at commit db88bff (micro/models/) and pass "
+                "their folder: audio_weights=PATH (--set audio_weights=PATH)") from None
         folder = os.path.dirname(path)
     return folder
 
@@ -196,6 +210,6 @@ def spelling_encoder(weights, name="spelling_encoder"):
     """Waveforms `[batch, 16000]` at 16 kHz -> `(embedding, logits)`: the front end and the
     trunk with the ONNX file's weights, one Keras functional model."""
     wave = keras.Input((CLIP_SAMPLES,), name="audio")
-    trunk = load_onnx_weights(spelling_trunk(), weights)
+    trunk = load_onnx_weights(spelling_trunk(), resolved_weights(weights))
     embedding, logits = trunk(SpellingLogMel(name="spelling_log_mel")(wave))
     return keras.Model(wave, [embedding, logits], name=name)

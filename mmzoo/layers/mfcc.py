@@ -235,11 +235,22 @@ class SpellingLogMel(LogMel):
     8 kHz with Slaney area normalisation; `ln(mel + 1e-6)`; the first 128 frames (a shorter
     clip's frames zero-padded on the right); then each clip standardised over all its 64 x 128
     values (mean, unbiased standard deviation floored at 1e-3).
+
+    It takes the clip as mmzoo's pipeline gives every audio model its clip: 1 s, a shorter one
+    centred in silence. The authors compute the mel of the shorter clip alone and pad its frames
+    with zeros after the logarithm; for such a clip the two differ (a head trained on these
+    inputs learns on them; the authors' 51-word classifier used as it is would want theirs).
     """
 
-    def __init__(self, **kwargs):
-        for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db"):
-            kwargs.pop(key, None)
+    def __init__(self, front_end=None, **kwargs):
+        if front_end is not None and dict(front_end) != SPELLING:
+            raise InvalidValue(f"SpellingLogMel: saved with the front end {front_end}, which "
+                               f"is not SpellingCNN's published one {SPELLING}")
+        chosen = sorted(set(kwargs) & {"sample_rate", "n_fft", "hop_length", "n_mels", "fmin",
+                                       "fmax", "top_db"})
+        if chosen:
+            raise InvalidValue(f"SpellingLogMel takes no {chosen}: its front end is the one "
+                               "SpellingCNN was trained with; use LogMel for another")
         super().__init__(SPELLING["sample_rate"], n_fft=SPELLING["n_fft"],
                          hop_length=SPELLING["hop_length"], n_mels=SPELLING["n_mels"],
                          fmin=SPELLING["fmin"], fmax=SPELLING["fmax"], top_db=None, **kwargs)
@@ -264,5 +275,5 @@ class SpellingLogMel(LogMel):
         return (input_shape[0], self.n_mels, SPELLING["frames"], 1)
 
     def get_config(self):
-        config = keras.layers.Layer.get_config(self)
-        return config
+        # the front end's facts, so that a cache of its outputs is keyed by them
+        return {**keras.layers.Layer.get_config(self), "front_end": dict(SPELLING)}
