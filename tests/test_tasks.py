@@ -141,10 +141,13 @@ def test_what_training_asks_after_fit(case):
     said = task.learned_nothing_after_training(model, validation, best, 4, "cause",
                                                mmzoo.evaluate)
     assert said is None or "learned nothing" in said
+    # the decoding tasks try their model on a few validation examples after training
+    assert (task.checked_examples is not None) == bool(task.decoders)
     assert isinstance(task.validation_needs_decoding(), bool)
     lines = task.report(model, lambda: validation, 2)
     assert isinstance(lines, list) and (bool(lines) == bool(task.decoders))
-    exercised("learned_nothing_after_training", "validation_needs_decoding", "report")
+    exercised("learned_nothing_after_training", "checked_examples", "validation_needs_decoding",
+              "report")
 
 
 def test_export_metadata_and_card(case, tmp_path):

@@ -177,12 +177,20 @@ class Task:
         (a classifier reads only their labels)."""
         return True
 
+    # validation examples the model is evaluated on after training for `learned_nothing`
+    # (None: no such check, or a task's own `learned_nothing_after_training`)
+    checked_examples = None
+
     def learned_nothing_after_training(self, model, validation, best, batch_size, cause,
                                        evaluate):
         """One line when the model just trained learned nothing, else None: `validation`
         the validation split's raw examples, `best` the best epoch (`mmzoo.run.best_epoch`),
-        `evaluate` the evaluation driver."""
-        return None
+        `evaluate` the evaluation driver. By default, `learned_nothing` of the evaluation of
+        the first `checked_examples` validation examples (a task without them: None)."""
+        if self.checked_examples is None:
+            return None
+        return self.learned_nothing(evaluate(model, validation.take(self.checked_examples),
+                                             batch_size=batch_size), cause)
 
     def report(self, model, validation, examples=8):
         """Lines `mmzoo train` prints after training: a few validation examples with what the

@@ -31,7 +31,6 @@ from mmzoo.tasks.base import Task, as_list, decoder_table, image_batches, with_c
 # The beam search the bench reports and the SavedModel serves (`serving_default`).
 NUM_BEAMS, LENGTH_PENALTY = 3, 0.7
 DECODERS = ("greedy", "beam")
-CHECKED_EXAMPLES = 64  # validation examples a captioner is tried on after training
 
 Captioner = collections.namedtuple(
     "Captioner", "encoder decoder tokens max_length start_id end_id")
@@ -189,6 +188,7 @@ class Captioning(Task):
               "called once per word: the runtime runs the beam search (`captioning` in "
               "metadata.json; `mmzoo/runtime.py` does it).")
     decoders = DECODERS
+    checked_examples = 64  # validation images captioned after training (`learned_nothing`)
     multimodal = True
 
     def problems(self, model):
@@ -263,12 +263,6 @@ class Captioning(Task):
             return (f"{result['model']} learned nothing of the images: it gives every one of "
                     f"{result['images']} images the same caption ({caption!r}); {cause}")
         return None
-
-    def learned_nothing_after_training(self, model, validation, best, batch_size, cause,
-                                       evaluate):
-        """The captions of the first `CHECKED_EXAMPLES` validation images."""
-        return self.learned_nothing(evaluate(model, validation.take(CHECKED_EXAMPLES),
-                                             batch_size=batch_size), cause)
 
     def report(self, model, validation, examples=8):
         inputs, targets = next(iter(pipeline(model, validation(), batch_size=examples)))

@@ -33,7 +33,6 @@ from mmzoo.tasks.base import Task, as_list, decoder_table, zeroed
 DECODERS = ("greedy", "beam")
 # The beam width the bench reports and the SavedModel serves (`serving_default`).
 BEAM_WIDTH = 16
-CHECKED_EXAMPLES = 64  # validation utterances a recogniser is tried on after training
 # Utterance lengths (seconds) that separate the buckets of similar length batched together in
 # training, so a batch pads little (`tf.data.Dataset.bucket_by_sequence_length`).
 BUCKET_SECONDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0)
@@ -199,6 +198,7 @@ class Transcription(Task):
     limits = ("Portable exports give per-frame CTC log-probabilities: the runtime decodes them "
               "(`ctc` in metadata.json).",)
     decoders = DECODERS
+    checked_examples = 64  # validation utterances transcribed after training
     audio_any_length = True
     portable_output = "frames"
 
@@ -288,12 +288,6 @@ class Transcription(Task):
                     f"{result['greedy']['utterances']} transcripts is empty (a CTC model says "
                     f"only blanks until it has learned enough); {cause}")
         return None
-
-    def learned_nothing_after_training(self, model, validation, best, batch_size, cause,
-                                       evaluate):
-        """The transcripts of the first `CHECKED_EXAMPLES` validation utterances."""
-        return self.learned_nothing(evaluate(model, validation.take(CHECKED_EXAMPLES),
-                                             batch_size=batch_size), cause)
 
     def report(self, model, validation, examples=5):
         pre = Preprocessor(model)
